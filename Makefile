@@ -1,0 +1,23 @@
+# The two commands that set up a fresh machine (see README.md):
+#   make run    a working node on 127.0.0.1:8080 (PostgreSQL started for you)
+#   make test   the whole test suite
+.PHONY: run test deps build bench clean-dev
+
+deps:
+	@scripts/install-deps.sh
+
+build: deps
+	swift build
+
+run: deps
+	@scripts/dev-run.sh
+
+test: deps
+	swift test
+
+bench: deps
+	swift run -c release anchorage-bench api
+
+clean-dev:
+	@scripts/dev-run.sh --stop-only || true
+	rm -rf .anchorage/dev

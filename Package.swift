@@ -1,0 +1,149 @@
+// swift-tools-version: 6.2
+import PackageDescription
+
+/// One settings array for every target: Swift 6 language mode (strict concurrency) plus the
+/// upcoming features the Hummingbird/postgres-nio codebases use.
+let swiftSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let package = Package(
+    name: "anchorage",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "anchorage", targets: ["Server"]),
+        .executable(name: "anchorage-bench", targets: ["Bench"]),
+        .library(name: "Pins", targets: ["Pins"]),
+        .library(name: "PinsHTTP", targets: ["PinsHTTP"]),
+        .library(name: "PostgresStore", targets: ["PostgresStore"]),
+        .library(name: "LocalPostgres", targets: ["LocalPostgres"]),
+        .library(name: "Sim", targets: ["Sim"]),
+        .library(name: "ConformanceKit", targets: ["ConformanceKit"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", exact: "2.28.1"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", exact: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", exact: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", exact: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", exact: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-configuration.git", exact: "1.4.0", traits: [.defaults, "YAML"]),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", exact: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-system.git", exact: "1.8.1"),
+    ],
+    targets: [
+        // Seams: the protocols through which all core logic reaches time and randomness,
+        // plus pure value types (timestamps, TypeIDs) built on them. No I/O.
+        .target(name: "Seams", swiftSettings: swiftSettings),
+        // Pins: the Pinning Services API domain: validation, filters, the store protocol and
+        // the service that applies the spec's rules. Imports no adapter.
+        .target(
+            name: "Pins",
+            dependencies: ["Seams", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
+        // Tokens: HS256 API tokens with kid-named signing keys, pinned algorithm, denylist.
+        .target(
+            name: "Tokens",
+            dependencies: ["Seams", "Pins", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings
+        ),
+        // PinsHTTP: the Hummingbird adapter: routes, auth middleware, strict JSON, Failure bodies.
+        .target(
+            name: "PinsHTTP",
+            dependencies: [
+                "Pins", "Tokens", "Seams",
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // PostgresStore: migrations, row-level-security schema and the postgres-nio stores.
+        .target(
+            name: "PostgresStore",
+            dependencies: [
+                "Pins", "Tokens", "Seams",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // LocalPostgres: throwaway PostgreSQL clusters (initdb + pg_ctl) for tests, bench, sim.
+        .target(
+            name: "LocalPostgres",
+            dependencies: [
+                "PostgresStore",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Live: production implementations of the seams (wall clock, system entropy).
+        .target(name: "Live", dependencies: ["Seams"], swiftSettings: swiftSettings),
+        // Sim: deterministic implementations of the seams (virtual clock, seeded entropy).
+        .target(name: "Sim", dependencies: ["Seams"], swiftSettings: swiftSettings),
+        // ConformanceKit: Pinning-API fixtures as data, one runner, pluggable transports.
+        .target(
+            name: "ConformanceKit",
+            dependencies: [
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Server",
+            dependencies: [
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "Live", "Seams",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Configuration", package: "swift-configuration"),
+                .product(name: "SystemPackage", package: "swift-system"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "Bench",
+            dependencies: [
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Live", "Seams",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PinsTests",
+            dependencies: ["Pins", "Seams", "Sim", "Tokens"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "Integration",
+            dependencies: [
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "Conformance",
+            dependencies: [
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,90 @@
+import HTTPTypes
+import Hummingbird
+import Logging
+import NIOCore
+import Pins
+import Tokens
+
+/// Turns every error into the spec's `Failure` body with `Content-Type: application/json`:
+/// our own `PinsError`s, Hummingbird's (unknown route, too-large body) and anything unexpected
+/// (a 500 whose details never leak internals; the error itself is logged).
+public struct FailureMiddleware<Context: RequestContext>: RouterMiddleware {
+    public init() {}
+
+    public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as PinsError {
+            if error.status >= 500 { context.logger.error("request failed", metadata: ["error": "\(error)"]) }
+            return Self.response(for: error)
+        } catch let error as HTTPError {
+            return Self.response(for: Self.map(error))
+        } catch is NIOTooManyBytesError {
+            return Self.response(for: .badRequest(reason: "BODY_TOO_LARGE", details: "the request body is too large"))
+        } catch {
+            context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
+            return Self.response(for: .internalError("an unexpected error occurred; it has been logged"))
+        }
+    }
+
+    static func map(_ error: HTTPError) -> PinsError {
+        switch error.status {
+        case .notFound: return .notFound
+        case .methodNotAllowed:
+            return PinsError(status: 405, reason: "METHOD_NOT_ALLOWED", details: "this method is not allowed here")
+        case .contentTooLarge: return .badRequest(reason: "BODY_TOO_LARGE", details: "the request body is too large")
+        case .unauthorized: return .unauthorized(error.body ?? "access token is missing or invalid")
+        default:
+            let code = Int(error.status.code)
+            return PinsError(
+                status: code, reason: code >= 500 ? "INTERNAL_SERVER_ERROR" : "BAD_REQUEST",
+                details: error.body ?? error.status.reasonPhrase)
+        }
+    }
+
+    public static func response(for error: PinsError) -> Response {
+        var writer = JSONWriter(capacity: 128)
+        writer.failure(error)
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if error.status == 401 { headers[.wwwAuthenticate] = "Bearer" }
+        return Response(
+            status: HTTPResponse.Status(code: error.status), headers: headers, body: .init(byteBuffer: writer.buffer))
+    }
+}
+
+/// Requires `Authorization: Bearer <token>` and verifies it; sets the org on the context and
+/// the logger. Anything else is a 401 `Failure`.
+public struct AuthMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
+    let verifier: TokenVerifier
+
+    public init(verifier: TokenVerifier) { self.verifier = verifier }
+
+    public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard let header = request.headers[.authorization] else {
+            throw PinsError.unauthorized("access token is missing: send Authorization: Bearer <token>")
+        }
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw PinsError.unauthorized("the Authorization header must be Bearer <token>")
+        }
+        let claims = try await verifier.verify(String(parts[1].trimmingWhitespace()))
+        var context = context
+        context.claims = claims
+        context.logger[metadataKey: "org"] = "\(claims.org)"
+        return try await next(request, context)
+    }
+}
+
+extension Substring {
+    fileprivate func trimmingWhitespace() -> Substring {
+        var s = self
+        while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
+        while let l = s.last, l == " " || l == "\t" { s.removeLast() }
+        return s
+    }
+}

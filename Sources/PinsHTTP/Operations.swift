@@ -1,0 +1,38 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Answers whether this node can serve requests, and if not, why.
+public protocol ReadinessCheck: Sendable {
+    /// nil when ready; otherwise a short reason.
+    func notReadyReason() async -> String?
+}
+
+/// `/v1/health` (the process is alive) and `/v1/ready` (it can serve: 200, or 503 with a reason).
+public struct OperationsController: Sendable {
+    let readiness: any ReadinessCheck
+
+    public init(readiness: any ReadinessCheck) { self.readiness = readiness }
+
+    public func register(on router: Router<AppRequestContext>) {
+        router.get("v1/health") { _, _ in
+            Self.json(.ok, #"{"status":"ok"}"#)
+        }
+        router.get("v1/ready") { _, _ in
+            if let reason = await readiness.notReadyReason() {
+                var w = JSONWriter(capacity: 64)
+                w.raw("{\"status\":\"not_ready\",\"reason\":")
+                w.string(reason)
+                w.raw("}")
+                return Response(
+                    status: .serviceUnavailable, headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: w.buffer))
+            }
+            return Self.json(.ok, #"{"status":"ready"}"#)
+        }
+    }
+
+    static func json(_ status: HTTPResponse.Status, _ text: String) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+}

@@ -1,0 +1,36 @@
+import Hummingbird
+import Logging
+import Pins
+import Tokens
+
+/// Everything the HTTP surface needs, injected. Both `anchorage serve` and the tests (and
+/// later the simulator, in-process) build their router with `makeRouter`.
+public struct HTTPDependencies<Store: PinStore>: Sendable {
+    public var service: PinService<Store>
+    public var verifier: TokenVerifier
+    public var delegates: any DelegateSource
+    public var readiness: any ReadinessCheck
+    /// Log one line per request (method, path, status, duration).
+    public var logRequests: Bool
+
+    public init(
+        service: PinService<Store>, verifier: TokenVerifier, delegates: any DelegateSource,
+        readiness: any ReadinessCheck, logRequests: Bool = true
+    ) {
+        self.service = service
+        self.verifier = verifier
+        self.delegates = delegates
+        self.readiness = readiness
+        self.logRequests = logRequests
+    }
+}
+
+public func makeRouter<Store: PinStore>(_ deps: HTTPDependencies<Store>) -> Router<AppRequestContext> {
+    let router = Router(context: AppRequestContext.self)
+    if deps.logRequests { router.add(middleware: LogRequestsMiddleware(.info)) }
+    router.add(middleware: FailureMiddleware())
+    OperationsController(readiness: deps.readiness).register(on: router)
+    let pins = router.group().add(middleware: AuthMiddleware(verifier: deps.verifier))
+    PinsController(service: deps.service, delegates: deps.delegates).register(on: pins)
+    return router
+}

@@ -1,0 +1,165 @@
+/// The schema, as an ordered list of SQL migrations. A released migration is never edited:
+/// `migrate up` refuses to run when an applied migration's checksum differs from this list.
+public struct Migration: Sendable {
+    public let version: Int
+    public let name: String
+    public let sql: String
+
+    public init(version: Int, name: String, sql: String) {
+        self.version = version
+        self.name = name
+        self.sql = sql
+    }
+}
+
+/// Tenancy policy for one org-owned table: the API sees only the org set for the current
+/// transaction (`NULLIF` makes "unset" mean "no rows", not an error); the ops role sees all.
+func tenancy(_ table: String, column: String = "org_id") -> String {
+    let org = "NULLIF(current_setting('\(DatabaseRole.orgSetting)', true), '')::uuid"
+    return """
+        ALTER TABLE \(table) ENABLE ROW LEVEL SECURITY;
+        ALTER TABLE \(table) FORCE ROW LEVEL SECURITY;
+        CREATE POLICY \(table)_tenant ON \(table) TO \(DatabaseRole.api)
+          USING (\(column) = \(org)) WITH CHECK (\(column) = \(org));
+        CREATE POLICY \(table)_ops ON \(table) TO \(DatabaseRole.ops) USING (true) WITH CHECK (true);
+        """
+}
+
+public enum Migrations {
+    public static let all: [Migration] = [initial]
+
+    public static var latestVersion: Int { all.last?.version ?? 0 }
+
+    static let initial = Migration(
+        version: 1, name: "initial",
+        sql: """
+            CREATE EXTENSION IF NOT EXISTS pg_trgm;
+            CREATE EXTENSION IF NOT EXISTS btree_gin;
+
+            -- Orgs: the tenants. A row is visible to the API only while it acts for that org.
+            CREATE TABLE orgs (
+              id         uuid PRIMARY KEY,
+              name       text NOT NULL UNIQUE CHECK (length(name) BETWEEN 1 AND 128),
+              created_at timestamptz NOT NULL
+            );
+
+            -- HS256 signing keys, named by kid. Not org-owned: a key signs tokens of every org.
+            CREATE TABLE signing_keys (
+              kid        text PRIMARY KEY,
+              secret     bytea NOT NULL CHECK (length(secret) >= 32),
+              created_at timestamptz NOT NULL,
+              retired_at timestamptz
+            );
+
+            CREATE TABLE api_tokens (
+              org_id     uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+              id         uuid NOT NULL,
+              name       text,
+              kid        text NOT NULL REFERENCES signing_keys (kid),
+              created_at timestamptz NOT NULL,
+              expires_at timestamptz NOT NULL,
+              revoked_at timestamptz,
+              PRIMARY KEY (org_id, id)
+            );
+
+            -- Revoked token IDs. Holds no tenant data (a jti is a random ID), and must be checked
+            -- before the request's org is trusted, so it is a global table the API can only read.
+            CREATE TABLE token_denylist (
+              jti        uuid PRIMARY KEY,
+              revoked_at timestamptz NOT NULL,
+              expires_at timestamptz NOT NULL
+            );
+            CREATE INDEX token_denylist_expires ON token_denylist (expires_at);
+
+            CREATE TABLE pins (
+              org_id     uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+              id         uuid NOT NULL,
+              cid        text NOT NULL,
+              name       text,
+              origins    text[] NOT NULL DEFAULT '{}',
+              meta       jsonb NOT NULL DEFAULT '{}',
+              status     text NOT NULL CHECK (status IN ('queued', 'pinning', 'pinned', 'failed')),
+              info       jsonb NOT NULL DEFAULT '{}',
+              created_at timestamptz NOT NULL,
+              updated_at timestamptz NOT NULL,
+              PRIMARY KEY (org_id, id)
+            );
+            -- Keyset pagination: created is unique per org, so (org, created) orders a page and
+            -- `created < before` continues it. Scanned backwards for newest-first.
+            CREATE UNIQUE INDEX pins_keyset ON pins (org_id, created_at);
+            CREATE INDEX pins_status ON pins (org_id, status, created_at);
+            CREATE INDEX pins_cid ON pins (org_id, cid);
+            CREATE INDEX pins_name ON pins (org_id, name, created_at);
+            CREATE INDEX pins_name_lower ON pins (org_id, lower(name));
+            CREATE INDEX pins_name_trgm ON pins USING gin (org_id, name gin_trgm_ops);
+            CREATE INDEX pins_meta ON pins USING gin (org_id, meta jsonb_path_ops);
+
+            -- Where each pin is (to be) held: one row per pin and node.
+            CREATE TABLE placements (
+              org_id     uuid NOT NULL,
+              pin_id     uuid NOT NULL,
+              node_id    uuid NOT NULL,
+              status     text NOT NULL CHECK (status IN ('queued', 'pinning', 'pinned', 'failed')),
+              attempts   integer NOT NULL DEFAULT 0,
+              updated_at timestamptz NOT NULL,
+              PRIMARY KEY (org_id, pin_id, node_id),
+              FOREIGN KEY (org_id, pin_id) REFERENCES pins (org_id, id) ON DELETE CASCADE
+            );
+            CREATE INDEX placements_node ON placements (node_id, status);
+
+            -- Cluster members. Not org-owned.
+            CREATE TABLE nodes (
+              id           uuid PRIMARY KEY,
+              name         text NOT NULL,
+              state        text NOT NULL CHECK (state IN ('active', 'drained')),
+              created_at   timestamptz NOT NULL,
+              last_seen_at timestamptz
+            );
+
+            CREATE TABLE audit_log (
+              org_id  uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+              id      uuid NOT NULL,
+              at      timestamptz NOT NULL,
+              actor   text NOT NULL,
+              action  text NOT NULL,
+              subject text,
+              detail  jsonb NOT NULL DEFAULT '{}',
+              fence   bigint,
+              PRIMARY KEY (org_id, id)
+            );
+            CREATE INDEX audit_log_at ON audit_log (org_id, at);
+
+            \(tenancy("orgs", column: "id"))
+            \(tenancy("api_tokens"))
+            \(tenancy("pins"))
+            \(tenancy("placements"))
+            \(tenancy("audit_log"))
+
+            -- One round trip for the hot write path: set the org for this statement's implicit
+            -- transaction, then insert. SECURITY INVOKER, so the caller's policies still apply.
+            -- created is strictly increasing per org: at least `at`, and after the newest pin.
+            CREATE FUNCTION anchorage_create_pin(
+              p_org uuid, p_id uuid, p_cid text, p_name text, p_origins text[], p_meta jsonb,
+              p_at timestamptz
+            ) RETURNS timestamptz LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+            DECLARE c timestamptz;
+            BEGIN
+              PERFORM set_config('\(DatabaseRole.orgSetting)', p_org::text, true);
+              SELECT GREATEST(p_at, max(created_at) + interval '1 microsecond') INTO c
+                FROM pins WHERE org_id = p_org;
+              c := COALESCE(c, p_at);
+              INSERT INTO pins (org_id, id, cid, name, origins, meta, status, info, created_at, updated_at)
+                VALUES (p_org, p_id, p_cid, p_name, p_origins, p_meta, 'queued', '{}', c, p_at);
+              RETURN c;
+            END $fn$;
+
+            REVOKE ALL ON ALL TABLES IN SCHEMA public FROM PUBLIC;
+            GRANT SELECT ON orgs, signing_keys, token_denylist TO \(DatabaseRole.api);
+            GRANT SELECT, INSERT, UPDATE, DELETE ON pins, placements TO \(DatabaseRole.api);
+            GRANT SELECT, INSERT ON audit_log TO \(DatabaseRole.api);
+            GRANT SELECT, INSERT, UPDATE, DELETE ON orgs, signing_keys, api_tokens, token_denylist,
+              pins, placements, nodes, audit_log TO \(DatabaseRole.ops);
+            GRANT EXECUTE ON FUNCTION anchorage_create_pin(uuid, uuid, text, text, text[], jsonb, timestamptz)
+              TO \(DatabaseRole.api), \(DatabaseRole.ops);
+            """)
+}

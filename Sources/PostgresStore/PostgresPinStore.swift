@@ -1,0 +1,159 @@
+import Foundation
+import Logging
+import Pins
+import PostgresNIO
+import Seams
+
+/// `PinStore` on PostgreSQL. Every statement runs with the org set for its transaction, so the
+/// row-level-security policies, not only the `WHERE` clauses, confine it to that org.
+public struct PostgresPinStore: PinStore {
+    public let client: PostgresClient
+    public let logger: Logger
+    /// How often to retry when a concurrent insert took the same `created` microsecond.
+    static let maxCreatedRetries = 8
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    static let columns = "id, cid, name, origins, meta::text, status, info::text, created_at"
+    typealias Row = (UUID, String, String?, [String], String, String, String, Timestamp)
+
+    static func record(_ row: Row, org: TypeID) -> PinRecord {
+        PinRecord(
+            id: TypeID(prefix: IDPrefix.pin, uuid: row.0), org: org,
+            request: PinRequest(cid: row.1, name: row.2, origins: row.3, meta: JSONText.decode(row.4)),
+            status: PinStatus(rawValue: row.5) ?? .queued, info: JSONText.decode(row.6), created: row.7)
+    }
+
+    public func create(org: TypeID, pin: NewPin) async throws -> PinRecord {
+        let r = pin.request
+        let meta = JSONText.encode(r.meta)
+        var attempt = 0
+        while true {
+            do {
+                // One round trip: the function sets the org and inserts in one implicit transaction.
+                let rows = try await client.query(
+                    """
+                    SELECT anchorage_create_pin(\(org.uuid), \(pin.id.uuid), \(r.cid), \(r.name), \(r.origins),
+                      \(meta)::jsonb, \(pin.created))
+                    """, logger: logger)
+                guard let created = try await rows.collect().first?.decode(Timestamp.self) else {
+                    throw DatabaseError.migration("anchorage_create_pin returned no row")
+                }
+                return PinRecord(id: pin.id, org: org, request: r, status: .queued, created: created)
+            } catch where error.sqlState == "23505" && attempt < Self.maxCreatedRetries {
+                attempt += 1  // a concurrent insert in this org took the same microsecond
+            }
+        }
+    }
+
+    public func get(org: TypeID, id: TypeID) async throws -> PinRecord? {
+        try await client.withTransaction(logger: logger) { conn in
+            try await conn.setOrg(org, logger: logger)
+            let rows = try await conn.query(
+                "SELECT \(unescaped: Self.columns) FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid)",
+                logger: logger)
+            for try await row in rows.decode(Row.self) { return Self.record(row, org: org) }
+            return nil
+        }
+    }
+
+    public func replace(org: TypeID, id: TypeID, with replacement: NewPin) async throws -> PinRecord? {
+        let r = replacement.request
+        let meta = JSONText.encode(r.meta)
+        var attempt = 0
+        while true {
+            do {
+                return try await client.withTransaction(logger: logger) { conn -> PinRecord? in
+                    try await conn.setOrg(org, logger: logger)
+                    let deleted = try await conn.query(
+                        "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING id", logger: logger
+                    ).collect()
+                    guard !deleted.isEmpty else { return nil }
+                    let rows = try await conn.query(
+                        """
+                        SELECT anchorage_create_pin(\(org.uuid), \(replacement.id.uuid), \(r.cid), \(r.name),
+                          \(r.origins), \(meta)::jsonb, \(replacement.created))
+                        """, logger: logger)
+                    guard let created = try await rows.collect().first?.decode(Timestamp.self) else { return nil }
+                    return PinRecord(id: replacement.id, org: org, request: r, status: .queued, created: created)
+                }
+            } catch where error.sqlState == "23505" && attempt < Self.maxCreatedRetries {
+                attempt += 1
+            }
+        }
+    }
+
+    public func delete(org: TypeID, id: TypeID) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { conn in
+            try await conn.setOrg(org, logger: logger)
+            let rows = try await conn.query(
+                "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING id", logger: logger
+            ).collect()
+            return !rows.isEmpty
+        }
+    }
+
+    public func list(org: TypeID, query: PinQuery) async throws -> PinPage {
+        var binds = PostgresBindings()
+        var conditions = ["org_id = $1"]
+        binds.append(org.uuid)
+        func bind(_ value: some PostgresNonThrowingEncodable) -> String {
+            binds.append(value)
+            return "$\(binds.count)"
+        }
+        if query.statuses.count < PinStatus.allCases.count {
+            conditions.append("status = ANY(\(bind(query.statuses.sorted().map(\.rawValue))))")
+        }
+        if !query.cids.isEmpty {
+            conditions.append("cid = ANY(\(bind(query.cids)))")
+        }
+        if let name = query.name {
+            switch query.match {
+            case .exact: conditions.append("name = \(bind(name))")
+            case .iexact: conditions.append("lower(name) = lower(\(bind(name)))")
+            case .partial: conditions.append("name LIKE \(bind("%" + Self.escapeLike(name) + "%"))")
+            case .ipartial: conditions.append("name ILIKE \(bind("%" + Self.escapeLike(name) + "%"))")
+            }
+        }
+        if let before = query.before { conditions.append("created_at < \(bind(before.ceiling))") }
+        if let after = query.after { conditions.append("created_at > \(bind(after.floor))") }
+        if !query.meta.isEmpty { conditions.append("meta @> \(bind(JSONText.encode(query.meta)))::jsonb") }
+        let whereClause = conditions.joined(separator: " AND ")
+        let countBinds = binds
+        let limit = bind(query.limit)
+        let pageSQL =
+            "SELECT \(Self.columns) FROM pins WHERE \(whereClause) ORDER BY created_at DESC, id DESC LIMIT \(limit)"
+        let countSQL = "SELECT count(*) FROM pins WHERE \(whereClause)"
+        let pageBinds = binds
+        return try await client.withTransaction(logger: logger) { conn in
+            try await conn.setOrg(org, logger: logger)
+            var results: [PinRecord] = []
+            results.reserveCapacity(query.limit)
+            for try await row in try await conn.query(PostgresQuery(unsafeSQL: pageSQL, binds: pageBinds), logger: logger)
+                .decode(Row.self)
+            {
+                results.append(Self.record(row, org: org))
+            }
+            // A short first page is the whole answer: no need to count.
+            var count = results.count
+            if results.count == query.limit {
+                let rows = try await conn.query(PostgresQuery(unsafeSQL: countSQL, binds: countBinds), logger: logger)
+                count = try await rows.collect().first?.decode(Int.self) ?? results.count
+            }
+            return PinPage(count: count, results: results)
+        }
+    }
+
+    /// Escapes `LIKE` metacharacters so that a name filter matches literally.
+    static func escapeLike(_ s: String) -> String {
+        var out = ""
+        for c in s {
+            if c == "\\" || c == "%" || c == "_" { out.append("\\") }
+            out.append(c)
+        }
+        return out
+    }
+}

@@ -1,0 +1,32 @@
+import Foundation
+
+/// The database roles anchorage uses. Names are fixed because the migrations grant to them.
+public enum DatabaseRole {
+    /// Owns the schema; runs migrations. Never used to serve requests.
+    public static let owner = "anchorage_owner"
+    /// The API's role: owns nothing, subject to row-level security on every org-owned table.
+    public static let api = "anchorage_api"
+    /// Operators' tools and cluster-internal work: explicit cross-org policies, never the API's.
+    public static let ops = "anchorage_ops"
+
+    /// The per-transaction setting that the tenancy policies read.
+    public static let orgSetting = "anchorage.org_id"
+}
+
+/// SQL run once per cluster by a superuser (or a role with CREATEROLE + CREATEDB) before the
+/// first `migrate up`: the three roles and the database. Idempotent.
+public enum Bootstrap {
+    /// Statements creating the roles (with optional passwords) if they are missing.
+    public static func roleStatements(passwords: [String: String] = [:]) -> [String] {
+        [DatabaseRole.owner, DatabaseRole.api, DatabaseRole.ops].map { role in
+            let password = passwords[role].map { " PASSWORD '" + $0.replacingOccurrences(of: "'", with: "''") + "'" } ?? ""
+            return """
+                DO $$ BEGIN
+                  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '\(role)') THEN
+                    CREATE ROLE \(role) LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS\(password);
+                  END IF;
+                END $$;
+                """
+        }
+    }
+}

@@ -1,0 +1,193 @@
+import ArgumentParser
+import Foundation
+import Live
+import Logging
+import PostgresNIO
+import PostgresStore
+import Seams
+import Tokens
+
+struct Admin: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Operator commands (connect as db.opsUrl).",
+        subcommands: [
+            CreateOrg.self, ListOrgs.self, MintToken.self, ListTokens.self, RevokeToken.self, RotateKey.self,
+            RetireKey.self, ListKeys.self, PruneDenylist.self,
+        ])
+
+    /// Runs `body` with a connected `PostgresAdmin` and shuts the client down afterwards.
+    static func withAdmin<T: Sendable>(_ common: CommonOptions, _ body: (PostgresAdmin) async throws -> T) async throws -> T {
+        let settings = try Settings(try await common.reader())
+        let clock = SystemWallClock()
+        let logger = LogSetup.bootstrap(level: settings.logLevel == "info" ? "warning" : settings.logLevel, format: settings.logFormat, clock: clock)
+        let client = PostgresClient(configuration: try settings.opsURL().clientConfiguration(maxConnections: 2), backgroundLogger: logger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(PostgresAdmin(client: client, clock: clock, entropy: SystemEntropy(), logger: logger))
+        }
+    }
+
+    static func printJSON(_ value: Any) throws {
+        print(String(decoding: try JSONSerialization.data(withJSONObject: value, options: [.sortedKeys]), as: UTF8.self))
+    }
+
+    struct CreateOrg: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an org.")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The org's unique name.") var name: String
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let org = try await Admin.withAdmin(common) { try await $0.createOrg(name: name) }
+            if json { try Admin.printJSON(["id": "\(org.id)", "name": org.name]) } else { print(org.id) }
+        }
+    }
+
+    struct ListOrgs: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List orgs.")
+        @OptionGroup var common: CommonOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let orgs = try await Admin.withAdmin(common) { try await $0.orgs() }
+            if json { try Admin.printJSON(orgs.map { ["id": "\($0.id)", "name": $0.name] }) } else {
+                print(Table.render(["ID", "NAME"], orgs.map { ["\($0.id)", $0.name] }))
+            }
+        }
+    }
+
+    struct MintToken: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Mint an API token for an org and print it.")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "The org's name.") var org: String
+        @Flag(name: .customLong("create-org"), help: "Create the org if it does not exist.") var createOrg = false
+        @Option(help: "Lifetime, e.g. 30d, 12h, 90m.") var ttl = "30d"
+        @Option(help: "A label for the token (the device it is for).") var name: String?
+        @Flag(help: "Print JSON (token, id, org, expiry).") var json = false
+
+        func validate() throws {
+            guard let s = DurationText.seconds(ttl), s > 0 else {
+                throw ValidationError("--ttl must be a duration such as 30d, 12h or 90m (got \"\(ttl)\")")
+            }
+        }
+
+        func run() async throws {
+            let ttlSeconds = DurationText.seconds(ttl) ?? 0
+            let minted = try await Admin.withAdmin(common) { admin -> PostgresAdmin.MintedToken in
+                var found = try await admin.org(named: org)
+                if found == nil {
+                    guard createOrg else { throw ValidationError("no org named \"\(org)\" (add --create-org to create it)") }
+                    found = try await admin.createOrg(name: org)
+                }
+                return try await admin.mintToken(org: found!.id, name: name, ttlSeconds: ttlSeconds)
+            }
+            if json {
+                try Admin.printJSON([
+                    "token": minted.token, "id": "\(minted.claims.tokenID)", "org": "\(minted.claims.org)",
+                    "kid": minted.kid, "expires": minted.claims.expiresAt.rfc3339,
+                ])
+            } else {
+                print(minted.token)
+            }
+        }
+    }
+
+    struct ListTokens: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List API tokens (never their secrets).")
+        @OptionGroup var common: CommonOptions
+        @Option(help: "Only this org's tokens (name).") var org: String?
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let tokens = try await Admin.withAdmin(common) { admin -> [PostgresAdmin.TokenInfo] in
+                var orgID: TypeID?
+                if let org {
+                    guard let o = try await admin.org(named: org) else { throw ValidationError("no org named \"\(org)\"") }
+                    orgID = o.id
+                }
+                return try await admin.tokens(org: orgID)
+            }
+            if json {
+                try Admin.printJSON(tokens.map { t -> [String: Any] in
+                    var r: [String: Any] = ["id": "\(t.id)", "org": "\(t.org)", "kid": t.kid, "created": t.created.rfc3339, "expires": t.expires.rfc3339]
+                    if let n = t.name { r["name"] = n }
+                    if let rv = t.revoked { r["revoked"] = rv.rfc3339 }
+                    return r
+                })
+            } else {
+                print(Table.render(
+                    ["ID", "ORG", "NAME", "KID", "EXPIRES", "REVOKED"],
+                    tokens.map { ["\($0.id)", "\($0.org)", $0.name ?? "-", $0.kid, $0.expires.rfc3339, $0.revoked?.rfc3339 ?? "-"] }))
+            }
+        }
+    }
+
+    struct RevokeToken: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Revoke an API token by its ID (tok_…); it is refused from then on.")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The token ID (its jti), e.g. tok_01j….") var id: String
+
+        func validate() throws {
+            guard TypeID(parsing: id, prefix: IDPrefix.token) != nil else {
+                throw ValidationError("\"\(id)\" is not a token ID (tok_ followed by 26 base32 characters)")
+            }
+        }
+
+        func run() async throws {
+            let tokenID = TypeID(parsing: id, prefix: IDPrefix.token)!
+            try await Admin.withAdmin(common) { try await $0.revokeToken(tokenID) }
+            print("revoked \(tokenID)")
+        }
+    }
+
+    struct RotateKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a new signing key; new tokens use it, older keys keep verifying until retired.")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let key = try await Admin.withAdmin(common) { try await $0.rotateKey() }
+            print(key.kid)
+        }
+    }
+
+    struct RetireKey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Retire a signing key: tokens it signed stop verifying (within auth.keyCacheSeconds).")
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The key's kid.") var kid: String
+
+        func run() async throws {
+            try await Admin.withAdmin(common) { try await $0.retireKey(kid: kid) }
+            print("retired \(kid)")
+        }
+    }
+
+    struct ListKeys: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List signing keys (never their secrets).")
+        @OptionGroup var common: CommonOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() async throws {
+            let keys = try await Admin.withAdmin(common) { try await $0.keys() }
+            if json {
+                try Admin.printJSON(keys.map { k -> [String: Any] in
+                    var r: [String: Any] = ["kid": k.kid, "created": k.created.rfc3339]
+                    if let rt = k.retired { r["retired"] = rt.rfc3339 }
+                    return r
+                })
+            } else {
+                print(Table.render(["KID", "CREATED", "RETIRED"], keys.map { [$0.kid, $0.created.rfc3339, $0.retired?.rfc3339 ?? "-"] }))
+            }
+        }
+    }
+
+    struct PruneDenylist: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "prune-denylist", abstract: "Drop denylist entries of tokens that have expired anyway.")
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let n = try await Admin.withAdmin(common) { try await $0.pruneDenylist() }
+            print("pruned \(n) entries")
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import ArgumentParser
+import Configuration
+import Crypto
+import Foundation
+import Hummingbird
+import Live
+import Logging
+import Pins
+import PinsHTTP
+import PostgresNIO
+import PostgresStore
+import Seams
+import ServiceLifecycle
+import Tokens
+import UnixSignals
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run an anchorage node: the Pinning Services API on http.host:http.port.")
+
+    @OptionGroup var common: CommonOptions
+
+    @Option(help: "Address to listen on (http.host).") var host: String?
+    @Option(help: "Port to listen on (http.port).") var port: Int?
+
+    func run() async throws {
+        var extra: [AbsoluteConfigKey: ConfigValue] = [:]
+        if let host { extra[["http", "host"]] = ConfigValue(.string(host), isSecret: false) }
+        if let port { extra[["http", "port"]] = ConfigValue(.int(port), isSecret: false) }
+        let settings = try Settings(try await common.reader(extraFlags: extra))
+        let clock = SystemWallClock()
+        let logger = LogSetup.bootstrap(level: settings.logLevel, format: settings.logFormat, clock: clock)
+        let apiURL = try settings.apiURL()
+
+        let postgres = PostgresClient(
+            configuration: apiURL.clientConfiguration(maxConnections: settings.dbMaxConnections),
+            backgroundLogger: Logger(label: "anchorage.postgres"))
+        let dbLogger = Logger(label: "anchorage.db")
+        let store = PostgresPinStore(client: postgres, logger: dbLogger)
+        let lookup = PostgresTokenLookup(client: postgres, logger: dbLogger)
+        let verifier = TokenVerifier(
+            keys: CachedKeySource(source: lookup, clock: clock, ttlSeconds: settings.keyCacheSeconds),
+            denylist: lookup, clock: clock, leewaySeconds: settings.leewaySeconds)
+        var delegates = settings.delegates
+        if delegates.isEmpty {
+            delegates = [DevDelegate.address]
+            logger.warning(
+                "no api.delegates configured: answering with a placeholder delegate; set api.delegates to your IPFS node's public multiaddrs",
+                metadata: ["delegate": "\(DevDelegate.address)"])
+        }
+        let service = PinService(
+            store: store, clock: clock, entropy: SystemEntropy(), limits: settings.limits, options: settings.api)
+        let router = makeRouter(
+            HTTPDependencies(
+                service: service, verifier: verifier, delegates: StaticDelegates(delegates),
+                readiness: DatabaseReadiness(lookup: lookup), logRequests: settings.logRequests))
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "anchorage"),
+            onServerRunning: { channel in
+                logger.info("serving the Pinning Services API", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
+            },
+            logger: Logger(label: "anchorage.http"))
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [
+                    .init(service: postgres),
+                    .init(service: app, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                cancellationSignals: [],
+                logger: logger))
+        try await group.run()
+        logger.info("stopped")
+    }
+}
+
+/// Ready when the database answers and its schema is at the version this binary expects.
+struct DatabaseReadiness: ReadinessCheck {
+    let lookup: PostgresTokenLookup
+
+    func notReadyReason() async -> String? {
+        do {
+            guard let version = try await lookup.schemaVersion() else {
+                return "the database has no schema yet: run `anchorage migrate up`"
+            }
+            if version < Migrations.latestVersion {
+                return "the database schema is at version \(version); this binary needs \(Migrations.latestVersion): run `anchorage migrate up`"
+            }
+            if version > Migrations.latestVersion {
+                return "the database schema (version \(version)) is newer than this binary (\(Migrations.latestVersion))"
+            }
+            return nil
+        } catch {
+            return "the database is unreachable"
+        }
+    }
+}
+
+/// A syntactically valid delegate for a node with no configured or discovered IPFS addresses:
+/// a CIDv0-style peer ID derived from a fixed string. Kubo can parse it, so clients do not fail;
+/// it only ever appears when no real delegate is known, and a warning is logged.
+enum DevDelegate {
+    static let address: String = {
+        let digest = Array(SHA256.hash(data: Array("anchorage-development-placeholder".utf8)))
+        return "/ip4/127.0.0.1/tcp/4001/p2p/" + Base58.encode([0x12, 0x20] + digest)
+    }()
+}
+
+enum Base58 {
+    static let alphabet = Array("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz".utf8)
+
+    static func encode(_ bytes: [UInt8]) -> String {
+        var digits: [UInt8] = []  // little-endian base-58
+        for byte in bytes {
+            var carry = Int(byte)
+            for i in 0..<digits.count {
+                carry += Int(digits[i]) << 8
+                digits[i] = UInt8(carry % 58)
+                carry /= 58
+            }
+            while carry > 0 {
+                digits.append(UInt8(carry % 58))
+                carry /= 58
+            }
+        }
+        let zeros = bytes.prefix(while: { $0 == 0 }).count
+        return String(repeating: "1", count: zeros) + String(decoding: digits.reversed().map { alphabet[Int($0)] }, as: UTF8.self)
+    }
+}

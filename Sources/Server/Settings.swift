@@ -1,0 +1,143 @@
+import ArgumentParser
+import Configuration
+import Foundation
+import Pins
+import PostgresStore
+import SystemPackage
+
+/// Options every subcommand accepts: where the config comes from, and the settings most often
+/// given on the command line. Flags win over `ANCHORAGE_…` environment variables, which win
+/// over the YAML file, which wins over the defaults (docs/configuration.md lists every key).
+struct CommonOptions: ParsableArguments {
+    @Option(name: .long, help: "YAML configuration file.")
+    var config: String?
+
+    @Option(name: .customLong("database-url"), help: "PostgreSQL URL for the API role (db.url).")
+    var databaseURL: String?
+
+    @Option(name: .customLong("ops-database-url"), help: "PostgreSQL URL for the ops role (db.opsUrl).")
+    var opsDatabaseURL: String?
+
+    @Option(name: .customLong("owner-database-url"), help: "PostgreSQL URL for the schema owner (db.ownerUrl).")
+    var ownerDatabaseURL: String?
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical (log.level).")
+    var logLevel: String?
+
+    @Option(name: .customLong("log-format"), help: "logfmt or json (log.format).")
+    var logFormat: String?
+
+    /// Flags as the highest-priority provider.
+    func flagValues() -> [AbsoluteConfigKey: ConfigValue] {
+        var v: [AbsoluteConfigKey: ConfigValue] = [:]
+        func set(_ key: String, _ value: String?) {
+            if let value { v[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] = ConfigValue(.string(value), isSecret: key.hasPrefix("db.")) }
+        }
+        set("db.url", databaseURL)
+        set("db.opsUrl", opsDatabaseURL)
+        set("db.ownerUrl", ownerDatabaseURL)
+        set("log.level", logLevel)
+        set("log.format", logFormat)
+        return v
+    }
+
+    func reader(extraFlags: [AbsoluteConfigKey: ConfigValue] = [:]) async throws -> ConfigReader {
+        var providers: [any ConfigProvider] = [
+            InMemoryProvider(name: "flags", values: flagValues().merging(extraFlags) { _, new in new }),
+            EnvironmentVariablesProvider().prefixKeys(with: "anchorage"),
+        ]
+        if let config {
+            guard FileManager.default.fileExists(atPath: config) else {
+                throw ValidationError("configuration file \(config) does not exist")
+            }
+            providers.append(try await FileProvider<YAMLSnapshot>(filePath: FilePath(config)))
+        }
+        return ConfigReader(providers: providers)
+    }
+}
+
+/// The resolved settings. Defaults live here and in `Limits`/`APIOptions`.
+struct Settings: Sendable {
+    var httpHost = "127.0.0.1"
+    var httpPort = 8080
+    var databaseURL: String?
+    var opsDatabaseURL: String?
+    var ownerDatabaseURL: String?
+    var dbMaxConnections = 20
+    var logLevel = "info"
+    var logFormat = "logfmt"
+    var logRequests = true
+    var delegates: [String] = []
+    var limits = Limits()
+    var api = APIOptions()
+    var keyCacheSeconds: Int64 = 30
+    var leewaySeconds: Int64 = 0
+    var shutdownGraceSeconds: Int64 = 25
+
+    init(_ c: ConfigReader) throws {
+        httpHost = c.string(forKey: "http.host", default: httpHost)
+        httpPort = c.int(forKey: "http.port", default: httpPort)
+        databaseURL = c.string(forKey: "db.url", isSecret: true)
+        opsDatabaseURL = c.string(forKey: "db.opsUrl", isSecret: true)
+        ownerDatabaseURL = c.string(forKey: "db.ownerUrl", isSecret: true)
+        dbMaxConnections = c.int(forKey: "db.maxConnections", default: dbMaxConnections)
+        logLevel = c.string(forKey: "log.level", default: logLevel)
+        logFormat = c.string(forKey: "log.format", default: logFormat)
+        logRequests = c.bool(forKey: "log.requests", default: logRequests)
+        delegates = c.stringArray(forKey: "api.delegates", default: delegates)
+        api.strictStatusDefault = c.bool(forKey: "api.strictStatusDefault", default: api.strictStatusDefault)
+        keyCacheSeconds = Int64(c.int(forKey: "auth.keyCacheSeconds", default: Int(keyCacheSeconds)))
+        leewaySeconds = Int64(c.int(forKey: "auth.leewaySeconds", default: Int(leewaySeconds)))
+        shutdownGraceSeconds = Int64(c.int(forKey: "http.shutdownGraceSeconds", default: Int(shutdownGraceSeconds)))
+        var l = Limits()
+        l.maxBodyBytes = c.int(forKey: "limits.maxBodyBytes", default: l.maxBodyBytes)
+        l.maxNameBytes = c.int(forKey: "limits.maxNameBytes", default: l.maxNameBytes)
+        l.maxMetaKeys = c.int(forKey: "limits.maxMetaKeys", default: l.maxMetaKeys)
+        l.maxMetaBytes = c.int(forKey: "limits.maxMetaBytes", default: l.maxMetaBytes)
+        l.maxStoredOrigins = c.int(forKey: "limits.maxStoredOrigins", default: l.maxStoredOrigins)
+        l.maxOriginBytes = c.int(forKey: "limits.maxOriginBytes", default: l.maxOriginBytes)
+        l.defaultListLimit = c.int(forKey: "limits.defaultListLimit", default: l.defaultListLimit)
+        l.maxListLimit = c.int(forKey: "limits.maxListLimit", default: l.maxListLimit)
+        l.maxCidsPerQuery = c.int(forKey: "limits.maxCidsPerQuery", default: l.maxCidsPerQuery)
+        l.maxQueryBytes = c.int(forKey: "limits.maxQueryBytes", default: l.maxQueryBytes)
+        limits = l
+        try validate()
+    }
+
+    func validate() throws {
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw ValidationError(message) } }
+        try check((1...65535).contains(httpPort), "http.port must be 1-65535")
+        try check((1...1000).contains(dbMaxConnections), "db.maxConnections must be 1-1000")
+        try check(["logfmt", "json"].contains(logFormat), "log.format must be logfmt or json")
+        try check(LogSetup.level(logLevel) != nil, "log.level must be one of trace, debug, info, notice, warning, error, critical")
+        try check(limits.maxBodyBytes >= 1024, "limits.maxBodyBytes must be at least 1024")
+        try check((1...255).contains(limits.maxNameBytes), "limits.maxNameBytes must be 1-255")
+        try check((1...1000).contains(limits.maxMetaKeys), "limits.maxMetaKeys must be 1-1000")
+        try check(limits.maxMetaBytes >= 64, "limits.maxMetaBytes must be at least 64")
+        try check(limits.maxStoredOrigins >= 0, "limits.maxStoredOrigins must not be negative")
+        try check((1...1000).contains(limits.maxListLimit), "limits.maxListLimit must be 1-1000 (the spec's maximum)")
+        try check((1...limits.maxListLimit).contains(limits.defaultListLimit), "limits.defaultListLimit must be 1-maxListLimit")
+        try check(limits.maxCidsPerQuery >= 10, "limits.maxCidsPerQuery must be at least 10 (the spec's own limit)")
+        try check(delegates.count <= 20, "api.delegates holds at most 20 multiaddrs")
+        for d in delegates { try check(d.contains("/p2p/"), "api.delegates entries must end in /p2p/<peerID>: \(d)") }
+    }
+
+    func url(_ value: String?, key: String, flag: String) throws -> DatabaseURL {
+        guard let value else {
+            throw ValidationError("no database URL: set \(key) (flag \(flag), or ANCHORAGE_\(Self.envName(key)))")
+        }
+        return try DatabaseURL(value)
+    }
+
+    func apiURL() throws -> DatabaseURL { try url(databaseURL, key: "db.url", flag: "--database-url") }
+    func opsURL() throws -> DatabaseURL { try url(opsDatabaseURL, key: "db.opsUrl", flag: "--ops-database-url") }
+    func ownerURL() throws -> DatabaseURL { try url(ownerDatabaseURL, key: "db.ownerUrl", flag: "--owner-database-url") }
+
+    static func envName(_ key: String) -> String {
+        var out = ""
+        for ch in key {
+            if ch == "." { out += "_" } else if ch.isUppercase { out += "_" + String(ch) } else { out += ch.uppercased() }
+        }
+        return out.uppercased()
+    }
+}

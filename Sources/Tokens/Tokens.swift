@@ -1,0 +1,185 @@
+import Crypto
+import Foundation
+import Pins
+import Seams
+
+/// An HMAC signing key named by its `kid`. Keys rotate: the newest active key signs, every key
+/// not yet retired verifies.
+public struct SigningKey: Sendable, Equatable {
+    public var kid: String
+    public var secret: [UInt8]
+    public var created: Timestamp
+    public var retired: Timestamp?
+
+    public init(kid: String, secret: [UInt8], created: Timestamp, retired: Timestamp? = nil) {
+        self.kid = kid
+        self.secret = secret
+        self.created = created
+        self.retired = retired
+    }
+
+    /// Secrets are 32 random bytes: the HS256 block needs at least the hash's output size.
+    public static let secretBytes = 32
+}
+
+/// The claims anchorage puts in an API token.
+public struct TokenClaims: Sendable, Equatable {
+    /// The org the token acts for (`sub`).
+    public var org: TypeID
+    /// The token's own ID (`jti`), which revocation names.
+    public var tokenID: TypeID
+    public var issuedAt: Timestamp
+    public var expiresAt: Timestamp
+
+    public init(org: TypeID, tokenID: TypeID, issuedAt: Timestamp, expiresAt: Timestamp) {
+        self.org = org
+        self.tokenID = tokenID
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+    }
+
+    public static let issuer = "anchorage"
+}
+
+/// Finds verification keys by `kid`.
+public protocol SigningKeySource: Sendable {
+    /// The key named `kid`, or nil if there is none or it is retired.
+    func verificationKey(kid: String) async throws -> SigningKey?
+}
+
+/// Answers whether a token ID has been revoked.
+public protocol Denylist: Sendable {
+    func isRevoked(tokenID: TypeID) async throws -> Bool
+}
+
+/// Encodes and signs compact HS256 JWS tokens. Written against swift-crypto directly so that
+/// exactly one algorithm exists to be confused with: there is nothing to negotiate.
+public enum TokenCodec {
+    public static func sign(_ claims: TokenClaims, with key: SigningKey) -> String {
+        let header = #"{"alg":"HS256","kid":"\#(key.kid)","typ":"JWT"}"#
+        let payload =
+            #"{"exp":\#(claims.expiresAt.secondsSinceEpoch),"iat":\#(claims.issuedAt.secondsSinceEpoch),"#
+            + #""iss":"\#(TokenClaims.issuer)","jti":"\#(claims.tokenID)","sub":"\#(claims.org)"}"#
+        let signingInput = Base64URL.encode(Array(header.utf8)) + "." + Base64URL.encode(Array(payload.utf8))
+        let mac = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: SymmetricKey(data: key.secret))
+        return signingInput + "." + Base64URL.encode(Array(mac))
+    }
+}
+
+/// Verifies API tokens: HS256 only, `kid` required and known, signature, `iss`, `exp` (and
+/// `nbf` if present) against the injected clock, then the denylist. Every failure is a 401
+/// with a reason that does not help an attacker more than necessary.
+public struct TokenVerifier: Sendable {
+    public let keys: any SigningKeySource
+    public let denylist: any Denylist
+    public let clock: any WallClock
+    /// Clock skew tolerated on `exp`/`nbf`, in seconds.
+    public let leewaySeconds: Int64
+    /// Longest token accepted, in bytes (tokens are ~300 bytes).
+    public static let maxTokenBytes = 4096
+
+    public init(keys: any SigningKeySource, denylist: any Denylist, clock: any WallClock, leewaySeconds: Int64 = 0) {
+        self.keys = keys
+        self.denylist = denylist
+        self.clock = clock
+        self.leewaySeconds = leewaySeconds
+    }
+
+    public func verify(_ token: String) async throws -> TokenClaims {
+        guard token.utf8.count <= Self.maxTokenBytes else { throw PinsError.unauthorized("access token is too long") }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3,
+            let headerBytes = Base64URL.decode(parts[0]),
+            let header = try? JSONSerialization.jsonObject(with: Data(headerBytes)) as? [String: Any]
+        else { throw PinsError.unauthorized("access token is malformed") }
+        guard header["alg"] as? String == "HS256" else {
+            throw PinsError.unauthorized("access token algorithm must be HS256")
+        }
+        if let typ = header["typ"], (typ as? String)?.uppercased() != "JWT" {
+            throw PinsError.unauthorized("access token type must be JWT")
+        }
+        guard let kid = header["kid"] as? String, !kid.isEmpty else {
+            throw PinsError.unauthorized("access token has no key id (kid)")
+        }
+        guard let key = try await keys.verificationKey(kid: kid) else {
+            throw PinsError.unauthorized("access token is signed with an unknown or retired key")
+        }
+        guard let signature = Base64URL.decode(parts[2]),
+            HMAC<SHA256>.isValidAuthenticationCode(
+                signature, authenticating: Array("\(parts[0]).\(parts[1])".utf8), using: SymmetricKey(data: key.secret))
+        else { throw PinsError.unauthorized("access token signature is invalid") }
+        guard let payloadBytes = Base64URL.decode(parts[1]),
+            let payload = try? JSONSerialization.jsonObject(with: Data(payloadBytes)) as? [String: Any]
+        else { throw PinsError.unauthorized("access token payload is malformed") }
+        guard payload["iss"] as? String == TokenClaims.issuer,
+            let sub = payload["sub"] as? String, let org = TypeID(parsing: sub, prefix: IDPrefix.org),
+            let jti = payload["jti"] as? String, let tokenID = TypeID(parsing: jti, prefix: IDPrefix.token),
+            let exp = Self.seconds(payload["exp"])
+        else { throw PinsError.unauthorized("access token claims are incomplete") }
+        let now = clock.now().secondsSinceEpoch
+        guard now < exp + leewaySeconds else { throw PinsError.unauthorized("access token has expired") }
+        if let rawNbf = payload["nbf"] {
+            guard let nbf = Self.seconds(rawNbf), now + leewaySeconds >= nbf else {
+                throw PinsError.unauthorized("access token is not valid yet")
+            }
+        }
+        if try await denylist.isRevoked(tokenID: tokenID) {
+            throw PinsError.unauthorized("access token has been revoked")
+        }
+        let iat = Self.seconds(payload["iat"]) ?? 0
+        return TokenClaims(
+            org: org, tokenID: tokenID, issuedAt: Timestamp(secondsSinceEpoch: iat),
+            expiresAt: Timestamp(secondsSinceEpoch: exp))
+    }
+
+    private static func seconds(_ value: Any?) -> Int64? {
+        guard let n = value as? NSNumber, !(value is Bool) else { return nil }
+        let d = n.doubleValue
+        guard d.isFinite, d.rounded() == d, abs(d) < 1e15 else { return nil }
+        return Int64(d)
+    }
+}
+
+/// Caches verification keys for a short time, so a request costs no key lookup, while a newly
+/// rotated key is found on first use and a retired one stops verifying within `ttlSeconds`.
+public actor CachedKeySource: SigningKeySource {
+    private let source: any SigningKeySource
+    private let clock: any WallClock
+    private let ttl: Int64
+    private var entries: [String: (key: SigningKey?, fetched: Timestamp)] = [:]
+    /// Bound on cached kids, including misses, so junk kids cannot grow memory.
+    private let capacity = 1024
+
+    public init(source: any SigningKeySource, clock: any WallClock, ttlSeconds: Int64 = 30) {
+        self.source = source
+        self.clock = clock
+        self.ttl = ttlSeconds * 1_000_000
+    }
+
+    public func verificationKey(kid: String) async throws -> SigningKey? {
+        let now = clock.now()
+        if let hit = entries[kid], now.microseconds - hit.fetched.microseconds < ttl { return hit.key }
+        let key = try await source.verificationKey(kid: kid)
+        if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+        entries[kid] = (key, now)
+        return key
+    }
+}
+
+/// Base64url without padding (RFC 7515 §2).
+public enum Base64URL {
+    public static func encode(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_")
+            .replacingOccurrences(of: "=", with: "")
+    }
+
+    public static func decode(_ text: Substring) -> [UInt8]? {
+        guard text.utf8.allSatisfy({ $0 != UInt8(ascii: "=") }) else { return nil }
+        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+        if s.utf8.count % 4 == 1 { return nil }
+        while s.utf8.count % 4 != 0 { s += "=" }
+        return Data(base64Encoded: s).map(Array.init)
+    }
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# `make run`: a working anchorage node for development.
+#   - PostgreSQL in .anchorage/dev/pg (created once, kept between runs) on 127.0.0.1:$ANCHORAGE_DEV_PG_PORT
+#   - roles, database and migrations; a token for org "dev" in .anchorage/dev/token
+#   - .anchorage/dev/env: source it to point `swift run anchorage admin …`/`migrate …` at this node
+#   - anchorage serve on 127.0.0.1:8080 in the foreground; Ctrl-C stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+dev="$root/.anchorage/dev"
+pgdata="$dev/pg"
+pgport=${ANCHORAGE_DEV_PG_PORT:-54329}
+httpport=${ANCHORAGE_HTTP_PORT:-8080}
+pg_bin=${ANCHORAGE_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
+mkdir -p "$dev"
+
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+
+stop_pg() {
+  if [ -f "$pgdata/postmaster.pid" ]; then
+    as_pg "$pg_bin/pg_ctl" -D "$pgdata" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+}
+
+if [ "${1:-}" = "--stop-only" ]; then stop_pg; exit 0; fi
+
+if [ ! -f "$pgdata/PG_VERSION" ]; then
+  echo "==> creating PostgreSQL cluster in $pgdata"
+  mkdir -p "$pgdata"
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$dev"; fi
+  as_pg "$pg_bin/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+fi
+if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dev"; fi
+
+if ! as_pg "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+  echo "==> starting PostgreSQL on 127.0.0.1:$pgport"
+  as_pg "$pg_bin/pg_ctl" -D "$pgdata" -l "$dev/postgres.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $pgport -k $dev" start >/dev/null
+fi
+trap 'echo "==> stopping PostgreSQL"; stop_pg' EXIT
+
+echo "==> building anchorage (swift build)"
+swift build --product anchorage
+bin="$(swift build --show-bin-path)/anchorage"
+
+super="postgres://postgres@127.0.0.1:$pgport/postgres"
+export ANCHORAGE_DB_URL="postgres://anchorage_api@127.0.0.1:$pgport/anchorage"
+export ANCHORAGE_DB_OPS_URL="postgres://anchorage_ops@127.0.0.1:$pgport/anchorage"
+export ANCHORAGE_DB_OWNER_URL="postgres://anchorage_owner@127.0.0.1:$pgport/anchorage"
+"$bin" migrate bootstrap --superuser-url "$super" --database anchorage
+"$bin" migrate up
+
+cat > "$dev/env" <<ENV
+# Source this file to reach the development node's database with anchorage's CLIs.
+export ANCHORAGE_DB_URL=$ANCHORAGE_DB_URL
+export ANCHORAGE_DB_OPS_URL=$ANCHORAGE_DB_OPS_URL
+export ANCHORAGE_DB_OWNER_URL=$ANCHORAGE_DB_OWNER_URL
+export ANCHORAGE_HTTP_PORT=$httpport
+ENV
+
+"$bin" admin mint-token --org dev --create-org --ttl 365d --name dev > "$dev/token"
+chmod 600 "$dev/token"
+
+cat <<MSG
+
+anchorage is starting on http://127.0.0.1:$httpport  (Ctrl-C stops it and PostgreSQL)
+  token:  $dev/token        settings for the CLIs:  source $dev/env
+  try:    curl -H "Authorization: Bearer \$(cat .anchorage/dev/token)" localhost:$httpport/pins
+
+MSG
+"$bin" serve --port "$httpport"
