@@ -8,6 +8,9 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// Tests import what they use without naming every defining module.
+let testSwiftSettings: [SwiftSetting] = [.enableUpcomingFeature("ExistentialAny")]
+
 let package = Package(
     name: "anchorage",
     platforms: [.macOS(.v15)],
@@ -19,6 +22,7 @@ let package = Package(
         .library(name: "PostgresStore", targets: ["PostgresStore"]),
         .library(name: "LocalPostgres", targets: ["LocalPostgres"]),
         .library(name: "Sim", targets: ["Sim"]),
+        .library(name: "AnchorageTesting", targets: ["AnchorageTesting"]),
         .library(name: "ConformanceKit", targets: ["ConformanceKit"]),
     ],
     dependencies: [
@@ -79,6 +83,17 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // AnchorageTesting: a node wired to a throwaway database, for tests, bench and conformance.
+        .target(
+            name: "AnchorageTesting",
+            dependencies: [
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Live: production implementations of the seams (wall clock, system entropy).
         .target(name: "Live", dependencies: ["Seams"], swiftSettings: swiftSettings),
         // Sim: deterministic implementations of the seams (virtual clock, seeded entropy).
@@ -124,26 +139,27 @@ let package = Package(
         .testTarget(
             name: "PinsTests",
             dependencies: ["Pins", "Seams", "Sim", "Tokens"],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "Integration",
             dependencies: [
-                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live",
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live", "AnchorageTesting",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "Conformance",
             dependencies: [
-                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams",
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "AnchorageTesting",
+                "ConformanceKit",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
-            swiftSettings: swiftSettings
+            swiftSettings: testSwiftSettings
         ),
     ]
 )

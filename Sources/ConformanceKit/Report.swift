@@ -144,7 +144,7 @@ public struct ConformanceReport: Codable, Sendable {
             let ib = operationOrder.firstIndex(of: b.operation) ?? operationOrder.count
             if ia != ib { return ia < ib }
             if a.operation != b.operation { return a.operation < b.operation }
-            return a.rule < b.rule
+            return a.rule.lowercased() < b.rule.lowercased()
         }
     }
 

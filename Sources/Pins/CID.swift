@@ -161,3 +161,43 @@ enum BaseN {
         return [UInt8](repeating: 0, count: zeros) + number.reversed()
     }
 }
+
+/// Building CID strings (for tests, benchmarks and fixtures that need fresh, valid CIDs).
+public enum CIDText {
+    /// A CIDv1 (raw codec, sha2-256 multihash) in base32 for a 32-byte digest: `bafkrei…`.
+    public static func rawV1(digest: [UInt8]) -> String {
+        precondition(digest.count == 32)
+        return "b" + base32Lower([0x01, 0x55, 0x12, 0x20] + digest)
+    }
+
+    /// A deterministic fresh CID for index `n` and a namespace (not the hash of any real data).
+    public static func synthetic(_ n: UInt64, namespace: UInt64 = 0) -> String {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var x = n &* 0x9E37_79B9_7F4A_7C15 ^ namespace
+        for i in 0..<32 {
+            x = (x ^ (x >> 29)) &* 0xBF58_476D_1CE4_E5B9 &+ UInt64(i)
+            digest[i] = UInt8(truncatingIfNeeded: x >> 24)
+        }
+        digest[0] = UInt8(truncatingIfNeeded: n >> 8)
+        digest[1] = UInt8(truncatingIfNeeded: n)
+        digest[2] = UInt8(truncatingIfNeeded: namespace)
+        return rawV1(digest: digest)
+    }
+
+    static func base32Lower(_ bytes: [UInt8]) -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
+        var out: [UInt8] = []
+        var buffer: UInt32 = 0
+        var bits = 0
+        for b in bytes {
+            buffer = (buffer << 8) | UInt32(b)
+            bits += 8
+            while bits >= 5 {
+                bits -= 5
+                out.append(alphabet[Int((buffer >> UInt32(bits)) & 0x1F)])
+            }
+        }
+        if bits > 0 { out.append(alphabet[Int((buffer << UInt32(5 - bits)) & 0x1F)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -8,7 +8,7 @@ public enum SQLScript {
         var current = String.UnicodeScalarView()
         var i = 0
         func flush() {
-            let text = String(current).trimmingCharacters(in: " \t\r\n")
+            let text = String(current).trimmingCharacters(in: " \t\n\r")
             if !text.isEmpty, !Self.onlyComments(text) { out.append(text) }
             current = String.UnicodeScalarView()
         }

@@ -1,0 +1,346 @@
+import AnchorageTesting
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import Pins
+import Seams
+import PostgresNIO
+import Testing
+
+@Suite(.serialized) struct PinsAPITests {
+    @Test func addReturns202AndAStrictPinStatus() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let origins = (0..<30).map { "\"/ip4/192.168.0.\($0)/udp/4001/quic-v1/p2p/12D3KooWPeer\"" }.joined(separator: ",")
+            let reply = try await client.call(
+                .post, "/pins", token: token,
+                body: #"{"cid":"\#(cidA)","name":"PreciousData.pdf","origins":[\#(origins),"/ip6/::1/tcp/4001/p2p/12D3KooWPeer"],"meta":{"app_id":"99"}}"#)
+            #expect(reply.status == 202)
+            #expect(reply.contentType == "application/json")
+            Strict.pinStatus(reply.object)
+            #expect(reply.object["status"] as? String == "queued")
+            let pin = try #require(reply.object["pin"] as? [String: Any])
+            #expect(pin["cid"] as? String == cidA)
+            #expect(pin["name"] as? String == "PreciousData.pdf")
+            #expect(pin["meta"] as? [String: String] == ["app_id": "99"])
+            #expect((pin["origins"] as? [String])?.count == 20)
+            #expect(reply.object["delegates"] as? [String] == TestNode.defaultDelegates)
+        }
+    }
+
+    @Test func optionalFieldsAreOmittedNotNull() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let reply = try await client.call(.post, "/pins", token: token, body: #"{"cid":"\#(cidA)","name":null,"meta":{}}"#)
+            #expect(reply.status == 202)
+            let pin = try #require(reply.object["pin"] as? [String: Any])
+            #expect(Set(pin.keys) == ["cid"])
+            #expect(reply.object["info"] == nil)
+            #expect(!reply.text.contains("null"))
+        }
+    }
+
+    @Test func samecidTwiceGivesTwoRequestIDs() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let a = try await client.add(token, cid: cidA)
+            let b = try await client.add(token, cid: cidA)
+            #expect(a.requestID != b.requestID)
+            #expect((a.object["created"] as? String)! < (b.object["created"] as? String)!)
+        }
+    }
+
+    @Test func getByRequestID() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let created = try await client.add(token, cid: cidA, name: "n")
+            let got = try await client.call(.get, "/pins/\(created.requestID)", token: token)
+            #expect(got.status == 200)
+            Strict.pinStatus(got.object)
+            #expect(got.requestID == created.requestID)
+            #expect(got.object["created"] as? String == created.object["created"] as? String)
+            Strict.failure(try await client.call(.get, "/pins/pin_01jd00000000000000000000zz", token: token), status: 404)
+            Strict.failure(try await client.call(.get, "/pins/not-an-id", token: token), status: 404)
+            Strict.failure(try await client.call(.get, "/pins/\(created.requestID.replacingOccurrences(of: "pin_", with: "org_"))", token: token), status: 404)
+        }
+    }
+
+    @Test func replaceMintsANewRequestIDAndRemovesTheOld() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let old = try await client.add(token, cid: cidA, name: "policy/Qm/mfs")
+            let replaced = try await client.call(
+                .post, "/pins/\(old.requestID)", token: token, body: #"{"cid":"\#(cidB)","name":"policy/Qm/mfs"}"#)
+            #expect(replaced.status == 202)
+            Strict.pinStatus(replaced.object)
+            #expect(replaced.requestID != old.requestID)
+            #expect((replaced.object["pin"] as? [String: Any])?["cid"] as? String == cidB)
+            #expect((replaced.object["created"] as? String)! > (old.object["created"] as? String)!)
+            Strict.failure(try await client.call(.get, "/pins/\(old.requestID)", token: token), status: 404)
+            #expect(try await client.call(.get, "/pins/\(replaced.requestID)", token: token).status == 200)
+            // Replacing with the same CID is allowed (to change name or meta).
+            let same = try await client.call(
+                .post, "/pins/\(replaced.requestID)", token: token, body: #"{"cid":"\#(cidB)","meta":{"v":"2"}}"#)
+            #expect(same.status == 202)
+            let all = try await client.call(.get, "/pins?status=queued,pinning,pinned,failed", token: token)
+            #expect(all.count == 1)
+            #expect(all.results.first?["requestid"] as? String == same.requestID)
+            // Unknown id, and a bad body on a real id, change nothing.
+            Strict.failure(try await client.call(.post, "/pins/\(old.requestID)", token: token, body: #"{"cid":"\#(cidC)"}"#), status: 404)
+            Strict.failure(try await client.call(.post, "/pins/\(same.requestID)", token: token, body: #"{"cid":"nope"}"#), status: 400)
+            #expect(try await client.call(.get, "/pins/\(same.requestID)", token: token).status == 200)
+        }
+    }
+
+    @Test func deleteIsVisibleAtOnce() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let a = try await client.add(token, cid: cidA)
+            _ = try await client.add(token, cid: cidB)
+            let all = "/pins?status=queued%2Cpinning%2Cpinned%2Cfailed"
+            #expect(try await client.call(.get, all, token: token).count == 2)
+            let deleted = try await client.call(.delete, "/pins/\(a.requestID)", token: token)
+            #expect(deleted.status == 202)
+            #expect(deleted.body.isEmpty)
+            #expect(try await client.call(.get, all, token: token).count == 1)
+            Strict.failure(try await client.call(.get, "/pins/\(a.requestID)", token: token), status: 404)
+            Strict.failure(try await client.call(.delete, "/pins/\(a.requestID)", token: token), status: 404)
+        }
+    }
+
+    @Test func defaultStatusIsPinnedOnlyWithoutFilters() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let a = try await client.add(token, cid: cidA, name: "alpha")
+            _ = try await client.add(token, cid: cidB, name: "beta")
+            try await markPinned(node, a.requestID)
+            let plain = try await client.call(.get, "/pins", token: token)
+            #expect(plain.status == 200)
+            Strict.pinResults(plain.object)
+            #expect(plain.count == 1)
+            #expect(plain.results.first?["requestid"] as? String == a.requestID)
+            // Any other filter means all statuses (what the compliance suite's name queries need).
+            #expect(try await client.call(.get, "/pins?name=beta", token: token).count == 1)
+            #expect(try await client.call(.get, "/pins?status=queued", token: token).count == 1)
+            #expect(try await client.call(.get, "/pins?status=pinned,queued", token: token).count == 2)
+        }
+        try await withAPI(options: APIOptions(strictStatusDefault: true)) { node, client in
+            let token = try await node.token(org: "acme")
+            _ = try await client.add(token, cid: cidB, name: "beta")
+            #expect(try await client.call(.get, "/pins?name=beta", token: token).count == 0)
+        }
+    }
+
+    @Test func nameMatchStrategies() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let uuid = "4a3c15cf-44f3-85ac-5d3e-0123456789ab"
+            _ = try await client.add(token, cid: cidA, name: uuid)
+            _ = try await client.add(token, cid: cidB, name: "100%_sure")
+            _ = try await client.add(token, cid: cidC, name: "100xxsure")
+            func count(_ q: String) async throws -> Int { try await client.call(.get, "/pins?\(q)", token: token).count }
+            #expect(try await count("name=\(uuid)") == 1)
+            #expect(try await count("name=\(uuid)&match=exact") == 1)
+            #expect(try await count("name=\(uuid.uppercased())&match=exact") == 0)
+            #expect(try await count("name=\(uuid.uppercased())&match=iexact") == 1)
+            #expect(try await count("name=15cf-44f3-85ac-5d3&match=partial") == 1)
+            #expect(try await count("name=15CF-44F3-85AC-5D3&match=partial") == 0)
+            #expect(try await count("name=15CF-44F3-85AC-5D3&match=ipartial") == 1)
+            // LIKE metacharacters match literally.
+            #expect(try await count("name=%25_&match=partial") == 1)
+            #expect(try await count("name=0%25_S&match=ipartial") == 1)
+            #expect(try await count("name=100&match=partial") == 2)
+            let r = try await client.call(.get, "/pins?name=15cf-44f3-85ac-5d3&match=partial", token: token)
+            #expect((r.results.first?["pin"] as? [String: Any])?["name"] as? String == uuid)
+        }
+    }
+
+    @Test func cidStatusMetaAndDateFilters() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let a = try await client.add(token, cid: cidA, meta: ["app": "x", "env": "prod"])
+            node.clock.advance(seconds: 1)
+            let b = try await client.add(token, cid: cidB, meta: ["app": "x", "env": "dev"])
+            node.clock.advance(seconds: 1)
+            let c = try await client.add(token, cid: cidC, meta: ["app": "y"])
+            try await markPinned(node, b.requestID)
+            func ids(_ q: String) async throws -> [String] {
+                let r = try await client.call(.get, "/pins?\(q)", token: token)
+                #expect(r.status == 200, "\(q): \(r.text)")
+                #expect(r.count == r.results.count, "\(q)")
+                return r.results.map { $0["requestid"] as? String ?? "" }
+            }
+            #expect(try await ids("cid=\(cidA)") == [a.requestID])
+            #expect(try await ids("cid=\(cidA)%2C\(cidC)") == [c.requestID, a.requestID])
+            #expect(try await ids("cid=\(cidA),\(cidB)&status=pinned") == [b.requestID])
+            #expect(try await ids("status=queued") == [c.requestID, a.requestID])
+            let meta = { (json: String) in json.addingPercentEncoding(withAllowedCharacters: .alphanumerics)! }
+            #expect(try await ids("meta=\(meta(#"{"app":"x"}"#))") == [b.requestID, a.requestID])
+            #expect(try await ids("meta=\(meta(#"{"app":"x","env":"prod"}"#))") == [a.requestID])
+            #expect(try await ids("meta=\(meta(#"{"app":"z"}"#))") == [])
+            let createdB = try #require(b.object["created"] as? String)
+            #expect(try await ids("before=\(createdB)&status=queued,pinned") == [a.requestID])  // strict
+            #expect(try await ids("after=\(createdB)") == [c.requestID])  // strict
+            #expect(try await ids("after=\(createdB)&before=\(createdB)") == [])
+            #expect(try await ids("status=queued,pinned,pinning,failed&limit=2") == [c.requestID, b.requestID])
+            let limited = try await client.call(.get, "/pins?status=queued,pinned&limit=1", token: token)
+            #expect(limited.count == 3)
+            #expect(limited.results.count == 1)
+        }
+    }
+
+    @Test func createdRoundTripsThroughBeforeInEveryClientForm() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let first = try await client.add(token, cid: cidA)
+            let second = try await client.add(token, cid: cidB)  // same virtual instant: bumped 1µs
+            let c1 = try #require(first.object["created"] as? String)
+            let c2 = try #require(second.object["created"] as? String)
+            #expect(c1 != c2)
+            // Go sends RFC3339Nano with trailing zeros trimmed, and keeps a +hh:mm zone.
+            let goForm = try #require(ParsedDateTimeFormatter.goRFC3339Nano(c2, offsetHours: 2))
+            let r = try await client.call(
+                .get, "/pins?before=\(goForm.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)&status=queued", token: token)
+            #expect(r.results.map { $0["requestid"] as? String } == [first.requestID], "\(goForm)")
+        }
+    }
+
+    @Test func kuboPagingLoopSeesEveryPinExactlyOnce() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let org = try #require(try await node.admin.org(named: "acme")).id
+            let total = 1205
+            var expected = Set<String>()
+            for i in 0..<total {
+                let record = try await node.service.add(org: org, request: PinRequest(cid: CIDText.synthetic(UInt64(i)), name: "bulk"))
+                expected.insert(record.id.description)
+                if i % 7 == 0 { node.clock.advance(microseconds: 1) }
+            }
+            for limit in [10, 1000] {
+                var seen: [String] = []
+                var createdSeen: [String] = []
+                var before: String?
+                var requests = 0
+                while true {
+                    var uri = "/pins?limit=\(limit)&name=bulk&status=queued"
+                    if let before { uri += "&before=\(before.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)" }
+                    let page = try await client.call(.get, uri, token: token, headers: [.userAgent: "go-pinning-service-http-client", .accept: "application/json"])
+                    requests += 1
+                    #expect(page.status == 200)
+                    seen += page.results.map { $0["requestid"] as? String ?? "" }
+                    createdSeen += page.results.map { $0["created"] as? String ?? "" }
+                    if page.count == page.results.count { break }
+                    #expect(!page.results.isEmpty, "count=\(page.count) but no results")
+                    if page.results.isEmpty || requests > 200 { break }
+                    before = page.results.last?["created"] as? String
+                }
+                #expect(seen.count == total, "limit \(limit)")
+                #expect(Set(seen) == expected, "limit \(limit)")
+                #expect(createdSeen == createdSeen.sorted(by: >), "newest first")
+                #expect(requests == (total + limit - 1) / limit)
+            }
+        }
+    }
+
+    @Test func everyMalformedInputIsA400AndWritesNothing() async throws {
+        var limits = Limits()
+        limits.maxBodyBytes = 2048
+        try await withAPI(limits: limits) { node, client in
+            let token = try await node.token(org: "acme")
+            let bodies = [
+                "", "not json", "[]", "{}", #"{"cid":"nope"}"#, #"{"cid":12}"#, #"{"cid":"\#(cidA)","name":5}"#,
+                #"{"cid":"\#(cidA)","name":"\#(String(repeating: "n", count: 256))"}"#,
+                #"{"cid":"\#(cidA)","meta":{"a":1}}"#, #"{"cid":"\#(cidA)","meta":[]}"#, #"{"cid":"\#(cidA)","origins":{}}"#,
+                #"{"cid":"\#(cidA)","meta":{"big":"\#(String(repeating: "x", count: 4000))"}}"#,
+            ]
+            for body in bodies {
+                let r = try await client.call(.post, "/pins", token: token, body: body)
+                Strict.failure(r, status: 400)
+            }
+            for query in [
+                "limit=0", "limit=1001", "limit=x", "status=nope", "match=fuzzy", "before=yesterday", "after=2020-02-30T00:00:00Z",
+                "cid=notacid", "meta=%7B%22a%22%3A1%7D", "meta=notjson", "name=\(String(repeating: "n", count: 256))",
+            ] {
+                Strict.failure(try await client.call(.get, "/pins?\(query)", token: token), status: 400)
+            }
+            let all = try await client.call(.get, "/pins?status=queued,pinning,pinned,failed", token: token)
+            #expect(all.count == 0)
+        }
+    }
+
+    @Test func everyAuthFailureIsA401Failure() async throws {
+        try await withAPI { node, client in
+            let minted = try await node.mint(org: "acme", ttlSeconds: 60)
+            Strict.failure(try await client.call(.get, "/pins", token: nil), status: 401)
+            Strict.failure(try await client.call(.get, "/pins", token: "purposefullyInvalid"), status: 401)
+            Strict.failure(try await client.call(.get, "/pins", token: nil, headers: [.authorization: "Basic YTpi"]), status: 401)
+            Strict.failure(try await client.call(.get, "/pins", token: nil, headers: [.authorization: "Bearer "]), status: 401)
+            Strict.failure(try await client.call(.post, "/pins", token: nil, body: #"{"cid":"\#(cidA)"}"#), status: 401)
+            #expect(try await client.call(.get, "/pins", token: minted.token).status == 200)
+            // Expired.
+            node.clock.advance(seconds: 61)
+            Strict.failure(try await client.call(.get, "/pins", token: minted.token), status: 401)
+            // Revoked.
+            let other = try await node.mint(org: "acme")
+            #expect(try await client.call(.get, "/pins", token: other.token).status == 200)
+            try await node.admin.revokeToken(other.claims.tokenID)
+            let revoked = try await client.call(.get, "/pins", token: other.token)
+            Strict.failure(revoked, status: 401)
+            #expect((revoked.object["error"] as? [String: Any])?["details"] as? String == "access token has been revoked")
+        }
+    }
+
+    @Test func rotatedKeysKeepVerifyingUntilRetired() async throws {
+        try await withAPI { node, client in
+            let old = try await node.mint(org: "acme")
+            let rotated = try await node.admin.rotateKey()
+            let new = try await node.mint(org: "acme")
+            #expect(new.kid == rotated.kid)
+            #expect(old.kid != new.kid)
+            #expect(try await client.call(.get, "/pins", token: old.token).status == 200)
+            #expect(try await client.call(.get, "/pins", token: new.token).status == 200)
+            try await node.admin.retireKey(kid: old.kid)
+            Strict.failure(try await client.call(.get, "/pins", token: old.token), status: 401)
+            #expect(try await client.call(.get, "/pins", token: new.token).status == 200)
+        }
+    }
+
+    @Test func unknownRoutesAndMethodsAnswerWithFailures() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            Strict.failure(try await client.call(.get, "/nope", token: token), status: 404)
+            let put = try await client.call(.put, "/pins", token: token, body: "{}")
+            #expect([404, 405].contains(put.status))
+            #expect(put.contentType == "application/json")
+        }
+    }
+
+    @Test func healthAndReadiness() async throws {
+        try await withAPI { _, client in
+            let health = try await client.call(.get, "/v1/health", token: nil)
+            #expect(health.status == 200)
+            let ready = try await client.call(.get, "/v1/ready", token: nil)
+            #expect(ready.status == 200)
+            #expect(ready.object["status"] as? String == "ready")
+        }
+    }
+}
+
+/// Marks a pin `pinned` as the (future) worker would, through the ops role.
+func markPinned(_ node: TestNode, _ requestID: String) async throws {
+    let id = try #require(TypeID(parsing: requestID, prefix: "pin"))
+    try await node.opsClient.query("UPDATE pins SET status = 'pinned' WHERE id = \(id.uuid)", logger: .init(label: "test"))
+}
+
+enum ParsedDateTimeFormatter {
+    /// Re-renders our `created` the way Go's RFC3339Nano would after parsing it in another zone:
+    /// trailing fraction zeros trimmed, numeric offset.
+    static func goRFC3339Nano(_ created: String, offsetHours: Int) -> String? {
+        guard let t = ParsedDateTime(rfc3339: created) else { return nil }
+        let shifted = t.floor.adding(seconds: Int64(offsetHours * 3600)).rfc3339  // ...ffffffZ
+        var body = String(shifted.dropLast())  // drop Z
+        while body.hasSuffix("0") { body.removeLast() }
+        if body.hasSuffix(".") { body.removeLast() }
+        return body + String(format: "%@%02d:00", offsetHours >= 0 ? "+" : "-", abs(offsetHours))
+    }
+}

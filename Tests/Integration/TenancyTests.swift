@@ -1,0 +1,147 @@
+import AnchorageTesting
+import Foundation
+import HummingbirdTesting
+import Logging
+import Pins
+import PostgresNIO
+import PostgresStore
+import Seams
+import Testing
+
+/// The RLS belt: tenancy is enforced by the database itself, so even SQL that forgets its
+/// `WHERE org_id = …` cannot cross orgs when it runs as the API's role.
+@Suite struct TenancyTests {
+    static let orgOwnedTables = ["orgs", "api_tokens", "pins", "placements", "audit_log"]
+    let logger = Logger(label: "test.rls")
+
+    /// Org A and org B each with a token, a pin, a placement and audit entries.
+    func seed(_ node: TestNode) async throws -> (a: TypeID, b: TypeID, pinB: TypeID) {
+        let a = try await node.mint(org: "org-a").claims.org
+        let b = try await node.mint(org: "org-b").claims.org
+        let pinB = try await node.service.add(org: b, request: PinRequest(cid: cidB)).id
+        _ = try await node.service.add(org: a, request: PinRequest(cid: cidA))
+        let nodeID = TypeID.make("nod", clock: node.clock, entropy: node.entropy)
+        try await node.opsClient.query(
+            "INSERT INTO placements (org_id, pin_id, node_id, status, updated_at) VALUES (\(b.uuid), \(pinB.uuid), \(nodeID.uuid), 'queued', \(node.clock.now()))",
+            logger: logger)
+        return (a, b, pinB)
+    }
+
+    func orgColumn(_ table: String) -> String { table == "orgs" ? "id" : "org_id" }
+
+    @Test func everyOrgOwnedTableForcesRowLevelSecurity() async throws {
+        try await withTestNode { node in
+            let rows = try await node.opsClient.query(
+                """
+                SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, pg_get_userbyid(c.relowner)
+                FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                WHERE n.nspname = 'public' AND c.relkind = 'r'
+                  AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
+                       OR c.relname = 'orgs')
+                """, logger: logger)
+            var seen: [String] = []
+            for try await (name, rls, force, owner) in rows.decode((String, Bool, Bool, String).self) {
+                seen.append(name)
+                #expect(rls && force, "\(name) must ENABLE and FORCE row level security")
+                #expect(owner == DatabaseRole.owner, "\(name) is owned by \(owner)")
+            }
+            #expect(Set(seen) == Set(Self.orgOwnedTables), "org-owned tables: \(seen)")
+            let role = try await node.apiClient.query(
+                "SELECT rolsuper, rolbypassrls, (SELECT count(*) FROM pg_class WHERE relowner = r.oid) FROM pg_roles r WHERE rolname = current_user",
+                logger: logger)
+            for try await (superuser, bypass, owned) in role.decode((Bool, Bool, Int).self) {
+                #expect(!superuser && !bypass)
+                #expect(owned == 0, "the API role must own nothing")
+            }
+        }
+    }
+
+    @Test func theAPIRoleCannotReachAnotherOrgsRows() async throws {
+        try await withTestNode { node in
+            let (a, b, _) = try await seed(node)
+            for table in Self.orgOwnedTables {
+                let col = orgColumn(table)
+                // As the API role with org A set: B's rows are invisible, unchangeable, undeletable.
+                let visible: Int = try await node.apiClient.withTransaction(logger: logger) { conn in
+                    try await conn.query("SELECT set_config('anchorage.org_id', \(a.uuid.uuidString), true)", logger: logger)
+                    return try await conn.query(
+                        PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table) WHERE \(col) = $1", binds: binds(b.uuid)), logger: logger
+                    ).collect().first?.decode(Int.self) ?? -1
+                }
+                #expect(visible == 0, "\(table): B's rows visible to A")
+                let total: Int = try await node.apiClient.withTransaction(logger: logger) { conn in
+                    try await conn.query("SELECT set_config('anchorage.org_id', \(a.uuid.uuidString), true)", logger: logger)
+                    return try await conn.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table) WHERE \(col) <> $1", binds: binds(a.uuid)), logger: logger)
+                        .collect().first?.decode(Int.self) ?? -1
+                }
+                #expect(total == 0, "\(table): rows of other orgs visible")
+                if table != "audit_log" && table != "api_tokens" && table != "orgs" {  // tables the API may write
+                    let changed: Int = try await node.apiClient.withTransaction(logger: logger) { conn in
+                        try await conn.query("SELECT set_config('anchorage.org_id', \(a.uuid.uuidString), true)", logger: logger)
+                        let u = try await conn.query(
+                            PostgresQuery(unsafeSQL: "UPDATE \(table) SET status = 'failed' WHERE \(col) = $1 RETURNING 1", binds: binds(b.uuid)),
+                            logger: logger
+                        ).collect().count
+                        let d = try await conn.query(
+                            PostgresQuery(unsafeSQL: "DELETE FROM \(table) WHERE \(col) = $1 RETURNING 1", binds: binds(b.uuid)), logger: logger
+                        ).collect().count
+                        return u + d
+                    }
+                    #expect(changed == 0, "\(table): A changed B's rows")
+                }
+                // With no org set at all: nothing.
+                let unset = try await node.apiClient.query(
+                    PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table)"), logger: logger
+                ).collect().first?.decode(Int.self) ?? -1
+                #expect(unset == 0, "\(table): rows visible with no org set")
+                // And B's rows are all still there.
+                let intact = try await node.opsClient.query(
+                    PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table) WHERE \(col) = $1", binds: binds(b.uuid)), logger: logger
+                ).collect().first?.decode(Int.self) ?? -1
+                #expect(intact >= 1, "\(table): B's rows lost")
+            }
+            // Writing a row for B while acting as A is refused by the policy's WITH CHECK.
+            await #expect(throws: PSQLError.self) {
+                try await node.apiClient.withTransaction(logger: logger) { conn in
+                    try await conn.query("SELECT set_config('anchorage.org_id', \(a.uuid.uuidString), true)", logger: logger)
+                    try await conn.query(
+                        "INSERT INTO pins (org_id, id, cid, status, created_at, updated_at) VALUES (\(b.uuid), \(UUID()), 'x', 'queued', \(node.clock.now()), \(node.clock.now()))",
+                        logger: logger)
+                }
+            }
+            // The API role cannot switch RLS off or touch tables it has no grant on.
+            await #expect(throws: PSQLError.self) {
+                try await node.apiClient.query("ALTER TABLE pins DISABLE ROW LEVEL SECURITY", logger: logger)
+            }
+            await #expect(throws: PSQLError.self) {
+                try await node.apiClient.query("INSERT INTO signing_keys (kid, secret, created_at) VALUES ('k', \(ByteBuffer(repeating: 1, count: 32)), \(node.clock.now()))", logger: logger)
+            }
+        }
+    }
+
+    @Test func acrossTheAPIOrgsNeverSeeEachOther() async throws {
+        try await withAPI { node, client in
+            let tokenA = try await node.token(org: "org-a")
+            let tokenB = try await node.token(org: "org-b")
+            let pinA = try await client.add(tokenA, cid: cidA, name: "shared-name", meta: ["k": "v"])
+            try await markPinned(node, pinA.requestID)
+            _ = try await client.add(tokenB, cid: cidB, name: "b-only")
+            Strict.failure(try await client.call(.get, "/pins/\(pinA.requestID)", token: tokenB), status: 404)
+            Strict.failure(try await client.call(.post, "/pins/\(pinA.requestID)", token: tokenB, body: #"{"cid":"\#(cidC)"}"#), status: 404)
+            Strict.failure(try await client.call(.delete, "/pins/\(pinA.requestID)", token: tokenB), status: 404)
+            for q in ["", "?status=queued,pinning,pinned,failed", "?cid=\(cidA)", "?name=shared-name", "?meta=%7B%22k%22%3A%22v%22%7D"] {
+                let r = try await client.call(.get, "/pins\(q)", token: tokenB)
+                #expect(!r.results.contains { $0["requestid"] as? String == pinA.requestID }, "\(q)")
+                #expect(r.count == (q.contains("status=") ? 1 : 0), "\(q): count \(r.count)")
+            }
+            // A's pin survived B's attempts.
+            #expect(try await client.call(.get, "/pins/\(pinA.requestID)", token: tokenA).status == 200)
+        }
+    }
+}
+
+func binds(_ values: UUID...) -> PostgresBindings {
+    var b = PostgresBindings()
+    for v in values { b.append(v) }
+    return b
+}

@@ -1,0 +1,87 @@
+import Foundation
+import Pins
+import Seams
+import Sim
+import Testing
+import Tokens
+
+struct MemoryKeys: SigningKeySource, Denylist {
+    var keys: [String: SigningKey]
+    var revoked: Set<TypeID> = []
+    func verificationKey(kid: String) async throws -> SigningKey? { keys[kid].flatMap { $0.retired == nil ? $0 : nil } }
+    func isRevoked(tokenID: TypeID) async throws -> Bool { revoked.contains(tokenID) }
+}
+
+@Suite struct TokenTests {
+    let clock = VirtualWallClock()
+    let entropy = SeededEntropy(seed: 9)
+
+    func setup(revoked: Bool = false) -> (MemoryKeys, SigningKey, TokenClaims) {
+        let key = SigningKey(kid: "key_a", secret: entropy.bytes(32), created: clock.now())
+        let claims = TokenClaims(
+            org: TypeID.make("org", clock: clock, entropy: entropy), tokenID: TypeID.make("tok", clock: clock, entropy: entropy),
+            issuedAt: clock.now(), expiresAt: clock.now().adding(seconds: 60))
+        var keys = MemoryKeys(keys: ["key_a": key])
+        if revoked { keys.revoked.insert(claims.tokenID) }
+        return (keys, key, claims)
+    }
+
+    func reason(_ token: String, _ keys: MemoryKeys) async -> String? {
+        do {
+            _ = try await TokenVerifier(keys: keys, denylist: keys, clock: clock).verify(token)
+            return nil
+        } catch let e as PinsError {
+            #expect(e.status == 401)
+            return e.details
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func verifiesItsOwnTokens() async throws {
+        let (keys, key, claims) = setup()
+        let token = TokenCodec.sign(claims, with: key)
+        let verified = try await TokenVerifier(keys: keys, denylist: keys, clock: clock).verify(token)
+        #expect(verified.org == claims.org)
+        #expect(verified.tokenID == claims.tokenID)
+    }
+
+    @Test func refusesExpiredRevokedAndRetired() async {
+        var (keys, key, claims) = setup()
+        let token = TokenCodec.sign(claims, with: key)
+        clock.advance(seconds: 61)
+        #expect(await reason(token, keys)?.contains("expired") == true)
+        let fresh = setup(revoked: true)
+        #expect(await reason(TokenCodec.sign(fresh.2, with: fresh.1), fresh.0)?.contains("revoked") == true)
+        claims.expiresAt = clock.now().adding(seconds: 60)
+        keys.keys["key_a"]?.retired = clock.now()
+        #expect(await reason(TokenCodec.sign(claims, with: key), keys)?.contains("unknown or retired") == true)
+    }
+
+    @Test func pinsTheAlgorithmAndRequiresKid() async {
+        let (keys, key, claims) = setup()
+        let token = TokenCodec.sign(claims, with: key)
+        let parts = token.split(separator: ".").map(String.init)
+        func header(_ json: String) -> String { Base64URL.encode(Array(json.utf8)) }
+        // alg "none" with no signature, and alg swapped while keeping the HS256 signature.
+        #expect(await reason(header(#"{"alg":"none","kid":"key_a"}"#) + "." + parts[1] + ".", keys) != nil)
+        #expect(await reason(header(#"{"alg":"HS512","kid":"key_a"}"#) + "." + parts[1] + "." + parts[2], keys)?.contains("HS256") == true)
+        #expect(await reason(header(#"{"alg":"HS256"}"#) + "." + parts[1] + "." + parts[2], keys)?.contains("kid") == true)
+        #expect(await reason(header(#"{"alg":"HS256","kid":"key_zz"}"#) + "." + parts[1] + "." + parts[2], keys) != nil)
+    }
+
+    @Test func refusesTamperingAndJunk() async {
+        let (keys, key, claims) = setup()
+        let token = TokenCodec.sign(claims, with: key)
+        let parts = token.split(separator: ".").map(String.init)
+        var other = claims
+        other.org = TypeID.make("org", clock: clock, entropy: entropy)
+        let forgedPayload = TokenCodec.sign(other, with: key).split(separator: ".").map(String.init)[1]
+        #expect(await reason(parts[0] + "." + forgedPayload + "." + parts[2], keys)?.contains("signature") == true)
+        #expect(await reason("purposefullyInvalid", keys) != nil)
+        #expect(await reason("", keys) != nil)
+        #expect(await reason(String(repeating: "a", count: 5000), keys) != nil)
+        let wrongKey = SigningKey(kid: "key_a", secret: entropy.bytes(32), created: clock.now())
+        #expect(await reason(TokenCodec.sign(claims, with: wrongKey), keys)?.contains("signature") == true)
+    }
+}
