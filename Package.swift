@@ -104,6 +104,7 @@ let package = Package(
             dependencies: [
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
@@ -111,7 +112,7 @@ let package = Package(
         .executableTarget(
             name: "Server",
             dependencies: [
-                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "Live", "Seams",
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "Live", "Seams", "ConformanceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),

@@ -36,7 +36,8 @@ public struct PinRecord: Sendable, Equatable {
     public var status: PinStatus
     /// `PinStatus.info` (e.g. `status_details`), string to string.
     public var info: [String: String]
-    /// Immutable; unique per org at microsecond precision.
+    /// Immutable; unique and strictly increasing per org, in whole milliseconds (stored and
+    /// emitted with microsecond precision, so it round-trips through any client's `before`).
     public var created: Timestamp
 
     public init(
@@ -52,8 +53,8 @@ public struct PinRecord: Sendable, Equatable {
     }
 }
 
-/// A pin about to be stored. `created` is a lower bound: the store bumps it by whole
-/// microseconds until it is unique within the org.
+/// A pin about to be stored. `created` is a lower bound: the store rounds it to a millisecond and
+/// moves it past the org's newest pin.
 public struct NewPin: Sendable, Equatable {
     public var id: TypeID
     public var request: PinRequest

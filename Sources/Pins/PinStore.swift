@@ -5,7 +5,7 @@ import Seams
 /// this with row-level security, not only with `WHERE` clauses).
 public protocol PinStore: Sendable {
     /// Stores a new pin with status `queued`. `pin.created` is a lower bound; the stored
-    /// `created` is the first microsecond at or after it that no other pin of the org has.
+    /// `created` is at or after it, in whole milliseconds, and later than every other pin of the org.
     func create(org: TypeID, pin: NewPin) async throws -> PinRecord
     func get(org: TypeID, id: TypeID) async throws -> PinRecord?
     /// Atomically deletes `id` and stores `replacement`; nil (and no change) if `id` is unknown.

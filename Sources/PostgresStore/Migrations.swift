@@ -137,7 +137,10 @@ public enum Migrations {
 
             -- One round trip for the hot write path: set the org for this statement's implicit
             -- transaction, then insert. SECURITY INVOKER, so the caller's policies still apply.
-            -- created is strictly increasing per org: at least `at`, and after the newest pin.
+            -- created is strictly increasing per org in whole milliseconds: at least `at`, and a
+            -- millisecond after the newest pin. Millisecond steps make every client's `before`
+            -- exact: JavaScript clients (and the compliance suite) send milliseconds, Go sends
+            -- nanoseconds, and neither can then skip a pin created in the same millisecond.
             CREATE FUNCTION anchorage_create_pin(
               p_org uuid, p_id uuid, p_cid text, p_name text, p_origins text[], p_meta jsonb,
               p_at timestamptz
@@ -145,9 +148,9 @@ public enum Migrations {
             DECLARE c timestamptz;
             BEGIN
               PERFORM set_config('\(DatabaseRole.orgSetting)', p_org::text, true);
-              SELECT GREATEST(p_at, max(created_at) + interval '1 microsecond') INTO c
+              SELECT GREATEST(date_trunc('milliseconds', p_at), max(created_at) + interval '1 millisecond') INTO c
                 FROM pins WHERE org_id = p_org;
-              c := COALESCE(c, p_at);
+              c := COALESCE(c, date_trunc('milliseconds', p_at));
               INSERT INTO pins (org_id, id, cid, name, origins, meta, status, info, created_at, updated_at)
                 VALUES (p_org, p_id, p_cid, p_name, p_origins, p_meta, 'queued', '{}', c, p_at);
               RETURN c;

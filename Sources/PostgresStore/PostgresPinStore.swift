@@ -9,7 +9,7 @@ import Seams
 public struct PostgresPinStore: PinStore {
     public let client: PostgresClient
     public let logger: Logger
-    /// How often to retry when a concurrent insert took the same `created` microsecond.
+    /// How often to retry when a concurrent insert took the same `created` millisecond.
     static let maxCreatedRetries = 8
 
     public init(client: PostgresClient, logger: Logger) {
@@ -44,7 +44,7 @@ public struct PostgresPinStore: PinStore {
                 }
                 return PinRecord(id: pin.id, org: org, request: r, status: .queued, created: created)
             } catch where error.sqlState == "23505" && attempt < Self.maxCreatedRetries {
-                attempt += 1  // a concurrent insert in this org took the same microsecond
+                attempt += 1  // a concurrent insert in this org took the same millisecond
             }
         }
     }
@@ -69,13 +69,16 @@ public struct PostgresPinStore: PinStore {
                 return try await client.withTransaction(logger: logger) { conn -> PinRecord? in
                     try await conn.setOrg(org, logger: logger)
                     let deleted = try await conn.query(
-                        "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING id", logger: logger
+                        "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING created_at", logger: logger
                     ).collect()
-                    guard !deleted.isEmpty else { return nil }
+                    guard let oldCreated = try deleted.first?.decode(Timestamp.self) else { return nil }
+                    // The replacement is a newer object than the one it replaces, even if the
+                    // clock has not moved (or moved back).
+                    let at = max(replacement.created, oldCreated.adding(microseconds: 1000))
                     let rows = try await conn.query(
                         """
                         SELECT anchorage_create_pin(\(org.uuid), \(replacement.id.uuid), \(r.cid), \(r.name),
-                          \(r.origins), \(meta)::jsonb, \(replacement.created))
+                          \(r.origins), \(meta)::jsonb, \(at))
                         """, logger: logger)
                     guard let created = try await rows.collect().first?.decode(Timestamp.self) else { return nil }
                     return PinRecord(id: replacement.id, org: org, request: r, status: .queued, created: created)

@@ -167,7 +167,7 @@ import Testing
             func ids(_ q: String) async throws -> [String] {
                 let r = try await client.call(.get, "/pins?\(q)", token: token)
                 #expect(r.status == 200, "\(q): \(r.text)")
-                #expect(r.count == r.results.count, "\(q)")
+                if !q.contains("limit=") { #expect(r.count == r.results.count, "\(q)") }
                 return r.results.map { $0["requestid"] as? String ?? "" }
             }
             #expect(try await ids("cid=\(cidA)") == [a.requestID])
@@ -193,7 +193,7 @@ import Testing
         try await withAPI { node, client in
             let token = try await node.token(org: "acme")
             let first = try await client.add(token, cid: cidA)
-            let second = try await client.add(token, cid: cidB)  // same virtual instant: bumped 1µs
+            let second = try await client.add(token, cid: cidB)  // same virtual instant: bumped 1ms
             let c1 = try #require(first.object["created"] as? String)
             let c2 = try #require(second.object["created"] as? String)
             #expect(c1 != c2)
