@@ -1,0 +1,246 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import Hummingbird
+import Live
+import LocalPostgres
+import Logging
+import NIOCore
+import NIOHTTP1
+import Pins
+import PinsHTTP
+import PostgresNIO
+import PostgresStore
+import Seams
+import Tokens
+
+/// `anchorage-bench api`: seeds a database, serves the API in-process on a loopback port, and
+/// measures it over real HTTP, next to PostgreSQL's own single-row INSERT rate on the same
+/// database and concurrency, so the overhead of the API is visible as a ratio.
+struct APIBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "api", abstract: "Benchmark the Pinning API on PostgreSQL.")
+
+    @Option(help: "Pins to seed before measuring.") var pins = 1_000_000
+    @Option(help: "Orgs the seeded pins are spread over.") var orgs = 10
+    @Option(help: "Seconds per write measurement.") var seconds = 5.0
+    @Option(help: "Requests per read query type.") var reads = 400
+    @Option(parsing: .upToNextOption, help: "Connection counts for the write test.") var connections = [1, 8, 32]
+    @Flag(help: "fsync and synchronous_commit off (faster, not durable).") var fast = false
+
+    func run() async throws {
+        var logger = Logger(label: "bench")
+        logger.logLevel = .warning
+        let quiet = Logger(label: "bench.quiet", factory: { _ in SwiftLogNoOpLogHandler() })
+        let clock = SystemWallClock()
+        let entropy = SystemEntropy()
+        say("starting PostgreSQL (\(fast ? "fsync off" : "durable: fsync and synchronous_commit on"))")
+        let pg = try await LocalPostgres.start(options: .init(durable: !fast, maxConnections: 200), logger: logger)
+        defer { pg.stop() }
+        let db = try await pg.createDatabase("bench", clock: clock, logger: logger)
+
+        let ops = PostgresClient(configuration: db.ops.clientConfiguration(maxConnections: 4), backgroundLogger: quiet)
+        let api = PostgresClient(configuration: db.api.clientConfiguration(maxConnections: 64), backgroundLogger: quiet)
+        let owner = PostgresClient(configuration: db.owner.clientConfiguration(maxConnections: 64), backgroundLogger: quiet)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await ops.run() }
+            group.addTask { await api.run() }
+            group.addTask { await owner.run() }
+            defer { group.cancelAll() }
+
+            // Orgs and tokens.
+            let admin = PostgresAdmin(client: ops, clock: clock, entropy: entropy, logger: quiet)
+            var orgIDs: [TypeID] = []
+            var tokens: [String] = []
+            for i in 0..<orgs {
+                let org = try await admin.createOrg(name: "bench-\(i)")
+                orgIDs.append(org.id)
+                tokens.append(try await admin.mintToken(org: org.id, name: "bench", ttlSeconds: 86400).token)
+            }
+
+            let tokenList = tokens
+            let orgList = orgIDs
+            // Seed.
+            let seedStart = ContinuousClock.now
+            let perOrg = pins / max(orgs, 1)
+            say("seeding \(perOrg * orgs) pins across \(orgs) orgs")
+            let base = clock.now().adding(seconds: -Int64(perOrg) / 1000 - 3600)
+            for org in orgIDs {
+                try await ops.query(
+                    """
+                    INSERT INTO pins (org_id, id, cid, name, meta, status, created_at, updated_at)
+                    SELECT \(org.uuid), gen_random_uuid(),
+                      'bafkrei' || substr(md5(i::text || \(org.uuid.uuidString)), 1, 32) || substr(md5(i::text), 1, 20),
+                      'file-' || i || '.bin',
+                      jsonb_build_object('app', 'app-' || (i % 100), 'batch', 'b-' || (i % 1000)),
+                      CASE WHEN i % 10 = 0 THEN 'queued' ELSE 'pinned' END,
+                      \(base) + i * interval '1 millisecond', \(base)
+                    FROM generate_series(1, \(perOrg)) AS i
+                    """, logger: quiet)
+            }
+            try await ops.query("ANALYZE pins", logger: quiet)
+            say(String(format: "seeded in %.1f s", seconds(since: seedStart)))
+
+            // The API, in-process, on a loopback port.
+            let service = PinService(store: PostgresPinStore(client: api, logger: quiet), clock: clock, entropy: entropy, limits: Limits(), options: APIOptions())
+            let lookup = PostgresTokenLookup(client: api, logger: quiet)
+            let router = makeRouter(HTTPDependencies(
+                service: service,
+                verifier: TokenVerifier(keys: CachedKeySource(source: lookup, clock: clock), denylist: lookup, clock: clock),
+                delegates: StaticDelegates(["/ip4/127.0.0.1/tcp/4001/p2p/QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c"]),
+                readiness: AlwaysReady(), logRequests: false))
+            let portBox = PortBox()
+            let app = Application(
+                router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                onServerRunning: { await portBox.set($0.localAddress?.port ?? 0) }, logger: quiet)
+            group.addTask { try await app.runService() }
+            let port = await portBox.wait()
+            let http = HTTPClient(
+                eventLoopGroupProvider: .singleton,
+                configuration: .init(connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
+            defer { _ = http.shutdown() }
+            let baseURL = "http://127.0.0.1:\(port)"
+
+            // Writes: POST /pins and raw INSERTs at the same concurrency.
+            try await owner.query(
+                "CREATE TABLE raw_inserts (org_id uuid NOT NULL, id uuid PRIMARY KEY, cid text NOT NULL, meta jsonb NOT NULL, created_at timestamptz NOT NULL)",
+                logger: quiet)
+            var writeRows: [[String]] = []
+            for c in connections {
+                let counter = Counter()
+                let post = try await measure(concurrency: c, seconds: seconds) { worker, n in
+                    let org = (worker + n) % tokenList.count
+                    var request = HTTPClientRequest(url: baseURL + "/pins")
+                    request.method = .POST
+                    request.headers.add(name: "Authorization", value: "Bearer \(tokenList[org])")
+                    request.headers.add(name: "Content-Type", value: "application/json")
+                    let cid = CIDText.synthetic(await counter.next(), namespace: 7)
+                    request.body = .bytes(ByteBuffer(string: #"{"cid":"\#(cid)","name":"bench","meta":{"app":"bench"}}"#))
+                    let response = try await http.execute(request, timeout: .seconds(30))
+                    _ = try await response.body.collect(upTo: 1 << 20)
+                    guard response.status == .accepted else { throw BenchError.status(Int(response.status.code)) }
+                }
+                let raw = try await measure(concurrency: c, seconds: seconds) { worker, n in
+                    let org = orgList[(worker + n) % orgList.count]
+                    try await owner.query(
+                        "INSERT INTO raw_inserts (org_id, id, cid, meta, created_at) VALUES (\(org.uuid), \(UUID()), \(CIDText.synthetic(UInt64(n), namespace: UInt64(worker))), '{\"app\":\"bench\"}'::jsonb, \(clock.now()))",
+                        logger: quiet)
+                }
+                writeRows.append([
+                    "\(c)", fmt(post.rate), fmt(post.p50 * 1000, 2), fmt(post.p99 * 1000, 2), fmt(raw.rate),
+                    String(format: "%.0f%%", post.rate / max(raw.rate, 1) * 100),
+                ])
+                say("POST c=\(c): \(fmt(post.rate)) req/s; raw INSERT: \(fmt(raw.rate)) rows/s")
+            }
+
+            // Reads.
+            let deepRows = try await ops.query(
+                "SELECT created_at FROM pins WHERE org_id = \(orgIDs[0].uuid) ORDER BY created_at ASC OFFSET \(max(perOrg / 10, 1)) LIMIT 1",
+                logger: quiet
+            ).collect()
+            let deep = try deepRows.first?.decode(Timestamp.self) ?? clock.now()
+            let queries: [(String, String)] = [
+                ("default (pinned, newest 10)", "/pins"),
+                ("name ipartial", "/pins?name=LE-1234&match=ipartial"),
+                ("meta containment", "/pins?meta=" + #"{"app":"app-7"}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!),
+                ("deep before page (90% down)", "/pins?status=pinned,queued&before=" + deep.rfc3339.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!),
+                ("cid filter", "/pins?cid=" + CIDText.synthetic(1, namespace: 7)),
+            ]
+            var readRows: [[String]] = []
+            for (label, path) in queries {
+                var latencies: [Double] = []
+                latencies.reserveCapacity(reads)
+                var count = 0
+                for i in 0..<reads {
+                    var request = HTTPClientRequest(url: baseURL + path)
+                    request.headers.add(name: "Authorization", value: "Bearer \(tokens[i % tokens.count])")
+                    let start = ContinuousClock.now
+                    let response = try await http.execute(request, timeout: .seconds(30))
+                    let body = try await response.body.collect(upTo: 8 << 20)
+                    latencies.append(seconds(since: start))
+                    guard response.status == .ok else { throw BenchError.status(Int(response.status.code)) }
+                    if i == 0, let o = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] {
+                        count = o["count"] as? Int ?? -1
+                    }
+                }
+                latencies.sort()
+                readRows.append([label, "\(count)", fmt(percentile(latencies, 0.5) * 1000, 2), fmt(percentile(latencies, 0.99) * 1000, 2)])
+            }
+
+            print("")
+            print("anchorage-bench api — \(perOrg * orgs) seeded pins, \(orgs) orgs, PostgreSQL \(fast ? "fsync off" : "durable"), \(ProcessInfo.processInfo.activeProcessorCount) cores, server and load generator in one process")
+            print("")
+            print(table(["connections", "POST /pins req/s", "p50 ms", "p99 ms", "raw INSERT rows/s", "POST / raw"], writeRows))
+            print("")
+            print(table(["GET query (\(reads) sequential requests)", "count", "p50 ms", "p99 ms"], readRows))
+        }
+    }
+
+    struct Result { var rate: Double; var p50: Double; var p99: Double }
+
+    /// Runs `concurrency` workers, each issuing operations back to back for `seconds`.
+    func measure(concurrency: Int, seconds: Double, _ op: @escaping @Sendable (Int, Int) async throws -> Void) async throws -> Result {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        let all = try await withThrowingTaskGroup(of: [Double].self) { group in
+            for w in 0..<concurrency {
+                group.addTask {
+                    var lat: [Double] = []
+                    var n = 0
+                    while ContinuousClock.now < deadline {
+                        let start = ContinuousClock.now
+                        try await op(w, n)
+                        lat.append(self.seconds(since: start))
+                        n += 1
+                    }
+                    return lat
+                }
+            }
+            var out: [Double] = []
+            for try await part in group { out += part }
+            return out
+        }.sorted()
+        return Result(rate: Double(all.count) / seconds, p50: percentile(all, 0.5), p99: percentile(all, 0.99))
+    }
+
+    func percentile(_ sorted: [Double], _ p: Double) -> Double {
+        guard !sorted.isEmpty else { return 0 }
+        return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
+    }
+
+    func seconds(since start: ContinuousClock.Instant) -> Double {
+        let d = ContinuousClock.now - start
+        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+    }
+
+    func fmt(_ v: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", v) }
+
+    func say(_ s: String) { FileHandle.standardError.write(Data(("bench: " + s + "\n").utf8)) }
+
+    func table(_ header: [String], _ rows: [[String]]) -> String {
+        var widths = header.map(\.count)
+        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
+        func line(_ cells: [String]) -> String {
+            "| " + cells.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: " | ") + " |"
+        }
+        return ([line(header), "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|"] + rows.map(line))
+            .joined(separator: "\n")
+    }
+}
+
+enum BenchError: Error { case status(Int) }
+
+struct AlwaysReady: ReadinessCheck { func notReadyReason() async -> String? { nil } }
+
+actor Counter {
+    var n: UInt64 = 0
+    func next() -> UInt64 { n += 1; return n }
+}
+
+actor PortBox {
+    var port: Int?
+    var waiters: [CheckedContinuation<Int, Never>] = []
+    func set(_ p: Int) { port = p; for w in waiters { w.resume(returning: p) }; waiters = [] }
+    func wait() async -> Int {
+        if let port { return port }
+        return await withCheckedContinuation { waiters.append($0) }
+    }
+}
