@@ -125,38 +125,14 @@ public final class LocalPostgres: Sendable {
         }
     }
 
-    /// Runs a tool to completion with `posix_spawn` + `waitpid`. Output goes to a file, not a
-    /// pipe: `pg_ctl start` leaves the server running with inherited descriptors, so a pipe would
-    /// never reach end-of-file. (Foundation's `Process` also proved unreliable at reaping here.)
     static func run(_ executable: String, _ args: [String]) throws {
-        let outputPath = FileManager.default.temporaryDirectory
-            .appendingPathComponent("anchorage-cmd-\(getpid())-\(UInt32.random(in: 0 ... .max)).log").path
-        defer { unlink(outputPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + args).map { strdup($0) } + [nil]
-        defer { for a in argv { free(a) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, executable, &actions, nil, argv, environ)
-        guard rc == 0 else { throw LocalPostgresError.failed("cannot run \(executable): \(String(cString: strerror(rc)))") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 {
-            guard errno == EINTR else { throw LocalPostgresError.failed("waitpid failed for \(executable)") }
-        }
-        let exited = (status & 0x7f) == 0
-        let code = (status >> 8) & 0xff
-        guard exited, code == 0 else {
-            let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-            throw LocalPostgresError.failed(
-                "\(executable) \(args.joined(separator: " ")) failed (status \(status)): \(text.suffix(2000))")
+        let (code, output) = try ChildProcess.run(executable, args)
+        guard code == 0 else {
+            throw LocalPostgresError.failed("\(executable) \(args.joined(separator: " ")) exited \(code): \(output.suffix(2000))")
         }
     }
 
-    static func freePort() throws -> Int {
+    public static func freePort() throws -> Int {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw LocalPostgresError.failed("socket() failed") }
         defer { close(fd) }

@@ -8,7 +8,8 @@ import Tokens
 /// Turns every error into the spec's `Failure` body with `Content-Type: application/json`:
 /// our own `PinsError`s, Hummingbird's (unknown route, too-large body) and anything unexpected
 /// (a 500 whose details never leak internals; the error itself is logged).
-public struct FailureMiddleware<Context: RequestContext>: RouterMiddleware {
+public struct FailureMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
     public init() {}
 
     public func handle(
@@ -17,14 +18,17 @@ public struct FailureMiddleware<Context: RequestContext>: RouterMiddleware {
         do {
             return try await next(request, context)
         } catch let error as PinsError {
-            if error.status >= 500 { context.logger.error("request failed", metadata: ["error": "\(error)"]) }
+            if error.status >= 500 {
+                context.logger.error("request failed", metadata: ["error": "\(error)", "org": "\(context.requestState.org ?? "-")"])
+            }
             return Self.response(for: error)
         } catch let error as HTTPError {
             return Self.response(for: Self.map(error))
         } catch is NIOTooManyBytesError {
             return Self.response(for: .badRequest(reason: "BODY_TOO_LARGE", details: "the request body is too large"))
         } catch {
-            context.logger.error("unexpected error", metadata: ["error": "\(String(reflecting: error))"])
+            context.logger.error(
+                "unexpected error", metadata: ["error": "\(String(reflecting: error))", "org": "\(context.requestState.org ?? "-")"])
             return Self.response(for: .internalError("an unexpected error occurred; it has been logged"))
         }
     }
@@ -86,5 +90,30 @@ extension Substring {
         while let f = s.first, f == " " || f == "\t" { s.removeFirst() }
         while let l = s.last, l == " " || l == "\t" { s.removeLast() }
         return s
+    }
+}
+
+/// One access-log line per request, after it completes: method, path, status, duration, and
+/// the org once authenticated (plus Hummingbird's `hb.request.id` from the context logger).
+public struct AccessLogMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
+    let level: Logger.Level
+
+    public init(level: Logger.Level = .info) { self.level = level }
+
+    public func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        let elapsed = ContinuousClock.now - start
+        var metadata: Logger.Metadata = [
+            "method": "\(request.method.rawValue)", "path": "\(request.uri.path)",
+            "status": "\(response.status.code)",
+            "ms": "\(Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000 + Double(elapsed.components.seconds) * 1000)",
+        ]
+        if let org = context.requestState.org { metadata["org"] = "\(org)" }
+        context.logger.log(level: level, "request", metadata: metadata)
+        return response
     }
 }

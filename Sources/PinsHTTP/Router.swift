@@ -27,7 +27,8 @@ public struct HTTPDependencies<Store: PinStore>: Sendable {
 
 public func makeRouter<Store: PinStore>(_ deps: HTTPDependencies<Store>) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
-    if deps.logRequests { router.add(middleware: LogRequestsMiddleware(.info)) }
+    // Outermost first: the access log sees the final status, including mapped failures.
+    if deps.logRequests { router.add(middleware: AccessLogMiddleware()) }
     router.add(middleware: FailureMiddleware())
     OperationsController(readiness: deps.readiness).register(on: router)
     let pins = router.group().add(middleware: AuthMiddleware(verifier: deps.verifier))

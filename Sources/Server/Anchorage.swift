@@ -5,6 +5,6 @@ struct Anchorage: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "anchorage",
         abstract: "A multi-tenant IPFS pinning service (IPFS Pinning Services API).",
-        subcommands: [Serve.self, Migrate.self, Admin.self]
+        subcommands: [Serve.self, Migrate.self, Admin.self, Conformance.self]
     )
 }

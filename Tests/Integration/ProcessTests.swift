@@ -1,0 +1,87 @@
+import AnchorageTesting
+import AsyncHTTPClient
+import Foundation
+import LocalPostgres
+import NIOCore
+import Testing
+
+/// The real `anchorage` executable as an operator runs it: configuration from the environment
+/// and flags, admin exit codes, `serve` answering over TCP, JSON logs, graceful SIGTERM.
+@Suite struct ProcessTests {
+    static var binary: String {
+        URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent().appendingPathComponent("anchorage").path
+    }
+
+    func environment(_ db: LocalPostgres.Database) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ANCHORAGE_") }
+        env["ANCHORAGE_DB_URL"] = db.api.urlString
+        env["ANCHORAGE_DB_OPS_URL"] = db.ops.urlString
+        env["ANCHORAGE_DB_OWNER_URL"] = db.owner.urlString
+        return env
+    }
+
+    @Test func adminCommandsAndServeLifecycle() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the anchorage executable first (swift build)")
+        let db = try await SharedPostgres.shared.freshDatabase()
+        let env = environment(db)
+
+        let (statusCode, status) = try ChildProcess.run(Self.binary, ["migrate", "status", "--json"], environment: env)
+        #expect(statusCode == 0, "\(status)")
+        #expect(status.contains(#""state":"applied""#))
+
+        let (mintCode, mint) = try ChildProcess.run(Self.binary, ["admin", "mint-token", "--org", "cli", "--create-org", "--ttl", "1h"], environment: env)
+        #expect(mintCode == 0, "\(mint)")
+        let token = try #require(mint.split(separator: "\n").last.map(String.init))
+        #expect(token.split(separator: ".").count == 3)
+
+        let (missingCode, missing) = try ChildProcess.run(Self.binary, ["admin", "mint-token", "--org", "nobody"], environment: env)
+        #expect(missingCode != 0)
+        #expect(missing.contains("no org named"))
+        let (ttlCode, ttl) = try ChildProcess.run(Self.binary, ["admin", "mint-token", "--org", "cli", "--ttl", "5x"], environment: env)
+        #expect(ttlCode != 0)
+        #expect(ttl.contains("--ttl"))
+        let (revokeCode, _) = try ChildProcess.run(Self.binary, ["admin", "revoke-token", "tok_nope"], environment: env)
+        #expect(revokeCode != 0)
+        var badEnv = env
+        badEnv["ANCHORAGE_LIMITS_MAX_LIST_LIMIT"] = "5000"
+        let (badCode, bad) = try ChildProcess.run(Self.binary, ["serve", "--port", "1"], environment: badEnv)
+        #expect(badCode != 0)
+        #expect(bad.contains("limits.maxListLimit"))
+
+        // serve: flags beat the environment (port), logs are JSON lines with the org.
+        let port = try LocalPostgres.freePort()
+        var serveEnv = env
+        serveEnv["ANCHORAGE_HTTP_PORT"] = "1"  // overridden by --port
+        let server = try ChildProcess(Self.binary, ["serve", "--port", "\(port)", "--log-format", "json"], environment: serveEnv)
+        defer { if server.poll() == nil { server.signal(SIGKILL); server.wait() } }
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = http.shutdown() }
+        var ready = false
+        for _ in 0..<100 {
+            if let r = try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/ready"), timeout: .seconds(2)),
+                r.status == .ok
+            {
+                ready = true
+                break
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(ready, "server did not become ready: \(server.output)")
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/pins")
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response = try await http.execute(request, timeout: .seconds(5))
+        #expect(response.status == .ok)
+        #expect(String(buffer: try await response.body.collect(upTo: 1 << 16)) == #"{"count":0,"results":[]}"#)
+
+        server.signal(SIGTERM)
+        var code: Int32?
+        for _ in 0..<100 where code == nil {
+            code = server.poll()
+            if code == nil { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(code == 0, "exit after SIGTERM: \(code.map(String.init) ?? "still running")")
+        let lines = server.output.split(separator: "\n")
+        #expect(lines.contains { $0.hasPrefix("{") && $0.contains(#""msg":"request""#) && $0.contains(#""org":"org_"#) }, "\(server.output.suffix(2000))")
+        #expect(lines.allSatisfy { $0.hasPrefix("{") }, "every log line is JSON")
+    }
+}
