@@ -17,6 +17,7 @@ let package = Package(
     products: [
         .executable(name: "anchorage", targets: ["Server"]),
         .executable(name: "anchorage-bench", targets: ["Bench"]),
+        .executable(name: "fake-kubo", targets: ["FakeKuboServer"]),
         .library(name: "Pins", targets: ["Pins"]),
         .library(name: "PinsHTTP", targets: ["PinsHTTP"]),
         .library(name: "PostgresStore", targets: ["PostgresStore"]),
@@ -94,6 +95,40 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // KuboRPC: the production Kubo client (Kubo's RPC API over HTTP), behind the KuboAPI seam.
+        .target(
+            name: "KuboRPC",
+            dependencies: [
+                "Seams",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // FakeKubo: a wire-faithful fake Kubo: an in-process model (for the simulator) and a real
+        // HTTP server speaking Kubo's RPC format (for tests and dev mode), with fault knobs.
+        .target(
+            name: "FakeKubo",
+            dependencies: [
+                "Seams",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "FakeKuboServer",
+            dependencies: [
+                "FakeKubo", "Seams",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Live: production implementations of the seams (wall clock, system entropy).
         .target(name: "Live", dependencies: ["Seams"], swiftSettings: swiftSettings),
         // Sim: deterministic implementations of the seams (virtual clock, seeded entropy).
@@ -151,6 +186,15 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
+            name: "KuboContract",
+            dependencies: [
+                "KuboRPC", "FakeKubo", "Seams",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: testSwiftSettings
         ),

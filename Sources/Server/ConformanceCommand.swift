@@ -142,9 +142,10 @@ struct Conformance: AsyncParsableCommand {
         let conformanceTarget = ConformanceTarget(
             transport: transport, tokenA: token, tokenB: tokenB, capabilities: Set(capabilities),
             name: transport.baseURL)
+        let selection = only.map { "the cases matching '\($0)' (of \(suite.count))" } ?? "\(suite.count) cases"
         Conformance.say(
-            "conformance: \(suite.count) cases in \(directory.path)\(only.map { ", only '\($0)'" } ?? "") "
-                + "against \(transport.baseURL) (\(transport.isRemote ? "remote, paced" : "local"))"
+            "conformance: running \(selection) from \(directory.path) against \(transport.baseURL) "
+                + "(\(transport.isRemote ? "remote, at most 2 requests/s" : "local"))"
                 + (tokenB == nil ? "; no --token-b, tenancy cases will be skipped" : ""))
 
         if let problem = await Conformance.preflight(transport, token: token) {

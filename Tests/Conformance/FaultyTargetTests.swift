@@ -37,7 +37,7 @@ enum Defect: String, CaseIterable, Sendable, CustomTestStringConvertible {
             ]
         case .oldestFirst:
             return [
-                ("v1.0.0/pins-list/list-is-newest-first", "$.results"),
+                ("v1.0.0/pins-list/list-is-newest-first", "out of descending order"),
                 ("v1.0.0/pins-list/list-limit-1-returns-the-newest", "$.results[0].requestid"),
             ]
         case .nullOptionalFields:

@@ -1,0 +1,1 @@
+@main struct FakeKuboMain { static func main() {} }

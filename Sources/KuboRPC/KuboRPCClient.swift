@@ -1,0 +1,1 @@
+// The production Kubo RPC client lives here (issue 3).
