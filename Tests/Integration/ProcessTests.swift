@@ -84,4 +84,29 @@ import Testing
         #expect(lines.contains { $0.hasPrefix("{") && $0.contains(#""msg":"request""#) && $0.contains(#""org":"org_"#) }, "\(server.output.suffix(2000))")
         #expect(lines.allSatisfy { $0.hasPrefix("{") }, "every log line is JSON")
     }
+
+    @Test func configurationLayersFileThenEnvironmentThenFlags() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the anchorage executable first (swift build)")
+        let db = try await SharedPostgres.shared.freshDatabase()
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("anchorage-\(UInt32.random(in: 0 ... .max)).yaml")
+        try "log:\n  format: xml\nlimits:\n  maxListLimit: 500\n".write(to: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(at: file) }
+        var env = environment(db)
+        // The file alone: its invalid value is reported with the key's name.
+        var (code, out) = try ChildProcess.run(Self.binary, ["migrate", "status", "--config", file.path], environment: env)
+        #expect(code != 0)
+        #expect(out.contains("log.format"), "\(out)")
+        // The environment beats the file.
+        env["ANCHORAGE_LOG_FORMAT"] = "json"
+        (code, out) = try ChildProcess.run(Self.binary, ["migrate", "status", "--config", file.path], environment: env)
+        #expect(code == 0, "\(out)")
+        // A flag beats the environment.
+        (code, out) = try ChildProcess.run(Self.binary, ["migrate", "status", "--config", file.path, "--log-format", "bogus"], environment: env)
+        #expect(code != 0)
+        #expect(out.contains("log.format"), "\(out)")
+        // A missing file is an error, not silently ignored.
+        (code, out) = try ChildProcess.run(Self.binary, ["migrate", "status", "--config", "/nonexistent.yaml"], environment: env)
+        #expect(code != 0)
+        #expect(out.contains("does not exist"))
+    }
 }
