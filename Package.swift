@@ -147,7 +147,7 @@ let package = Package(
         .executableTarget(
             name: "Server",
             dependencies: [
-                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "Live", "Seams", "ConformanceKit",
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "Live", "Seams", "ConformanceKit", "KuboRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),

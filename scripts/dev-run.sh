@@ -3,6 +3,8 @@
 #   - PostgreSQL in .anchorage/dev/pg (created once, kept between runs) on 127.0.0.1:$ANCHORAGE_DEV_PG_PORT
 #   - roles, database and migrations; a token for org "dev" in .anchorage/dev/token
 #   - .anchorage/dev/env: source it to point `swift run anchorage admin …`/`migrate …` at this node
+#   - Kubo: the one on $ANCHORAGE_KUBO_URL (default http://127.0.0.1:5001), or else the fake Kubo
+#     (`fake-kubo`, state in .anchorage/dev/fake-kubo.json); its `id` addresses become delegates
 #   - anchorage serve on 127.0.0.1:8080 in the foreground; Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,8 +42,28 @@ fi
 trap 'echo "==> stopping PostgreSQL"; stop_pg' EXIT
 
 echo "==> building anchorage (swift build)"
-swift build --product anchorage
-bin="$(swift build --show-bin-path)/anchorage"
+swift build --product anchorage --product fake-kubo
+bindir="$(swift build --show-bin-path)"
+bin="$bindir/anchorage"
+
+# Kubo: use the one answering on $ANCHORAGE_KUBO_URL, or start the fake Kubo in its place.
+kubo_url=${ANCHORAGE_KUBO_URL:-http://127.0.0.1:5001}
+kubo_pid=
+if curl -s -m 2 -X POST "$kubo_url/api/v0/version" >/dev/null 2>&1; then
+  echo "==> using the Kubo answering on $kubo_url"
+else
+  kubo_listen=${kubo_url#http://}
+  echo "==> no Kubo answers on $kubo_url: starting the FAKE Kubo (fake-kubo) on $kubo_listen"
+  "$bindir/fake-kubo" --listen "$kubo_listen" --state "$dev/fake-kubo.json" --log-level warning \
+    > "$dev/fake-kubo.log" 2>&1 &
+  kubo_pid=$!
+  for _ in $(seq 1 50); do
+    curl -s -m 1 -X POST "$kubo_url/api/v0/version" >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+fi
+export ANCHORAGE_KUBO_URL="$kubo_url"
+trap 'echo "==> stopping"; [ -n "$kubo_pid" ] && kill "$kubo_pid" 2>/dev/null; stop_pg' EXIT
 
 super="postgres://postgres@127.0.0.1:$pgport/postgres"
 export ANCHORAGE_DB_URL="postgres://anchorage_api@127.0.0.1:$pgport/anchorage"
@@ -56,6 +78,7 @@ export ANCHORAGE_DB_URL=$ANCHORAGE_DB_URL
 export ANCHORAGE_DB_OPS_URL=$ANCHORAGE_DB_OPS_URL
 export ANCHORAGE_DB_OWNER_URL=$ANCHORAGE_DB_OWNER_URL
 export ANCHORAGE_HTTP_PORT=$httpport
+export ANCHORAGE_KUBO_URL=$kubo_url
 ENV
 
 "$bin" admin mint-token --org dev --create-org --ttl 365d --name dev > "$dev/token"
@@ -63,7 +86,7 @@ chmod 600 "$dev/token"
 
 cat <<MSG
 
-anchorage is starting on http://127.0.0.1:$httpport  (Ctrl-C stops it and PostgreSQL)
+anchorage is starting on http://127.0.0.1:$httpport  (Ctrl-C stops it, PostgreSQL${kubo_pid:+ and the fake Kubo})
   token:  $dev/token        settings for the CLIs:  source $dev/env
   try:    curl -H "Authorization: Bearer \$(cat .anchorage/dev/token)" localhost:$httpport/pins
 

@@ -3,6 +3,7 @@ import Configuration
 import Crypto
 import Foundation
 import Hummingbird
+import KuboRPC
 import Live
 import Logging
 import Pins
@@ -40,13 +41,7 @@ struct Serve: AsyncParsableCommand {
         let verifier = TokenVerifier(
             keys: CachedKeySource(source: lookup, clock: clock, ttlSeconds: settings.keyCacheSeconds),
             denylist: lookup, clock: clock, leewaySeconds: settings.leewaySeconds)
-        var delegates = settings.delegates
-        if delegates.isEmpty {
-            delegates = [DevDelegate.address]
-            logger.warning(
-                "no api.delegates configured: answering with a placeholder delegate; set api.delegates to your IPFS node's public multiaddrs",
-                metadata: ["delegate": "\(DevDelegate.address)"])
-        }
+        let delegates = await Self.delegates(settings, logger: logger)
         let service = PinService(
             store: store, clock: clock, entropy: SystemEntropy(), limits: settings.limits, options: settings.api)
         let router = makeRouter(
@@ -71,6 +66,37 @@ struct Serve: AsyncParsableCommand {
                 logger: logger))
         try await group.run()
         logger.info("stopped")
+    }
+}
+
+extension Serve {
+    /// `api.delegates` if configured; otherwise the paired Kubo's own addresses (`id`), each
+    /// ending in `/p2p/<peerID>`; otherwise a logged placeholder so that clients still parse.
+    static func delegates(_ settings: Settings, logger: Logger) async -> [String] {
+        if !settings.delegates.isEmpty { return settings.delegates }
+        let kubo = KuboRPCClient(
+            baseURL: settings.kuboURL, requestTimeout: .seconds(settings.kuboTimeoutSeconds),
+            logger: Logger(label: "anchorage.kubo"))
+        let result: Result<KuboIdentity, any Error>
+        do { result = .success(try await kubo.identity()) } catch { result = .failure(error) }
+        try? await kubo.shutdown()
+        do {
+            let identity = try result.get()
+            let addresses = identity.addresses.filter { $0.contains("/p2p/") }
+            // Prefer addresses other nodes can dial; keep loopback only when nothing else exists.
+            let routable = addresses.filter { !$0.hasPrefix("/ip4/127.") && !$0.hasPrefix("/ip6/::1/") }
+            let chosen = Array((routable.isEmpty ? addresses : routable).prefix(20))
+            if !chosen.isEmpty {
+                logger.info("delegates from Kubo", metadata: ["kubo": "\(settings.kuboURL)", "peer": "\(identity.peerID)", "count": "\(chosen.count)"])
+                return chosen
+            }
+        } catch {
+            logger.warning("Kubo did not answer `id`", metadata: ["kubo": "\(settings.kuboURL)", "error": "\(error)"])
+        }
+        logger.warning(
+            "no api.delegates configured and no Kubo identity: answering with a placeholder delegate; set api.delegates or run Kubo at kubo.url",
+            metadata: ["delegate": "\(DevDelegate.address)"])
+        return [DevDelegate.address]
     }
 }
 

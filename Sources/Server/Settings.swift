@@ -73,6 +73,8 @@ struct Settings: Sendable {
     var keyCacheSeconds: Int64 = 30
     var leewaySeconds: Int64 = 0
     var shutdownGraceSeconds: Int64 = 25
+    var kuboURL = "http://127.0.0.1:5001"
+    var kuboTimeoutSeconds = 10
 
     init(_ c: ConfigReader) throws {
         httpHost = c.string(forKey: "http.host", default: httpHost)
@@ -89,6 +91,8 @@ struct Settings: Sendable {
         keyCacheSeconds = Int64(c.int(forKey: "auth.keyCacheSeconds", default: Int(keyCacheSeconds)))
         leewaySeconds = Int64(c.int(forKey: "auth.leewaySeconds", default: Int(leewaySeconds)))
         shutdownGraceSeconds = Int64(c.int(forKey: "http.shutdownGraceSeconds", default: Int(shutdownGraceSeconds)))
+        kuboURL = c.string(forKey: "kubo.url", default: kuboURL)
+        kuboTimeoutSeconds = c.int(forKey: "kubo.timeoutSeconds", default: kuboTimeoutSeconds)
         var l = Limits()
         l.maxBodyBytes = c.int(forKey: "limits.maxBodyBytes", default: l.maxBodyBytes)
         l.maxNameBytes = c.int(forKey: "limits.maxNameBytes", default: l.maxNameBytes)
@@ -119,6 +123,8 @@ struct Settings: Sendable {
         try check((1...limits.maxListLimit).contains(limits.defaultListLimit), "limits.defaultListLimit must be 1-maxListLimit")
         try check(limits.maxCidsPerQuery >= 10, "limits.maxCidsPerQuery must be at least 10 (the spec's own limit)")
         try check(delegates.count <= 20, "api.delegates holds at most 20 multiaddrs")
+        try check(kuboURL.hasPrefix("http://") || kuboURL.hasPrefix("https://"), "kubo.url must be an http(s) URL")
+        try check((1...600).contains(kuboTimeoutSeconds), "kubo.timeoutSeconds must be 1-600")
         for d in delegates { try check(d.contains("/p2p/"), "api.delegates entries must end in /p2p/<peerID>: \(d)") }
     }
 
