@@ -42,7 +42,8 @@ fi
 trap 'echo "==> stopping PostgreSQL"; stop_pg' EXIT
 
 echo "==> building anchorage (swift build)"
-swift build --product anchorage --product fake-kubo
+swift build --product anchorage
+swift build --product fake-kubo
 bindir="$(swift build --show-bin-path)"
 bin="$bindir/anchorage"
 
