@@ -39,7 +39,7 @@ if ! as_pg "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
   as_pg "$pg_bin/pg_ctl" -D "$pgdata" -l "$dev/postgres.log" -w -t 60 \
     -o "-c listen_addresses=127.0.0.1 -p $pgport -k $dev" start >/dev/null
 fi
-trap 'echo "==> stopping PostgreSQL"; stop_pg' EXIT
+trap 'trap "" INT TERM; echo "==> stopping PostgreSQL"; stop_pg' EXIT
 
 echo "==> building anchorage (swift build)"
 swift build --product anchorage
@@ -64,7 +64,13 @@ else
   done
 fi
 export ANCHORAGE_KUBO_URL="$kubo_url"
-trap 'echo "==> stopping"; [ -n "$kubo_pid" ] && kill "$kubo_pid" 2>/dev/null; stop_pg' EXIT
+cleanup() {
+  trap '' INT TERM  # a second Ctrl-C must not interrupt the clean-up itself
+  echo "==> stopping${kubo_pid:+ the fake Kubo and} PostgreSQL"
+  if [ -n "$kubo_pid" ]; then kill "$kubo_pid" 2>/dev/null || true; fi
+  stop_pg
+}
+trap cleanup EXIT
 
 super="postgres://postgres@127.0.0.1:$pgport/postgres"
 export ANCHORAGE_DB_URL="postgres://anchorage_api@127.0.0.1:$pgport/anchorage"
