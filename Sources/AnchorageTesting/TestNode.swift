@@ -62,7 +62,7 @@ public struct TestNode: Sendable {
         return makeRouter(
             HTTPDependencies(
                 service: service, verifier: verifier, delegates: StaticDelegates(delegates),
-                readiness: TestReadiness(lookup: lookup), logRequests: logRequests))
+                readiness: ReadinessProbe { await lookup.notReadyReason() }, logRequests: logRequests))
     }
 
     /// Mints a token for the org named `org`, creating the org if needed.
@@ -75,18 +75,6 @@ public struct TestNode: Sendable {
         let id: TypeID
         if let existing { id = existing.id } else { id = try await admin.createOrg(name: org).id }
         return try await admin.mintToken(org: id, name: "test", ttlSeconds: ttlSeconds)
-    }
-}
-
-struct TestReadiness: ReadinessCheck {
-    let lookup: PostgresTokenLookup
-    func notReadyReason() async -> String? {
-        do {
-            let v = try await lookup.schemaVersion()
-            return v == Migrations.latestVersion ? nil : "schema version \(v.map(String.init) ?? "none")"
-        } catch {
-            return "the database is unreachable"
-        }
     }
 }
 

@@ -8,6 +8,13 @@ public protocol ReadinessCheck: Sendable {
     func notReadyReason() async -> String?
 }
 
+/// A readiness check given as a closure (the store decides; HTTP only reports).
+public struct ReadinessProbe: ReadinessCheck {
+    let check: @Sendable () async -> String?
+    public init(_ check: @escaping @Sendable () async -> String?) { self.check = check }
+    public func notReadyReason() async -> String? { await check() }
+}
+
 /// `/v1/health` (the process is alive) and `/v1/ready` (it can serve: 200, or 503 with a reason).
 public struct OperationsController: Sendable {
     let readiness: any ReadinessCheck

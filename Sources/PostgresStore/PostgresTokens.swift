@@ -31,6 +31,25 @@ public struct PostgresTokenLookup: SigningKeySource, Denylist {
         return try await rows.collect().first?.decode(Bool.self) ?? false
     }
 
+    /// Why this database cannot serve this binary, or nil when it can: reachable, and its schema
+    /// at exactly the version the binary was built for. (`/v1/ready` answers 503 with this.)
+    public func notReadyReason() async -> String? {
+        do {
+            guard let version = try await schemaVersion() else {
+                return "the database has no schema yet: run `anchorage migrate up`"
+            }
+            if version < Migrations.latestVersion {
+                return "the database schema is at version \(version); this binary needs \(Migrations.latestVersion): run `anchorage migrate up`"
+            }
+            if version > Migrations.latestVersion {
+                return "the database schema (version \(version)) is newer than this binary (\(Migrations.latestVersion))"
+            }
+            return nil
+        } catch {
+            return "the database is unreachable"
+        }
+    }
+
     /// The highest applied migration, or nil if the schema table is missing.
     public func schemaVersion() async throws -> Int? {
         let rows = try await client.query(

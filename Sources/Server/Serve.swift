@@ -47,7 +47,7 @@ struct Serve: AsyncParsableCommand {
         let router = makeRouter(
             HTTPDependencies(
                 service: service, verifier: verifier, delegates: StaticDelegates(delegates),
-                readiness: DatabaseReadiness(lookup: lookup), logRequests: settings.logRequests))
+                readiness: ReadinessProbe { await lookup.notReadyReason() }, logRequests: settings.logRequests))
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "anchorage"),
@@ -97,28 +97,6 @@ extension Serve {
             "no api.delegates configured and no Kubo identity: answering with a placeholder delegate; set api.delegates or run Kubo at kubo.url",
             metadata: ["delegate": "\(DevDelegate.address)"])
         return [DevDelegate.address]
-    }
-}
-
-/// Ready when the database answers and its schema is at the version this binary expects.
-struct DatabaseReadiness: ReadinessCheck {
-    let lookup: PostgresTokenLookup
-
-    func notReadyReason() async -> String? {
-        do {
-            guard let version = try await lookup.schemaVersion() else {
-                return "the database has no schema yet: run `anchorage migrate up`"
-            }
-            if version < Migrations.latestVersion {
-                return "the database schema is at version \(version); this binary needs \(Migrations.latestVersion): run `anchorage migrate up`"
-            }
-            if version > Migrations.latestVersion {
-                return "the database schema (version \(version)) is newer than this binary (\(Migrations.latestVersion))"
-            }
-            return nil
-        } catch {
-            return "the database is unreachable"
-        }
     }
 }
 

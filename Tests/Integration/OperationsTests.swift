@@ -6,6 +6,8 @@ import LocalPostgres
 import Logging
 import Pins
 import PostgresNIO
+import PinsHTTP
+import NIOFoundationCompat
 import PostgresStore
 import Seams
 import Sim
@@ -43,8 +45,20 @@ import Testing
             defer { group.cancelAll() }
             let lookup = PostgresTokenLookup(client: client, logger: logger)
             #expect(try await lookup.schemaVersion() == nil)
-            try await Provisioning.migrate(owner: urls.owner, clock: VirtualWallClock(), logger: logger)
-            #expect(try await lookup.schemaVersion() == Migrations.latestVersion)
+            // Through HTTP, as a load balancer sees it: 503 with a JSON reason, then 200.
+            let router = Router(context: AppRequestContext.self)
+            OperationsController(readiness: ReadinessProbe { await lookup.notReadyReason() }).register(on: router)
+            try await Application(router: router).test(.router) { client in
+                let notReady = try await client.execute(uri: "/v1/ready", method: .get)
+                #expect(notReady.status == .serviceUnavailable)
+                #expect(notReady.headers[.contentType] == "application/json")
+                let body = try JSONSerialization.jsonObject(with: Data(buffer: notReady.body)) as? [String: String]
+                #expect(body?["status"] == "not_ready")
+                #expect(body?["reason"]?.contains("migrate up") == true)
+                try await Provisioning.migrate(owner: urls.owner, clock: VirtualWallClock(), logger: logger)
+                #expect(try await lookup.schemaVersion() == Migrations.latestVersion)
+                #expect(try await client.execute(uri: "/v1/ready", method: .get).status == .ok)
+            }
         }
         try await pg.dropDatabase(name, logger: logger)
     }
