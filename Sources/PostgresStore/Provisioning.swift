@@ -48,6 +48,11 @@ public enum Provisioning {
                 try await conn.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database) OWNER \(DatabaseRole.owner)"), logger: logger)
             }
         }
+        try await superuser.with(database: database).withConnection(logger: logger) { conn in
+            for statement in Bootstrap.leakproofStatements {
+                try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            }
+        }
     }
 
     /// Applies pending migrations as the owner role.

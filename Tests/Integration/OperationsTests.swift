@@ -34,6 +34,25 @@ import Testing
         try await pg.dropDatabase(db.name, logger: logger)
     }
 
+    /// Without leakproof LIKE/ILIKE/@>, row-level security keeps the planner from using the
+    /// trigram and jsonb indexes for the API role (see Bootstrap.leakproofStatements).
+    @Test func bootstrapMakesTheFilterOperatorsLeakproof() async throws {
+        try await withTestNode { node in
+            let rows = try await node.apiClient.query(
+                """
+                SELECT p.proname, p.proleakproof FROM pg_proc p
+                WHERE p.oid IN ('pg_catalog.textlike(text,text)'::regprocedure, 'pg_catalog.texticlike(text,text)'::regprocedure,
+                                'pg_catalog.jsonb_contains(jsonb,jsonb)'::regprocedure)
+                """, logger: logger)
+            var seen = 0
+            for try await (name, leakproof) in rows.decode((String, Bool).self) {
+                #expect(leakproof, "\(name) must be LEAKPROOF")
+                seen += 1
+            }
+            #expect(seen == 3)
+        }
+    }
+
     @Test func readinessIs503UntilTheSchemaIsMigrated() async throws {
         let pg = try await SharedPostgres.shared.local()
         let name = "unmigrated_\(UInt32.random(in: 0 ... .max))"
