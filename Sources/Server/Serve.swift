@@ -109,25 +109,3 @@ enum DevDelegate {
         return "/ip4/127.0.0.1/tcp/4001/p2p/" + Base58.encode([0x12, 0x20] + digest)
     }()
 }
-
-enum Base58 {
-    static let alphabet = Array("123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz".utf8)
-
-    static func encode(_ bytes: [UInt8]) -> String {
-        var digits: [UInt8] = []  // little-endian base-58
-        for byte in bytes {
-            var carry = Int(byte)
-            for i in 0..<digits.count {
-                carry += Int(digits[i]) << 8
-                digits[i] = UInt8(carry % 58)
-                carry /= 58
-            }
-            while carry > 0 {
-                digits.append(UInt8(carry % 58))
-                carry /= 58
-            }
-        }
-        let zeros = bytes.prefix(while: { $0 == 0 }).count
-        return String(repeating: "1", count: zeros) + String(decoding: digits.reversed().map { alphabet[Int($0)] }, as: UTF8.self)
-    }
-}
