@@ -49,6 +49,13 @@ let package = Package(
             dependencies: ["Seams", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // Worker: executes a node's placements against its Kubo (retries, deadlines, fairness via
+        // the store, refcounted unpins). Talks only to the seams.
+        .target(
+            name: "Worker",
+            dependencies: ["Seams", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // Tokens: HS256 API tokens with kid-named signing keys, pinned algorithm, denylist.
         .target(
             name: "Tokens",
@@ -68,7 +75,7 @@ let package = Package(
         .target(
             name: "PostgresStore",
             dependencies: [
-                "Pins", "Tokens", "Seams",
+                "Pins", "Tokens", "Seams", "Worker",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -147,6 +154,7 @@ let package = Package(
         .executableTarget(
             name: "Server",
             dependencies: [
+                "Worker",
                 "Pins", "Tokens", "PinsHTTP", "PostgresStore", "Live", "Seams", "ConformanceKit", "KuboRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -181,6 +189,7 @@ let package = Package(
         .testTarget(
             name: "Integration",
             dependencies: [
+                "Worker", "FakeKubo",
                 "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live", "AnchorageTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),

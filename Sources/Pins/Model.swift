@@ -59,11 +59,14 @@ public struct NewPin: Sendable, Equatable {
     public var id: TypeID
     public var request: PinRequest
     public var created: Timestamp
+    /// The nodes that must hold the pin (one placement each, created with the pin).
+    public var nodes: [TypeID]
 
-    public init(id: TypeID, request: PinRequest, created: Timestamp) {
+    public init(id: TypeID, request: PinRequest, created: Timestamp, nodes: [TypeID] = []) {
         self.id = id
         self.request = request
         self.created = created
+        self.nodes = nodes
     }
 }
 

@@ -9,13 +9,19 @@ public struct PinService<Store: PinStore>: Sendable {
     public let entropy: any Entropy
     public let limits: Limits
     public let options: APIOptions
+    /// Which nodes hold a new pin (the placement policy). Empty: stored, never pinned.
+    public let placement: @Sendable (PinRequest) -> [TypeID]
 
-    public init(store: Store, clock: any WallClock, entropy: any Entropy, limits: Limits, options: APIOptions) {
+    public init(
+        store: Store, clock: any WallClock, entropy: any Entropy, limits: Limits, options: APIOptions,
+        placement: @escaping @Sendable (PinRequest) -> [TypeID] = { _ in [] }
+    ) {
         self.store = store
         self.clock = clock
         self.entropy = entropy
         self.limits = limits
         self.options = options
+        self.placement = placement
     }
 
     /// `POST /pins`: a new pin object with a new requestid, even when the CID is already pinned.
@@ -44,7 +50,7 @@ public struct PinService<Store: PinStore>: Sendable {
     /// `DELETE /pins/{requestid}`.
     public func delete(org: TypeID, requestID: String) async throws {
         guard let id = TypeID(parsing: requestID, prefix: IDPrefix.pin),
-            try await store.delete(org: org, id: id)
+            try await store.delete(org: org, id: id, at: clock.now())
         else { throw PinsError.notFound }
     }
 
@@ -62,7 +68,8 @@ public struct PinService<Store: PinStore>: Sendable {
         NewPin(
             id: TypeID.make(IDPrefix.pin, clock: clock, entropy: entropy),
             request: request,
-            created: clock.now()
+            created: clock.now(),
+            nodes: placement(request)
         )
     }
 }

@@ -10,8 +10,9 @@ public protocol PinStore: Sendable {
     func get(org: TypeID, id: TypeID) async throws -> PinRecord?
     /// Atomically deletes `id` and stores `replacement`; nil (and no change) if `id` is unknown.
     func replace(org: TypeID, id: TypeID, with replacement: NewPin) async throws -> PinRecord?
-    /// Deletes `id`; false if it is unknown.
-    func delete(org: TypeID, id: TypeID) async throws -> Bool
+    /// Deletes `id` (and its placements, leaving their CIDs for the nodes to unpin once no
+    /// other placement needs them); false if it is unknown.
+    func delete(org: TypeID, id: TypeID, at: Timestamp) async throws -> Bool
     /// Newest first (`created` descending, then id); `count` is the total after all filters.
     func list(org: TypeID, query: PinQuery) async throws -> PinPage
 }

@@ -26,7 +26,7 @@ func tenancy(_ table: String, column: String = "org_id") -> String {
 }
 
 public enum Migrations {
-    public static let all: [Migration] = [initial]
+    public static let all: [Migration] = [initial, placements]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }
 
@@ -165,6 +165,49 @@ public enum Migrations {
             GRANT SELECT, INSERT, UPDATE, DELETE ON orgs, signing_keys, api_tokens, token_denylist,
               pins, placements, nodes, audit_log TO \(DatabaseRole.ops);
             GRANT EXECUTE ON FUNCTION anchorage_create_pin(uuid, uuid, text, text, text[], jsonb, timestamptz)
+              TO \(DatabaseRole.api), \(DatabaseRole.ops);
+            """)
+
+    static let placements = Migration(
+        version: 2, name: "placements",
+        sql: """
+            -- What the pin worker needs on each placement: the CID (for the per-node refcount
+            -- across orgs), when it may be tried next, a claim lease, and the last error.
+            ALTER TABLE placements
+              ADD COLUMN cid text NOT NULL DEFAULT '',
+              ADD COLUMN created_at timestamptz,
+              ADD COLUMN next_attempt_at timestamptz,
+              ADD COLUMN lease_until timestamptz,
+              ADD COLUMN last_error text;
+            CREATE INDEX placements_claim ON placements (node_id, status, next_attempt_at);
+            CREATE INDEX placements_node_cid ON placements (node_id, cid);
+
+            -- CIDs whose placement on a node went away: the worker unpins each from Kubo once no
+            -- placement of any org still needs it there. Holds no tenant data (no org column).
+            CREATE TABLE kubo_unpins (
+              node_id      uuid NOT NULL,
+              cid          text NOT NULL,
+              requested_at timestamptz NOT NULL,
+              PRIMARY KEY (node_id, cid)
+            );
+
+            -- Like anchorage_create_pin, and also places the pin on p_nodes in the same statement;
+            -- a new placement is due at once (-infinity: created may run ahead of the clock).
+            CREATE FUNCTION anchorage_create_placed_pin(
+              p_org uuid, p_id uuid, p_cid text, p_name text, p_origins text[], p_meta jsonb,
+              p_at timestamptz, p_nodes uuid[]
+            ) RETURNS timestamptz LANGUAGE plpgsql SECURITY INVOKER AS $fn$
+            DECLARE c timestamptz;
+            BEGIN
+              c := anchorage_create_pin(p_org, p_id, p_cid, p_name, p_origins, p_meta, p_at);
+              INSERT INTO placements (org_id, pin_id, node_id, status, attempts, updated_at, cid, created_at, next_attempt_at)
+                SELECT p_org, p_id, n, 'queued', 0, p_at, p_cid, c, '-infinity' FROM unnest(p_nodes) AS n;
+              RETURN c;
+            END $fn$;
+
+            GRANT SELECT, INSERT ON kubo_unpins TO \(DatabaseRole.api);
+            GRANT SELECT, INSERT, UPDATE, DELETE ON kubo_unpins TO \(DatabaseRole.ops);
+            GRANT EXECUTE ON FUNCTION anchorage_create_placed_pin(uuid, uuid, text, text, text[], jsonb, timestamptz, uuid[])
               TO \(DatabaseRole.api), \(DatabaseRole.ops);
             """)
 }

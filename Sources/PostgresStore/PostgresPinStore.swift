@@ -36,8 +36,8 @@ public struct PostgresPinStore: PinStore {
                 // One round trip: the function sets the org and inserts in one implicit transaction.
                 let rows = try await client.query(
                     """
-                    SELECT anchorage_create_pin(\(org.uuid), \(pin.id.uuid), \(r.cid), \(r.name), \(r.origins),
-                      \(meta)::jsonb, \(pin.created))
+                    SELECT anchorage_create_placed_pin(\(org.uuid), \(pin.id.uuid), \(r.cid), \(r.name), \(r.origins),
+                      \(meta)::jsonb, \(pin.created), \(pin.nodes.map(\.uuid)))
                     """, logger: logger)
                 guard let created = try await rows.collect().first?.decode(Timestamp.self) else {
                     throw DatabaseError.migration("anchorage_create_pin returned no row")
@@ -68,6 +68,7 @@ public struct PostgresPinStore: PinStore {
             do {
                 return try await client.withTransaction(logger: logger) { conn -> PinRecord? in
                     try await conn.setOrg(org, logger: logger)
+                    try await Self.releasePlacements(conn, org: org, id: id, at: replacement.created, logger: logger)
                     let deleted = try await conn.query(
                         "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING created_at", logger: logger
                     ).collect()
@@ -77,8 +78,8 @@ public struct PostgresPinStore: PinStore {
                     let at = max(replacement.created, oldCreated.adding(microseconds: 1000))
                     let rows = try await conn.query(
                         """
-                        SELECT anchorage_create_pin(\(org.uuid), \(replacement.id.uuid), \(r.cid), \(r.name),
-                          \(r.origins), \(meta)::jsonb, \(at))
+                        SELECT anchorage_create_placed_pin(\(org.uuid), \(replacement.id.uuid), \(r.cid), \(r.name),
+                          \(r.origins), \(meta)::jsonb, \(at), \(replacement.nodes.map(\.uuid)))
                         """, logger: logger)
                     guard let created = try await rows.collect().first?.decode(Timestamp.self) else { return nil }
                     return PinRecord(id: replacement.id, org: org, request: r, status: .queued, created: created)
@@ -89,9 +90,10 @@ public struct PostgresPinStore: PinStore {
         }
     }
 
-    public func delete(org: TypeID, id: TypeID) async throws -> Bool {
+    public func delete(org: TypeID, id: TypeID, at: Timestamp) async throws -> Bool {
         try await client.withTransaction(logger: logger) { conn in
             try await conn.setOrg(org, logger: logger)
+            try await Self.releasePlacements(conn, org: org, id: id, at: at, logger: logger)
             let rows = try await conn.query(
                 "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING id", logger: logger
             ).collect()
@@ -148,6 +150,17 @@ public struct PostgresPinStore: PinStore {
             }
             return PinPage(count: count, results: results)
         }
+    }
+
+    /// Removes a pin's placements and leaves their (node, CID) pairs for the nodes' workers to
+    /// unpin, which they do only once no placement of any org needs the CID there any more.
+    static func releasePlacements(_ conn: PostgresConnection, org: TypeID, id: TypeID, at: Timestamp, logger: Logger) async throws {
+        try await conn.query(
+            """
+            WITH gone AS (DELETE FROM placements WHERE org_id = \(org.uuid) AND pin_id = \(id.uuid) RETURNING node_id, cid)
+            INSERT INTO kubo_unpins (node_id, cid, requested_at) SELECT node_id, cid, \(at) FROM gone
+            ON CONFLICT (node_id, cid) DO NOTHING
+            """, logger: logger)
     }
 
     /// Escapes `LIKE` metacharacters so that a name filter matches literally.

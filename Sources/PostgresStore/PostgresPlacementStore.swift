@@ -1,0 +1,147 @@
+import Foundation
+import Logging
+import PostgresNIO
+import Seams
+import Worker
+
+/// The worker's placements on PostgreSQL. Connects as the ops role: the worker serves every org,
+/// through the explicit cross-org policies, never through the API's role.
+public struct PostgresPlacementStore: PlacementStore {
+    public let client: PostgresClient
+    public let logger: Logger
+
+    public init(client: PostgresClient, logger: Logger) {
+        self.client = client
+        self.logger = logger
+    }
+
+    public func claim(node: TypeID, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [Claim] {
+        guard limit > 0 else { return [] }
+        // Round robin between orgs: each org's oldest due placements are ranked 1, 2, 3…, and
+        // the claim takes rank 1 of every org before rank 2 of any.
+        let rows = try await client.withTransaction(logger: logger) { conn in
+            try await conn.query(
+                """
+                WITH orgs AS (
+                  SELECT DISTINCT org_id FROM placements
+                  WHERE node_id = \(node.uuid) AND status = 'queued' AND next_attempt_at <= \(now)
+                ), ranked AS (
+                  SELECT p.org_id, p.pin_id, p.created_at,
+                         row_number() OVER (PARTITION BY p.org_id ORDER BY p.created_at, p.pin_id) AS rank
+                  FROM orgs o CROSS JOIN LATERAL (
+                    SELECT org_id, pin_id, created_at FROM placements
+                    WHERE node_id = \(node.uuid) AND org_id = o.org_id AND status = 'queued' AND next_attempt_at <= \(now)
+                    ORDER BY created_at, pin_id LIMIT \(limit)
+                  ) p
+                ), picked AS (
+                  SELECT org_id, pin_id FROM ranked ORDER BY rank, created_at, org_id, pin_id LIMIT \(limit)
+                ), claimed AS (
+                  UPDATE placements pl
+                  SET status = 'pinning', attempts = pl.attempts + 1, lease_until = \(leaseUntil), updated_at = \(now)
+                  FROM picked
+                  WHERE pl.org_id = picked.org_id AND pl.pin_id = picked.pin_id AND pl.node_id = \(node.uuid)
+                    AND pl.status = 'queued'
+                  RETURNING pl.org_id, pl.pin_id, pl.cid, pl.attempts, pl.created_at
+                ), marked AS (
+                  UPDATE pins SET status = 'pinning', info = '{"status_details":"pinning"}', updated_at = \(now)
+                  FROM claimed WHERE pins.org_id = claimed.org_id AND pins.id = claimed.pin_id AND pins.status = 'queued'
+                )
+                SELECT org_id, pin_id, cid, attempts, created_at FROM claimed
+                """, logger: logger
+            ).collect()
+        }
+        return try rows.map { row in
+            let (org, pin, cid, attempts, created) = try row.decode((UUID, UUID, String, Int, Timestamp).self)
+            return Claim(
+                org: TypeID(prefix: IDPrefix.org, uuid: org), pin: TypeID(prefix: IDPrefix.pin, uuid: pin), cid: cid,
+                attempts: attempts, created: created)
+        }
+        .sorted { ($0.created, $0.org.description) < ($1.created, $1.org.description) }
+    }
+
+    public func complete(_ claim: Claim, node: TypeID, outcome: PinOutcome, now: Timestamp) async throws {
+        let status: String
+        var nextAttempt: Timestamp? = nil
+        var error: String? = nil
+        switch outcome {
+        case .pinned: status = "pinned"
+        case .retry(let at, let reason):
+            status = "queued"
+            nextAttempt = at
+            error = reason
+        case .failed(let reason):
+            status = "failed"
+            error = reason
+        }
+        try await client.withTransaction(logger: logger) { conn in
+            // The placement may be gone (the pin was deleted meanwhile): then nothing changes.
+            try await conn.query(
+                """
+                UPDATE placements SET status = \(status), last_error = \(error), lease_until = NULL,
+                  next_attempt_at = coalesce(\(nextAttempt), next_attempt_at), updated_at = \(now)
+                WHERE org_id = \(claim.org.uuid) AND pin_id = \(claim.pin.uuid) AND node_id = \(node.uuid)
+                """, logger: logger)
+            try await Self.derivePinStatus(conn, org: claim.org, pin: claim.pin, now: now, logger: logger)
+        }
+    }
+
+    /// The pin's API status follows its placements: pinned once one placement is pinned, then
+    /// pinning, queued, and failed only when every placement failed; `status_details` says why.
+    static func derivePinStatus(_ conn: PostgresConnection, org: TypeID, pin: TypeID, now: Timestamp, logger: Logger) async throws {
+        try await conn.query(
+            """
+            UPDATE pins p SET status = d.status, updated_at = \(now),
+              info = CASE
+                WHEN d.status = 'pinned' THEN '{}'::jsonb
+                WHEN d.detail IS NULL THEN jsonb_build_object('status_details', d.status)
+                ELSE jsonb_build_object('status_details', d.detail) END
+            FROM (
+              SELECT CASE
+                       WHEN bool_or(status = 'pinned') THEN 'pinned'
+                       WHEN bool_or(status = 'pinning') THEN 'pinning'
+                       WHEN bool_and(status = 'failed') THEN 'failed'
+                       ELSE 'queued' END AS status,
+                     max(CASE WHEN status = 'failed' THEN 'failed: ' || last_error
+                              WHEN last_error IS NOT NULL THEN 'retrying after: ' || last_error END) AS detail
+              FROM placements WHERE org_id = \(org.uuid) AND pin_id = \(pin.uuid)
+            ) d
+            WHERE p.org_id = \(org.uuid) AND p.id = \(pin.uuid) AND d.status IS NOT NULL
+            """, logger: logger)
+    }
+
+    public func requeueExpired(node: TypeID, now: Timestamp) async throws -> Int {
+        try await client.query(
+            """
+            UPDATE placements SET status = 'queued', lease_until = NULL, last_error = 'the worker holding it stopped',
+              updated_at = \(now)
+            WHERE node_id = \(node.uuid) AND status = 'pinning' AND lease_until < \(now)
+            RETURNING 1
+            """, logger: logger
+        ).collect().count
+    }
+
+    public func releasedCIDs(node: TypeID, limit: Int) async throws -> [String] {
+        // Only CIDs no placement of any org needs on this node (the refcount), and not while a
+        // new placement for the same CID is still being pinned (make-before-break on replace).
+        let rows = try await client.query(
+            """
+            SELECT u.cid FROM kubo_unpins u
+            WHERE u.node_id = \(node.uuid)
+              AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.node_id = u.node_id AND p.cid = u.cid)
+            ORDER BY u.requested_at, u.cid LIMIT \(limit)
+            """, logger: logger)
+        var out: [String] = []
+        for try await cid in rows.decode(String.self) { out.append(cid) }
+        // Entries whose CID is needed again are simply forgotten: the new placement owns it.
+        try await client.query(
+            """
+            DELETE FROM kubo_unpins u WHERE u.node_id = \(node.uuid)
+              AND EXISTS (SELECT 1 FROM placements p WHERE p.node_id = u.node_id AND p.cid = u.cid AND p.status = 'pinned')
+            """, logger: logger)
+        return out
+    }
+
+    public func forgetReleased(node: TypeID, cid: String) async throws {
+        try await client.query("DELETE FROM kubo_unpins WHERE node_id = \(node.uuid) AND cid = \(cid)", logger: logger)
+    }
+}

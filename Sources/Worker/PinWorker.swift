@@ -1,0 +1,181 @@
+import Logging
+import Seams
+
+/// A placement the worker has claimed: pin `cid` for (org, pin) on this node.
+public struct Claim: Sendable, Equatable {
+    public var org: TypeID
+    public var pin: TypeID
+    public var cid: String
+    /// Attempts so far, this one included.
+    public var attempts: Int
+    /// When the pin was created (the deadline counts from here).
+    public var created: Timestamp
+
+    public init(org: TypeID, pin: TypeID, cid: String, attempts: Int, created: Timestamp) {
+        self.org = org
+        self.pin = pin
+        self.cid = cid
+        self.attempts = attempts
+        self.created = created
+    }
+}
+
+/// How a claimed pin ended.
+public enum PinOutcome: Sendable, Equatable {
+    case pinned
+    /// Back to `queued`, to be tried again at `at`.
+    case retry(at: Timestamp, reason: String)
+    case failed(reason: String)
+}
+
+/// The worker's view of placements. Implemented on PostgreSQL with the ops role (the worker
+/// serves every org); every call is one transaction.
+public protocol PlacementStore: Sendable {
+    /// Claims up to `limit` queued placements of `node` that are due, round-robin between orgs
+    /// (one org's backlog cannot starve another's pin), marks them `pinning` with a lease.
+    func claim(node: TypeID, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [Claim]
+    /// Records how a claimed pin ended and derives the pin's status from its placements.
+    func complete(_ claim: Claim, node: TypeID, outcome: PinOutcome, now: Timestamp) async throws
+    /// Returns placements whose lease ran out (their worker died) to `queued`; returns how many.
+    func requeueExpired(node: TypeID, now: Timestamp) async throws -> Int
+    /// CIDs released on `node` that no placement of any org needs there any more.
+    func releasedCIDs(node: TypeID, limit: Int) async throws -> [String]
+    /// Forgets a released CID once Kubo has unpinned it (or it turned out to be needed again).
+    func forgetReleased(node: TypeID, cid: String) async throws
+}
+
+public struct WorkerSettings: Sendable, Equatable {
+    /// Pins run at once on this node (`kubo.maxConcurrentPins`).
+    public var maxConcurrentPins = 16
+    /// A pin making no progress this long is cancelled and retried (`kubo.pinStallTimeout`).
+    public var stallTimeout: Duration = .seconds(120)
+    /// Longest single attempt.
+    public var attemptTimeout: Duration = .seconds(3600)
+    /// A pin not pinned this long after it was created fails (`kubo.pinDeadline`), in seconds.
+    public var pinDeadlineSeconds: Int64 = 24 * 3600
+    /// Attempts before a pin fails (`kubo.maxAttempts`).
+    public var maxAttempts = 10
+    /// First retry delay; doubles per attempt up to `maxBackoffSeconds`, plus up to 20% jitter.
+    public var backoffSeconds: Int64 = 5
+    public var maxBackoffSeconds: Int64 = 600
+    /// Origins dialled before pinning (`kubo.maxOriginDials`).
+    public var maxOriginDials = 8
+    /// Released CIDs unpinned per tick.
+    public var unpinBatch = 64
+    /// Name given to the pins anchorage makes in Kubo, so the reconciler can tell them apart.
+    public var kuboPinName = "anchorage"
+
+    public init() {}
+}
+
+/// Executes this node's placements against its Kubo. One `tick()` requeues expired claims,
+/// unpins released CIDs whose last placement is gone, then claims up to `maxConcurrentPins`
+/// placements and runs them concurrently until each ends. The caller decides how often to tick
+/// (production: a loop in the server; tests and the simulator: explicit calls), so the worker
+/// itself never sleeps and never reads the wall clock except through its seam.
+public struct PinWorker: Sendable {
+    public let node: TypeID
+    public let store: any PlacementStore
+    public let kubo: any KuboAPI
+    public let clock: any WallClock
+    public let entropy: any Entropy
+    public let settings: WorkerSettings
+    public let logger: Logger
+
+    public init(
+        node: TypeID, store: any PlacementStore, kubo: any KuboAPI, clock: any WallClock, entropy: any Entropy,
+        settings: WorkerSettings = WorkerSettings(), logger: Logger
+    ) {
+        self.node = node
+        self.store = store
+        self.kubo = kubo
+        self.clock = clock
+        self.entropy = entropy
+        self.settings = settings
+        self.logger = logger
+    }
+
+    public struct TickReport: Sendable, Equatable {
+        public var requeued = 0
+        public var unpinned = 0
+        public var claimed = 0
+        public var pinned = 0
+        public var retried = 0
+        public var failed = 0
+    }
+
+    @discardableResult
+    public func tick() async throws -> TickReport {
+        var report = TickReport()
+        report.requeued = try await store.requeueExpired(node: node, now: clock.now())
+        for cid in try await store.releasedCIDs(node: node, limit: settings.unpinBatch) {
+            do {
+                try await kubo.unpin(cid: cid)
+                try await store.forgetReleased(node: node, cid: cid)
+                report.unpinned += 1
+            } catch {
+                logger.warning("unpin failed; will retry", metadata: ["cid": "\(cid)", "error": "\(error)"])
+            }
+        }
+        let now = clock.now()
+        let lease = now.adding(microseconds: Int64(settings.attemptTimeout.components.seconds) * 1_000_000 + 60_000_000)
+        let claims = try await store.claim(node: node, now: now, limit: settings.maxConcurrentPins, leaseUntil: lease)
+        report.claimed = claims.count
+        let outcomes = try await withThrowingTaskGroup(of: (Claim, PinOutcome).self) { group in
+            for claim in claims {
+                group.addTask { (claim, await self.attempt(claim)) }
+            }
+            var out: [(Claim, PinOutcome)] = []
+            for try await result in group { out.append(result) }
+            return out
+        }
+        for (claim, outcome) in outcomes.sorted(by: { ($0.0.org.description, $0.0.pin.description) < ($1.0.org.description, $1.0.pin.description) }) {
+            try await store.complete(claim, node: node, outcome: outcome, now: clock.now())
+            switch outcome {
+            case .pinned: report.pinned += 1
+            case .retry: report.retried += 1
+            case .failed: report.failed += 1
+            }
+        }
+        return report
+    }
+
+    /// One attempt at one claim, decided into an outcome; never throws.
+    func attempt(_ claim: Claim) async -> PinOutcome {
+        do {
+            try await kubo.pin(
+                cid: claim.cid, name: settings.kuboPinName, stallTimeout: settings.stallTimeout,
+                deadline: settings.attemptTimeout, progress: { _ in })
+            return .pinned
+        } catch let error as KuboError {
+            return decide(claim, error: error)
+        } catch {
+            return decide(claim, error: .unreachable("\(error)"))
+        }
+    }
+
+    /// Retry or fail: a refused CID fails at once; anything else retries with backoff until
+    /// the attempts or the pin's deadline run out.
+    func decide(_ claim: Claim, error: KuboError) -> PinOutcome {
+        let now = clock.now()
+        let reason: String
+        switch error {
+        case .command(let message, _):
+            if message.contains("invalid") { return .failed(reason: "Kubo refused the CID: \(message)") }
+            reason = message
+        case .stalled: reason = "no progress fetching the content (stalled)"
+        case .timeout: reason = "the attempt timed out"
+        case .unreachable: reason = "the IPFS node is unreachable"
+        case .protocolError(let s): reason = s
+        }
+        let deadline = claim.created.adding(seconds: settings.pinDeadlineSeconds)
+        if claim.attempts >= settings.maxAttempts || now >= deadline {
+            return .failed(reason: "gave up after \(claim.attempts) attempt(s): \(reason)")
+        }
+        let exponent = min(claim.attempts - 1, 20)
+        let base = min(settings.backoffSeconds << exponent, settings.maxBackoffSeconds) * 1_000_000
+        let jitter = Int64(entropy.uniform(UInt64(max(base / 5, 1))))
+        let next = min(now.adding(microseconds: base + jitter), deadline)
+        return .retry(at: next, reason: reason)
+    }
+}

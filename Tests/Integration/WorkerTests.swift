@@ -1,0 +1,157 @@
+import AnchorageTesting
+import FakeKubo
+import Foundation
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import Pins
+import PinsHTTP
+import PostgresNIO
+import PostgresStore
+import Seams
+import Testing
+import Tokens
+import Worker
+
+/// The pin worker end to end: the real API and Postgres store, the in-process fake Kubo, and the
+/// worker driven tick by tick (it never sleeps itself, so each test decides when time passes).
+@Suite struct WorkerTests {
+    static let nodeID = TypeID(prefix: IDPrefix.node, high: 0x0193_0000_0000_7000, low: 0x8000_0000_0000_0001)
+
+    struct Rig: Sendable {
+        let node: TestNode
+        let kubo: FakeKuboNode
+        let worker: PinWorker
+        let service: PinService<PostgresPinStore>
+    }
+
+    func withRig<T: Sendable>(
+        settings: WorkerSettings = WorkerSettings(), knobs: FakeKuboKnobs = FakeKuboKnobs(),
+        _ body: @Sendable @escaping (Rig, any TestClientProtocol) async throws -> T
+    ) async throws -> T {
+        try await withTestNode { node in
+            let kubo = FakeKuboNode(seed: 3, knobs: knobs)
+            let worker = PinWorker(
+                node: Self.nodeID, store: PostgresPlacementStore(client: node.opsClient, logger: Logger(label: "test.worker")),
+                kubo: kubo, clock: node.clock, entropy: node.entropy, settings: settings, logger: Logger(label: "test.worker"))
+            let service = PinService(
+                store: node.store, clock: node.clock, entropy: node.entropy, limits: Limits(), options: APIOptions(),
+                placement: { _ in [Self.nodeID] })
+            let router = makeRouter(HTTPDependencies(
+                service: service, verifier: TokenVerifier(keys: node.lookup, denylist: node.lookup, clock: node.clock),
+                delegates: StaticDelegates(TestNode.defaultDelegates), readiness: ReadinessProbe { nil }, logRequests: false))
+            return try await Application(router: router).test(.router) { client in
+                try await body(Rig(node: node, kubo: kubo, worker: worker, service: service), client)
+            }
+        }
+    }
+
+    func kuboPins(_ kubo: FakeKuboNode) async -> Set<String> { Set(await kubo.snapshot().pins.map(\.cid)) }
+
+    @Test func aPinReachesPinnedAndDeleteUnpinsIt() async throws {
+        try await withRig { rig, client in
+            let token = try await rig.node.token(org: "acme")
+            let added = try await client.add(token, cid: cidA)
+            #expect(added.object["status"] as? String == "queued")
+            let report = try await rig.worker.tick()
+            #expect(report.claimed == 1 && report.pinned == 1)
+            // Kubo's `ipfs pin remote add` loop: poll until pinned, same requestid every time.
+            let polled = try await client.call(.get, "/pins/\(added.requestID)", token: token)
+            #expect(polled.status == 200)
+            #expect(polled.requestID == added.requestID)
+            #expect(polled.object["status"] as? String == "pinned")
+            #expect(polled.object["info"] == nil)
+            #expect(await kuboPins(rig.kubo) == [cidA])
+            #expect(await rig.kubo.snapshot().pins.first?.name == "anchorage")
+            #expect(try await client.call(.delete, "/pins/\(added.requestID)", token: token).status == 202)
+            #expect(try await rig.worker.tick().unpinned == 1)
+            #expect(await kuboPins(rig.kubo).isEmpty)
+        }
+    }
+
+    @Test func kuboUnpinsOnlyWhenNoOrgNeedsTheCIDAnyMore() async throws {
+        try await withRig { rig, client in
+            let tokenA = try await rig.node.token(org: "org-a")
+            let tokenB = try await rig.node.token(org: "org-b")
+            let a = try await client.add(tokenA, cid: cidA)
+            let b = try await client.add(tokenB, cid: cidA)
+            try await rig.worker.tick()
+            #expect(await kuboPins(rig.kubo) == [cidA])
+            _ = try await client.call(.delete, "/pins/\(a.requestID)", token: tokenA)
+            #expect(try await rig.worker.tick().unpinned == 0)
+            #expect(await kuboPins(rig.kubo) == [cidA], "org B still needs it")
+            // Replace B's pin with another CID: the new one is pinned, then the old one released.
+            let replaced = try await client.call(.post, "/pins/\(b.requestID)", token: tokenB, body: #"{"cid":"\#(cidB)"}"#)
+            #expect(replaced.status == 202)
+            try await rig.worker.tick()
+            #expect(await kuboPins(rig.kubo) == [cidB])
+            let now = try await client.call(.get, "/pins/\(replaced.requestID)", token: tokenB)
+            #expect(now.object["status"] as? String == "pinned")
+            _ = try await client.call(.delete, "/pins/\(replaced.requestID)", token: tokenB)
+            try await rig.worker.tick()
+            #expect(await kuboPins(rig.kubo).isEmpty)
+        }
+    }
+
+    @Test func aCIDThatNeverResolvesIsRetriedThenFailedWithAReason() async throws {
+        var settings = WorkerSettings()
+        settings.stallTimeout = .milliseconds(80)
+        settings.attemptTimeout = .seconds(5)
+        settings.maxAttempts = 2
+        settings.backoffSeconds = 10
+        try await withRig(settings: settings, knobs: FakeKuboKnobs(neverResolve: [cidC])) { rig, client in
+            let token = try await rig.node.token(org: "acme")
+            let added = try await client.add(token, cid: cidC)
+            #expect(try await rig.worker.tick().retried == 1)
+            var status = try await client.call(.get, "/pins/\(added.requestID)", token: token)
+            #expect(status.object["status"] as? String == "queued")
+            let details = (status.object["info"] as? [String: String])?["status_details"] ?? ""
+            #expect(details.contains("stalled"), "\(details)")
+            // Not due yet: nothing is claimed until the backoff has passed.
+            #expect(try await rig.worker.tick().claimed == 0)
+            rig.node.clock.advance(seconds: 13)
+            #expect(try await rig.worker.tick().failed == 1)
+            status = try await client.call(.get, "/pins/\(added.requestID)", token: token)
+            #expect(status.object["status"] as? String == "failed")
+            let reason = (status.object["info"] as? [String: String])?["status_details"] ?? ""
+            #expect(reason.contains("gave up after 2 attempt"), "\(reason)")
+            #expect(await kuboPins(rig.kubo).isEmpty)
+        }
+    }
+
+    @Test func oneOrgsBurstDoesNotStarveAnotherOrgsPin() async throws {
+        var settings = WorkerSettings()
+        settings.maxConcurrentPins = 4
+        try await withRig(settings: settings) { rig, client in
+            let burstOrg = try #require(try await rig.node.mint(org: "burst").claims.org)
+            let tokenSingle = try await rig.node.token(org: "single")
+            for i in 0..<300 {
+                _ = try await rig.service.add(org: burstOrg, request: PinRequest(cid: CIDText.synthetic(UInt64(i), namespace: 9)))
+            }
+            rig.node.clock.advance(seconds: 1)
+            let single = try await client.add(tokenSingle, cid: cidA)
+            let first = try await rig.worker.tick()
+            #expect(first.claimed == 4)
+            let status = try await client.call(.get, "/pins/\(single.requestID)", token: tokenSingle)
+            #expect(status.object["status"] as? String == "pinned", "the single pin waited behind the burst")
+        }
+    }
+
+    @Test func aClaimWhoseWorkerDiedIsRequeued() async throws {
+        try await withRig { rig, client in
+            let token = try await rig.node.token(org: "acme")
+            let added = try await client.add(token, cid: cidA)
+            let store = PostgresPlacementStore(client: rig.node.opsClient, logger: Logger(label: "test"))
+            let now = rig.node.clock.now()
+            // A worker claims the pin and dies before finishing (its lease runs out).
+            #expect(try await store.claim(node: Self.nodeID, now: now, limit: 10, leaseUntil: now.adding(seconds: 30)).count == 1)
+            #expect(try await client.call(.get, "/pins/\(added.requestID)", token: token).object["status"] as? String == "pinning")
+            #expect(try await rig.worker.tick().claimed == 0)
+            rig.node.clock.advance(seconds: 31)
+            let report = try await rig.worker.tick()
+            #expect(report.requeued == 1)
+            #expect(report.pinned == 1)
+            #expect(await kuboPins(rig.kubo) == [cidA])
+        }
+    }
+}
