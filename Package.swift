@@ -189,7 +189,7 @@ let package = Package(
         .testTarget(
             name: "Integration",
             dependencies: [
-                "Worker", "FakeKubo",
+                "Worker", "FakeKubo", "KuboRPC",
                 "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live", "AnchorageTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -211,7 +211,7 @@ let package = Package(
             name: "Conformance",
             dependencies: [
                 "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "AnchorageTesting",
-                "ConformanceKit",
+                "ConformanceKit", "Worker", "FakeKubo",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

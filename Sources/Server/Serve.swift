@@ -14,6 +14,7 @@ import Seams
 import ServiceLifecycle
 import Tokens
 import UnixSignals
+import Worker
 
 struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run an anchorage node: the Pinning Services API on http.host:http.port.")
@@ -42,8 +43,27 @@ struct Serve: AsyncParsableCommand {
             keys: CachedKeySource(source: lookup, clock: clock, ttlSeconds: settings.keyCacheSeconds),
             denylist: lookup, clock: clock, leewaySeconds: settings.leewaySeconds)
         let delegates = await Self.delegates(settings, logger: logger)
+        let entropy = SystemEntropy()
+        let nodeID = try NodeIdentity.resolve(settings, clock: clock, entropy: entropy)
+        // The worker runs with the ops role (it serves every org); without db.opsUrl the node
+        // only stores pins.
+        var workerParts: (PostgresClient, PinWorker)?
+        var kuboClient: KuboRPCClient?
+        if settings.workerEnabled, let opsURL = settings.opsDatabaseURL.flatMap({ try? DatabaseURL($0) }) {
+            let ops = PostgresClient(configuration: opsURL.clientConfiguration(maxConnections: 4), backgroundLogger: Logger(label: "anchorage.postgres"))
+            let kubo = KuboRPCClient(baseURL: settings.kuboURL, logger: Logger(label: "anchorage.kubo"))
+            kuboClient = kubo
+            let worker = PinWorker(
+                node: nodeID, store: PostgresPlacementStore(client: ops, logger: dbLogger), kubo: kubo, clock: clock,
+                entropy: entropy, settings: settings.worker, logger: Logger(label: "anchorage.worker"))
+            workerParts = (ops, worker)
+        } else {
+            logger.warning("pin worker disabled (worker.enabled=false or no db.opsUrl): pins are stored but never pinned")
+        }
+        let placed = workerParts != nil
         let service = PinService(
-            store: store, clock: clock, entropy: SystemEntropy(), limits: settings.limits, options: settings.api)
+            store: store, clock: clock, entropy: entropy, limits: settings.limits, options: settings.api,
+            placement: { _ in placed ? [nodeID] : [] })
         let router = makeRouter(
             HTTPDependencies(
                 service: service, verifier: verifier, delegates: StaticDelegates(delegates),
@@ -55,16 +75,29 @@ struct Serve: AsyncParsableCommand {
                 logger.info("serving the Pinning Services API", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
             logger: Logger(label: "anchorage.http"))
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: postgres)]
+        if let (ops, worker) = workerParts {
+            services.append(.init(service: ops))
+            services.append(.init(service: RegisterNode(id: nodeID, client: ops, clock: clock, logger: logger)))
+            services.append(.init(service: WorkerService(worker: worker, pollInterval: .milliseconds(settings.workerPollMilliseconds), logger: Logger(label: "anchorage.worker"))))
+            logger.info("pin worker on", metadata: ["node": "\(nodeID)", "kubo": "\(settings.kuboURL)", "maxConcurrentPins": "\(settings.worker.maxConcurrentPins)"])
+        }
+        services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(
             configuration: .init(
-                services: [
-                    .init(service: postgres),
-                    .init(service: app, successTerminationBehavior: .gracefullyShutdownGroup),
-                ],
+                services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 cancellationSignals: [],
                 logger: logger))
-        try await group.run()
+        // AsyncHTTPClient must be shut down explicitly (it traps in debug builds otherwise),
+        // also when the group fails.
+        do {
+            try await group.run()
+        } catch {
+            try? await kuboClient?.shutdown()
+            throw error
+        }
+        try? await kuboClient?.shutdown()
         logger.info("stopped")
     }
 }
@@ -108,4 +141,21 @@ enum DevDelegate {
         let digest = Array(SHA256.hash(data: Array("anchorage-development-placeholder".utf8)))
         return "/ip4/127.0.0.1/tcp/4001/p2p/" + Base58.encode([0x12, 0x20] + digest)
     }()
+}
+
+/// Registers the node once the database client runs, then idles until shutdown.
+struct RegisterNode: Service {
+    let id: TypeID
+    let client: PostgresClient
+    let clock: any WallClock
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await NodeIdentity.register(id, name: ProcessInfo.processInfo.hostName, client: client, clock: clock, logger: logger)
+        } catch {
+            logger.error("could not register the node", metadata: ["error": "\(error)"])
+        }
+        try? await gracefulShutdown()
+    }
 }

@@ -3,7 +3,9 @@ import Configuration
 import Foundation
 import Pins
 import PostgresStore
+import Seams
 import SystemPackage
+import Worker
 
 /// Options every subcommand accepts: where the config comes from, and the settings most often
 /// given on the command line. Flags win over `ANCHORAGE_…` environment variables, which win
@@ -75,6 +77,11 @@ struct Settings: Sendable {
     var shutdownGraceSeconds: Int64 = 25
     var kuboURL = "http://127.0.0.1:5001"
     var kuboTimeoutSeconds = 10
+    var nodeID: String?
+    var dataDir = ".anchorage/data"
+    var workerEnabled = true
+    var workerPollMilliseconds = 500
+    var worker = WorkerSettings()
 
     init(_ c: ConfigReader) throws {
         httpHost = c.string(forKey: "http.host", default: httpHost)
@@ -93,6 +100,17 @@ struct Settings: Sendable {
         shutdownGraceSeconds = Int64(c.int(forKey: "http.shutdownGraceSeconds", default: Int(shutdownGraceSeconds)))
         kuboURL = c.string(forKey: "kubo.url", default: kuboURL)
         kuboTimeoutSeconds = c.int(forKey: "kubo.timeoutSeconds", default: kuboTimeoutSeconds)
+        nodeID = c.string(forKey: "node.id")
+        dataDir = c.string(forKey: "node.dataDir", default: dataDir)
+        workerEnabled = c.bool(forKey: "worker.enabled", default: workerEnabled)
+        workerPollMilliseconds = c.int(forKey: "worker.pollMilliseconds", default: workerPollMilliseconds)
+        worker.maxConcurrentPins = c.int(forKey: "kubo.maxConcurrentPins", default: worker.maxConcurrentPins)
+        worker.stallTimeout = .seconds(c.int(forKey: "kubo.pinStallTimeoutSeconds", default: 120))
+        worker.attemptTimeout = .seconds(c.int(forKey: "kubo.pinAttemptTimeoutSeconds", default: 3600))
+        worker.pinDeadlineSeconds = Int64(c.int(forKey: "kubo.pinDeadlineSeconds", default: Int(worker.pinDeadlineSeconds)))
+        worker.maxAttempts = c.int(forKey: "kubo.maxAttempts", default: worker.maxAttempts)
+        worker.backoffSeconds = Int64(c.int(forKey: "kubo.retryBackoffSeconds", default: Int(worker.backoffSeconds)))
+        worker.maxBackoffSeconds = Int64(c.int(forKey: "kubo.maxRetryBackoffSeconds", default: Int(worker.maxBackoffSeconds)))
         var l = Limits()
         l.maxBodyBytes = c.int(forKey: "limits.maxBodyBytes", default: l.maxBodyBytes)
         l.maxNameBytes = c.int(forKey: "limits.maxNameBytes", default: l.maxNameBytes)
@@ -125,6 +143,14 @@ struct Settings: Sendable {
         try check(delegates.count <= 20, "api.delegates holds at most 20 multiaddrs")
         try check(kuboURL.hasPrefix("http://") || kuboURL.hasPrefix("https://"), "kubo.url must be an http(s) URL")
         try check((1...600).contains(kuboTimeoutSeconds), "kubo.timeoutSeconds must be 1-600")
+        try check((1...1024).contains(worker.maxConcurrentPins), "kubo.maxConcurrentPins must be 1-1024")
+        try check(worker.stallTimeout >= .seconds(1), "kubo.pinStallTimeoutSeconds must be at least 1")
+        try check(worker.attemptTimeout >= worker.stallTimeout, "kubo.pinAttemptTimeoutSeconds must be at least the stall timeout")
+        try check(worker.pinDeadlineSeconds >= 1, "kubo.pinDeadlineSeconds must be positive")
+        try check((1...1000).contains(worker.maxAttempts), "kubo.maxAttempts must be 1-1000")
+        try check(worker.backoffSeconds >= 1 && worker.maxBackoffSeconds >= worker.backoffSeconds, "kubo.retryBackoffSeconds must be at least 1 and at most kubo.maxRetryBackoffSeconds")
+        try check((10...60000).contains(workerPollMilliseconds), "worker.pollMilliseconds must be 10-60000")
+        if let nodeID { try check(TypeID(parsing: nodeID, prefix: IDPrefix.node) != nil, "node.id must be a node ID (nod_…)") }
         for d in delegates { try check(d.contains("/p2p/"), "api.delegates entries must end in /p2p/<peerID>: \(d)") }
     }
 

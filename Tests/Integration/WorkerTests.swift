@@ -1,5 +1,6 @@
 import AnchorageTesting
 import FakeKubo
+import KuboRPC
 import Foundation
 import Hummingbird
 import HummingbirdTesting
@@ -152,6 +153,56 @@ import Worker
             #expect(report.requeued == 1)
             #expect(report.pinned == 1)
             #expect(await kuboPins(rig.kubo) == [cidA])
+        }
+    }
+
+    /// The production path: the worker's Kubo client talking Kubo's RPC wire format over HTTP.
+    @Test func overHTTPWithTheRPCClientAPinReachesPinned() async throws {
+        try await withTestNode { node in
+            let kubo = FakeKuboNode(seed: 4)
+            try await FakeKuboServer.withRunning(node: kubo) { baseURL in
+                let client = KuboRPCClient(baseURL: baseURL, logger: Logger(label: "test.kubo"))
+                let worker = PinWorker(
+                    node: Self.nodeID, store: PostgresPlacementStore(client: node.opsClient, logger: Logger(label: "test")),
+                    kubo: client, clock: node.clock, entropy: node.entropy, logger: Logger(label: "test.worker"))
+                let service = PinService(
+                    store: node.store, clock: node.clock, entropy: node.entropy, limits: Limits(), options: APIOptions(),
+                    placement: { _ in [Self.nodeID] })
+                let org = try await node.mint(org: "http").claims.org
+                let record = try await service.add(org: org, request: PinRequest(cid: cidB, name: "over-http"))
+                #expect(try await worker.tick().pinned == 1)
+                #expect(try await service.get(org: org, requestID: record.id.description).status == .pinned)
+                #expect(await kuboPins(kubo) == [cidB])
+                try await service.delete(org: org, requestID: record.id.description)
+                #expect(try await worker.tick().unpinned == 1)
+                #expect(await kuboPins(kubo).isEmpty)
+                try await client.shutdown()
+            }
+        }
+    }
+
+    /// Kubo going away mid-pin loses nothing: the attempt is retried and the pin lands once
+    /// Kubo is back.
+    @Test func aKuboOutageMidPinIsRetried() async throws {
+        var settings = WorkerSettings()
+        settings.backoffSeconds = 1
+        try await withRig(settings: settings, knobs: FakeKuboKnobs(neverResolve: [cidA])) { rig, client in
+            let token = try await rig.node.token(org: "acme")
+            let added = try await client.add(token, cid: cidA)
+            async let tick = rig.worker.tick()
+            // Wait (bounded) until the pin is in flight in Kubo, then take Kubo down under it.
+            for _ in 0..<200 where await !rig.kubo.snapshot().inFlight.contains(cidA) {
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            #expect(await rig.kubo.snapshot().inFlight.contains(cidA))
+            await rig.kubo.restart()  // in-flight work is lost, pins persist
+            let report = try await tick
+            #expect(report.retried == 1, "\(report)")
+            #expect(try await client.call(.get, "/pins/\(added.requestID)", token: token).object["status"] as? String == "queued")
+            await rig.kubo.updateKnobs { $0.neverResolve = [] }
+            rig.node.clock.advance(seconds: 2)
+            #expect(try await rig.worker.tick().pinned == 1)
+            #expect(try await client.call(.get, "/pins/\(added.requestID)", token: token).object["status"] as? String == "pinned")
         }
     }
 }
