@@ -46,15 +46,16 @@ public struct PostgresPlacementStore: PlacementStore {
                   UPDATE pins SET status = 'pinning', info = '{"status_details":"pinning"}', updated_at = \(now)
                   FROM claimed WHERE pins.org_id = claimed.org_id AND pins.id = claimed.pin_id AND pins.status = 'queued'
                 )
-                SELECT org_id, pin_id, cid, attempts, created_at FROM claimed
+                SELECT c.org_id, c.pin_id, c.cid, c.attempts, c.created_at, coalesce(p.origins, '{}')
+                FROM claimed c LEFT JOIN pins p ON p.org_id = c.org_id AND p.id = c.pin_id
                 """, logger: logger
             ).collect()
         }
         return try rows.map { row in
-            let (org, pin, cid, attempts, created) = try row.decode((UUID, UUID, String, Int, Timestamp).self)
+            let (org, pin, cid, attempts, created, origins) = try row.decode((UUID, UUID, String, Int, Timestamp, [String]).self)
             return Claim(
                 org: TypeID(prefix: IDPrefix.org, uuid: org), pin: TypeID(prefix: IDPrefix.pin, uuid: pin), cid: cid,
-                attempts: attempts, created: created)
+                attempts: attempts, created: created, origins: origins)
         }
         .sorted { ($0.created, $0.org.description) < ($1.created, $1.org.description) }
     }

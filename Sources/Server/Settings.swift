@@ -111,6 +111,7 @@ struct Settings: Sendable {
         worker.maxAttempts = c.int(forKey: "kubo.maxAttempts", default: worker.maxAttempts)
         worker.backoffSeconds = Int64(c.int(forKey: "kubo.retryBackoffSeconds", default: Int(worker.backoffSeconds)))
         worker.maxBackoffSeconds = Int64(c.int(forKey: "kubo.maxRetryBackoffSeconds", default: Int(worker.maxBackoffSeconds)))
+        worker.maxOriginDials = c.int(forKey: "kubo.maxOriginDials", default: worker.maxOriginDials)
         var l = Limits()
         l.maxBodyBytes = c.int(forKey: "limits.maxBodyBytes", default: l.maxBodyBytes)
         l.maxNameBytes = c.int(forKey: "limits.maxNameBytes", default: l.maxNameBytes)
@@ -150,6 +151,7 @@ struct Settings: Sendable {
         try check((1...1000).contains(worker.maxAttempts), "kubo.maxAttempts must be 1-1000")
         try check(worker.backoffSeconds >= 1 && worker.maxBackoffSeconds >= worker.backoffSeconds, "kubo.retryBackoffSeconds must be at least 1 and at most kubo.maxRetryBackoffSeconds")
         try check((10...60000).contains(workerPollMilliseconds), "worker.pollMilliseconds must be 10-60000")
+        try check((0...64).contains(worker.maxOriginDials), "kubo.maxOriginDials must be 0-64")
         if let nodeID { try check(TypeID(parsing: nodeID, prefix: IDPrefix.node) != nil, "node.id must be a node ID (nod_…)") }
         for d in delegates { try check(d.contains("/p2p/"), "api.delegates entries must end in /p2p/<peerID>: \(d)") }
     }

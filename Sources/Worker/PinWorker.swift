@@ -10,13 +10,16 @@ public struct Claim: Sendable, Equatable {
     public var attempts: Int
     /// When the pin was created (the deadline counts from here).
     public var created: Timestamp
+    /// Multiaddrs the client said have the data (`Pin.origins`), dialled before pinning.
+    public var origins: [String]
 
-    public init(org: TypeID, pin: TypeID, cid: String, attempts: Int, created: Timestamp) {
+    public init(org: TypeID, pin: TypeID, cid: String, attempts: Int, created: Timestamp, origins: [String] = []) {
         self.org = org
         self.pin = pin
         self.cid = cid
         self.attempts = attempts
         self.created = created
+        self.origins = origins
     }
 }
 
@@ -58,8 +61,9 @@ public struct WorkerSettings: Sendable, Equatable {
     /// First retry delay; doubles per attempt up to `maxBackoffSeconds`, plus up to 20% jitter.
     public var backoffSeconds: Int64 = 5
     public var maxBackoffSeconds: Int64 = 600
-    /// Origins dialled before pinning (`kubo.maxOriginDials`).
+    /// Origins dialled before pinning (`kubo.maxOriginDials`), and how long the dials may take.
     public var maxOriginDials = 8
+    public var originDialTimeout: Duration = .seconds(15)
     /// Released CIDs unpinned per tick.
     public var unpinBatch = 64
     /// Name given to the pins anchorage makes in Kubo, so the reconciler can tell them apart.
@@ -142,6 +146,10 @@ public struct PinWorker: Sendable {
 
     /// One attempt at one claim, decided into an outcome; never throws.
     func attempt(_ claim: Claim) async -> PinOutcome {
+        // Best effort (the spec's provider hints): a failed dial never fails the pin.
+        if !claim.origins.isEmpty, settings.maxOriginDials > 0 {
+            _ = await kubo.connect(to: claim.origins, limit: settings.maxOriginDials, timeout: settings.originDialTimeout)
+        }
         do {
             try await kubo.pin(
                 cid: claim.cid, name: settings.kuboPinName, stallTimeout: settings.stallTimeout,
