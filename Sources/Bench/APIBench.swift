@@ -83,7 +83,11 @@ struct APIBench: AsyncParsableCommand {
             say(String(format: "seeded in %.1f s", seconds(since: seedStart)))
 
             // The API, in-process, on a loopback port.
-            let service = PinService(store: PostgresPinStore(client: api, logger: quiet), clock: clock, entropy: entropy, limits: Limits(), options: APIOptions())
+            // As `serve` with its worker on: every new pin also gets its placement on this node.
+            let benchNode = TypeID.make(IDPrefix.node, clock: clock, entropy: entropy)
+            let service = PinService(
+                store: PostgresPinStore(client: api, logger: quiet), clock: clock, entropy: entropy, limits: Limits(),
+                options: APIOptions(), placement: { _ in [benchNode] })
             let lookup = PostgresTokenLookup(client: api, logger: quiet)
             let router = makeRouter(HTTPDependencies(
                 service: service,
