@@ -341,6 +341,15 @@ public actor FakeKuboNode: KuboAPI {
         try await pinLs(type: "recursive").map { KuboPin(cid: $0.cid, name: $0.name) }
     }
 
+    public func recursivePin(cid: String) async throws -> KuboPin? {
+        do {
+            let pin = try await pinLs(arg: cid, type: "recursive")
+            return KuboPin(cid: cid, name: pin.name.flatMap { $0.isEmpty ? nil : $0 })
+        } catch KuboError.command(let message, _) where message.contains("is not pinned") {
+            return nil
+        }
+    }
+
     public func connect(to addresses: [String], limit: Int, timeout: Duration) async -> Int {
         var connected = 0
         for address in addresses.prefix(max(0, limit)) {

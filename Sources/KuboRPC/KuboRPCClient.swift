@@ -184,6 +184,25 @@ public final class KuboRPCClient: KuboAPI {
         return pins
     }
 
+    public func recursivePin(cid: String) async throws -> KuboPin? {
+        struct Entry: Decodable { var `Type`: String?; var Name: String? }
+        struct Output: Decodable { var Keys: [String: Entry]? }
+        let query = [("arg", cid), ("type", "recursive"), ("names", "true"), ("timeout", Self.goDuration(requestTimeout))]
+        let response = try await post("pin/ls", query, timeout: requestTimeout)
+        let body = try await collect(response)
+        guard response.status == .ok else {
+            let error = commandError(status: response.status, headers: response.headers, body: body)
+            if case .command(let message, _) = error, message.contains("is not pinned") { return nil }
+            throw error
+        }
+        guard let output = try? JSONDecoder().decode(Output.self, from: Data(body)) else {
+            throw KuboError.protocolError("pin/ls: unreadable reply \(Self.snippet(body))")
+        }
+        // One key: the CID as Kubo prints it (it may re-encode); the argument is what we asked.
+        guard let entry = output.Keys?.values.first else { return nil }
+        return KuboPin(cid: cid, name: entry.Name.flatMap { $0.isEmpty ? nil : $0 })
+    }
+
     public func connect(to addresses: [String], limit: Int, timeout: Duration) async -> Int {
         let targets = Array(addresses.prefix(max(0, limit)))
         guard !targets.isEmpty else { return 0 }

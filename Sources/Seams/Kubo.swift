@@ -18,6 +18,8 @@ public protocol KuboAPI: Sendable {
     func unpin(cid: String) async throws
     /// Every recursive pin on the node, with its name when it has one.
     func recursivePins() async throws -> [KuboPin]
+    /// The recursive pin of `cid`, or nil when it is not pinned (recursively) on the node.
+    func recursivePin(cid: String) async throws -> KuboPin?
     /// Best-effort dials (`swarm/connect`) to at most `limit` of `addresses`; failures are
     /// reported, never thrown. Returns how many connected.
     func connect(to addresses: [String], limit: Int, timeout: Duration) async -> Int

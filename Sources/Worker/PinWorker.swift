@@ -106,6 +106,8 @@ public struct PinWorker: Sendable {
         public var pinned = 0
         public var retried = 0
         public var failed = 0
+        /// Released CIDs not unpinned because Kubo's pin was not anchorage's (or was gone).
+        public var leftAlone = 0
     }
 
     @discardableResult
@@ -114,9 +116,15 @@ public struct PinWorker: Sendable {
         report.requeued = try await store.requeueExpired(node: node, now: clock.now())
         for cid in try await store.releasedCIDs(node: node, limit: settings.unpinBatch) {
             do {
-                try await kubo.unpin(cid: cid)
+                // Only pins anchorage made: a CID someone pinned in Kubo by hand (another name)
+                // is left alone; a CID no longer pinned needs nothing.
+                if let pin = try await kubo.recursivePin(cid: cid), pin.name == settings.kuboPinName {
+                    try await kubo.unpin(cid: cid)
+                    report.unpinned += 1
+                } else {
+                    report.leftAlone += 1
+                }
                 try await store.forgetReleased(node: node, cid: cid)
-                report.unpinned += 1
             } catch {
                 logger.warning("unpin failed; will retry", metadata: ["cid": "\(cid)", "error": "\(error)"])
             }

@@ -182,6 +182,9 @@ import Worker
                 #expect(try await worker.tick().pinned == 1)
                 #expect(try await service.get(org: org, requestID: record.id.description).status == .pinned)
                 #expect(await kuboPins(kubo) == [cidB])
+                // The single-CID lookup over the wire: pinned (with anchorage's name), and not pinned.
+                #expect(try await client.recursivePin(cid: cidB) == KuboPin(cid: cidB, name: "anchorage"))
+                #expect(try await client.recursivePin(cid: cidC) == nil)
                 try await service.delete(org: org, requestID: record.id.description)
                 #expect(try await worker.tick().unpinned == 1)
                 #expect(await kuboPins(kubo).isEmpty)
@@ -226,6 +229,23 @@ import Worker
             #expect(try await rig.worker.tick().pinned == 1)
             let peers = await rig.kubo.snapshot().connectedPeers
             #expect(peers == ["QmGood"], "\(peers)")  // dialled; the undialable one failed quietly
+        }
+    }
+
+    /// The worker unpins only what anchorage pinned: a CID that someone re-pinned in Kubo under
+    /// another name is left alone when anchorage's last placement goes.
+    @Test func pinsAnchorageDidNotMakeAreLeftAlone() async throws {
+        try await withRig { rig, client in
+            let token = try await rig.node.token(org: "acme")
+            let added = try await client.add(token, cid: cidA)
+            try await rig.worker.tick()
+            _ = try await rig.kubo.pinAdd(arg: cidA, name: "operator-backup")  // an operator's own pin now
+            _ = try await client.call(.delete, "/pins/\(added.requestID)", token: token)
+            let report = try await rig.worker.tick()
+            #expect(report.unpinned == 0)
+            #expect(report.leftAlone == 1)
+            #expect(await kuboPins(rig.kubo) == [cidA])
+            #expect(try await rig.worker.tick().leftAlone == 0, "the release is forgotten once handled")
         }
     }
 }

@@ -154,13 +154,20 @@ import Testing
     @Test func timeoutOptionEndsAStreamWithoutAPinsFrame() async throws {
         try await Self.withServer { url, node in
             let cid = TestCID.unfindable()
-            await node.updateKnobs { $0.neverResolve = [cid] }
+            // Frames every 5 s: the 20 ms deadline fires long before the first one, however
+            // loaded the machine is.
+            await node.updateKnobs {
+                $0.neverResolve = [cid]
+                $0.progressIntervalMs = 5000
+            }
             // Before the first frame: a 500 JSON error.
-            let early = try await Self.call("\(url)/api/v0/pin/add?arg=\(cid)&progress=true&timeout=5ms")
+            let early = try await Self.call("\(url)/api/v0/pin/add?arg=\(cid)&progress=true&timeout=20ms")
             #expect(early.status == 500)
             #expect(early.body.contains("context deadline exceeded"))
-            // After frames started: 200, `{}` ticks, no Pins frame (the error is in the trailer).
-            let late = try await Self.call("\(url)/api/v0/pin/add?arg=\(cid)&progress=true&timeout=100ms")
+            // After frames started (every 10 ms): 200, `{}` ticks, no Pins frame (the error is in
+            // the trailer).
+            await node.updateKnobs { $0.progressIntervalMs = 10 }
+            let late = try await Self.call("\(url)/api/v0/pin/add?arg=\(cid)&progress=true&timeout=300ms")
             #expect(late.status == 200)
             #expect(!late.body.isEmpty && !late.body.contains("Pins"))
             #expect(late.body.split(separator: "\n").allSatisfy { $0 == "{}" })
