@@ -95,7 +95,7 @@ let package = Package(
         .target(
             name: "AnchorageTesting",
             dependencies: [
-                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live",
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live", "Worker",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

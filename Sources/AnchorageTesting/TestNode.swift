@@ -8,6 +8,7 @@ import PostgresStore
 import Seams
 import Sim
 import Tokens
+import Worker
 
 /// One throwaway PostgreSQL cluster per test process, with a migrated template database from
 /// which every test clones its own database (fast, and tests never share rows).
@@ -58,11 +59,30 @@ public struct TestNode: Sendable {
     public static let defaultDelegates = ["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"]
 
     public func router(logRequests: Bool = false) -> Router<AppRequestContext> {
+        router(service: service, logRequests: logRequests)
+    }
+
+    /// The real router over another service (e.g. one that places pins, `placingService`).
+    public func router(service: PinService<PostgresPinStore>, logRequests: Bool = false) -> Router<AppRequestContext> {
         let verifier = TokenVerifier(keys: lookup, denylist: lookup, clock: clock)
         return makeRouter(
             HTTPDependencies(
                 service: service, verifier: verifier, delegates: StaticDelegates(delegates),
                 readiness: ReadinessProbe { await lookup.notReadyReason() }, logRequests: logRequests))
+    }
+
+    /// The pin service as `serve` runs it with its worker on: every new pin is placed on `node`.
+    public func placingService(on node: TypeID) -> PinService<PostgresPinStore> {
+        PinService(
+            store: store, clock: clock, entropy: entropy, limits: service.limits, options: service.options,
+            placement: { _ in [node] })
+    }
+
+    /// A pin worker for `node` over this database (ops role) and the given Kubo.
+    public func worker(node: TypeID, kubo: any KuboAPI, settings: WorkerSettings = WorkerSettings()) -> PinWorker {
+        PinWorker(
+            node: node, store: PostgresPlacementStore(client: opsClient, logger: Logger(label: "anchorage.test.worker")),
+            kubo: kubo, clock: clock, entropy: entropy, settings: settings, logger: Logger(label: "anchorage.test.worker"))
     }
 
     /// Mints a token for the org named `org`, creating the org if needed.

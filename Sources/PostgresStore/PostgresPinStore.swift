@@ -40,7 +40,7 @@ public struct PostgresPinStore: PinStore {
                       \(meta)::jsonb, \(pin.created), \(pin.nodes.map(\.uuid)))
                     """, logger: logger)
                 guard let created = try await rows.collect().first?.decode(Timestamp.self) else {
-                    throw DatabaseError.migration("anchorage_create_pin returned no row")
+                    throw DatabaseError.migration("anchorage_create_placed_pin returned no row")
                 }
                 return PinRecord(id: pin.id, org: org, request: r, status: .queued, created: created)
             } catch where error.sqlState == "23505" && attempt < Self.maxCreatedRetries {

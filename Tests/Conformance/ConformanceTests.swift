@@ -64,16 +64,8 @@ enum FixtureSuite {
         _ body: @Sendable @escaping (TestNode, Router<AppRequestContext>) async throws -> T
     ) async throws -> T {
         try await withTestNode { node in
-            let kubo = FakeKuboNode(seed: 5)
-            let worker = PinWorker(
-                node: nodeID, store: PostgresPlacementStore(client: node.opsClient, logger: Logger(label: "conformance.worker")),
-                kubo: kubo, clock: node.clock, entropy: node.entropy, logger: Logger(label: "conformance.worker"))
-            let service = PinService(
-                store: node.store, clock: node.clock, entropy: node.entropy, limits: Limits(), options: APIOptions(),
-                placement: { _ in [nodeID] })
-            let router = makeRouter(HTTPDependencies(
-                service: service, verifier: TokenVerifier(keys: node.lookup, denylist: node.lookup, clock: node.clock),
-                delegates: StaticDelegates(TestNode.defaultDelegates), readiness: ReadinessProbe { nil }, logRequests: false))
+            let worker = node.worker(node: nodeID, kubo: FakeKuboNode(seed: 5))
+            let router = node.router(service: node.placingService(on: nodeID))
             return try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     while !Task.isCancelled {

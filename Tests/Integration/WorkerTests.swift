@@ -32,15 +32,9 @@ import Worker
     ) async throws -> T {
         try await withTestNode { node in
             let kubo = FakeKuboNode(seed: 3, knobs: knobs)
-            let worker = PinWorker(
-                node: Self.nodeID, store: PostgresPlacementStore(client: node.opsClient, logger: Logger(label: "test.worker")),
-                kubo: kubo, clock: node.clock, entropy: node.entropy, settings: settings, logger: Logger(label: "test.worker"))
-            let service = PinService(
-                store: node.store, clock: node.clock, entropy: node.entropy, limits: Limits(), options: APIOptions(),
-                placement: { _ in [Self.nodeID] })
-            let router = makeRouter(HTTPDependencies(
-                service: service, verifier: TokenVerifier(keys: node.lookup, denylist: node.lookup, clock: node.clock),
-                delegates: StaticDelegates(TestNode.defaultDelegates), readiness: ReadinessProbe { nil }, logRequests: false))
+            let worker = node.worker(node: Self.nodeID, kubo: kubo, settings: settings)
+            let service = node.placingService(on: Self.nodeID)
+            let router = node.router(service: service)
             return try await Application(router: router).test(.router) { client in
                 try await body(Rig(node: node, kubo: kubo, worker: worker, service: service), client)
             }
@@ -171,12 +165,8 @@ import Worker
             let kubo = FakeKuboNode(seed: 4)
             try await FakeKuboServer.withRunning(node: kubo) { baseURL in
                 let client = KuboRPCClient(baseURL: baseURL, logger: Logger(label: "test.kubo"))
-                let worker = PinWorker(
-                    node: Self.nodeID, store: PostgresPlacementStore(client: node.opsClient, logger: Logger(label: "test")),
-                    kubo: client, clock: node.clock, entropy: node.entropy, logger: Logger(label: "test.worker"))
-                let service = PinService(
-                    store: node.store, clock: node.clock, entropy: node.entropy, limits: Limits(), options: APIOptions(),
-                    placement: { _ in [Self.nodeID] })
+                let worker = node.worker(node: Self.nodeID, kubo: client)
+                let service = node.placingService(on: Self.nodeID)
                 let org = try await node.mint(org: "http").claims.org
                 let record = try await service.add(org: org, request: PinRequest(cid: cidB, name: "over-http"))
                 #expect(try await worker.tick().pinned == 1)
