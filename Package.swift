@@ -18,6 +18,7 @@ let package = Package(
         .executable(name: "anchorage", targets: ["Server"]),
         .executable(name: "anchorage-bench", targets: ["Bench"]),
         .executable(name: "fake-kubo", targets: ["FakeKuboServer"]),
+        .executable(name: "anchorage-sim", targets: ["SimCLI"]),
         .library(name: "Pins", targets: ["Pins"]),
         .library(name: "PinsHTTP", targets: ["PinsHTTP"]),
         .library(name: "PostgresStore", targets: ["PostgresStore"]),
@@ -56,6 +57,14 @@ let package = Package(
             dependencies: ["Seams", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // Cluster: presence, rendezvous placement, dispatch, leader lease with fencing, drain,
+        // maintenance, rebalancer, sweeper, reconciler. Reaches the world only through the seams
+        // (clock, bus, Kubo, store), so the simulator drives this very code.
+        .target(
+            name: "Cluster",
+            dependencies: ["Seams", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // Tokens: HS256 API tokens with kid-named signing keys, pinned algorithm, denylist.
         .target(
             name: "Tokens",
@@ -75,7 +84,7 @@ let package = Package(
         .target(
             name: "PostgresStore",
             dependencies: [
-                "Pins", "Tokens", "Seams", "Worker",
+                "Pins", "Tokens", "Seams", "Worker", "Cluster",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -138,8 +147,32 @@ let package = Package(
         ),
         // Live: production implementations of the seams (wall clock, system entropy).
         .target(name: "Live", dependencies: ["Seams"], swiftSettings: swiftSettings),
-        // Sim: deterministic implementations of the seams (virtual clock, seeded entropy).
-        .target(name: "Sim", dependencies: ["Seams"], swiftSettings: swiftSettings),
+        // Sim: deterministic implementations of the seams (virtual clock, seeded entropy), the
+        // world's event loop and trace, the in-memory bus with faults, invariants.
+        .target(name: "Sim", dependencies: ["Seams", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
+        // Simulation: the deterministic cluster simulator: N virtual nodes running the production
+        // cluster core, worker and HTTP router against one real PostgreSQL, scenarios, invariants.
+        .target(
+            name: "Simulation",
+            dependencies: [
+                "Sim", "Seams", "Cluster", "Worker", "Pins", "PinsHTTP", "Tokens", "PostgresStore", "LocalPostgres", "FakeKubo",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "SimCLI",
+            dependencies: [
+                "Simulation", "Sim", "Seams", "LocalPostgres",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // ConformanceKit: Pinning-API fixtures as data, one runner, pluggable transports.
         .target(
             name: "ConformanceKit",
@@ -154,7 +187,7 @@ let package = Package(
         .executableTarget(
             name: "Server",
             dependencies: [
-                "Worker",
+                "Worker", "Cluster",
                 "Pins", "Tokens", "PinsHTTP", "PostgresStore", "Live", "Seams", "ConformanceKit", "KuboRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -180,6 +213,21 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "SimTests",
+            dependencies: ["Sim", "Seams"],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
+            name: "SimulationTests",
+            dependencies: ["Simulation", "Sim", "Seams", "Cluster", "LocalPostgres"],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: ["Cluster", "Seams"],
+            swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "PinsTests",

@@ -11,10 +11,15 @@ public struct PinService<Store: PinStore>: Sendable {
     public let options: APIOptions
     /// Which nodes hold a new pin (the placement policy). Empty: stored, never pinned.
     public let placement: @Sendable (PinRequest) -> [TypeID]
+    /// Called once a new pin and its placements are stored, to hand the work to the nodes (the
+    /// cluster publishes one job per placement). It must not throw: the pin is already stored,
+    /// and the cluster's sweeper re-dispatches what this could not.
+    public let placed: @Sendable (_ org: TypeID, _ pin: NewPin) async -> Void
 
     public init(
         store: Store, clock: any WallClock, entropy: any Entropy, limits: Limits, options: APIOptions,
-        placement: @escaping @Sendable (PinRequest) -> [TypeID] = { _ in [] }
+        placement: @escaping @Sendable (PinRequest) -> [TypeID] = { _ in [] },
+        placed: @escaping @Sendable (_ org: TypeID, _ pin: NewPin) async -> Void = { _, _ in }
     ) {
         self.store = store
         self.clock = clock
@@ -22,11 +27,15 @@ public struct PinService<Store: PinStore>: Sendable {
         self.limits = limits
         self.options = options
         self.placement = placement
+        self.placed = placed
     }
 
     /// `POST /pins`: a new pin object with a new requestid, even when the CID is already pinned.
     public func add(org: TypeID, request: PinRequest) async throws -> PinRecord {
-        try await store.create(org: org, pin: makeNewPin(request))
+        let pin = makeNewPin(request)
+        let record = try await store.create(org: org, pin: pin)
+        await placed(org, pin)
+        return record
     }
 
     /// `GET /pins/{requestid}`.
@@ -41,9 +50,11 @@ public struct PinService<Store: PinStore>: Sendable {
     /// `created`) stored in one transaction. Replacing with the same CID is allowed, so that a
     /// client can change `name` or `meta` (there is no update operation in the spec).
     public func replace(org: TypeID, requestID: String, with request: PinRequest) async throws -> PinRecord {
+        let pin = makeNewPin(request)
         guard let id = TypeID(parsing: requestID, prefix: IDPrefix.pin),
-            let record = try await store.replace(org: org, id: id, with: makeNewPin(request))
+            let record = try await store.replace(org: org, id: id, with: pin)
         else { throw PinsError.notFound }
+        await placed(org, pin)
         return record
     }
 

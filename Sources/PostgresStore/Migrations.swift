@@ -26,7 +26,7 @@ func tenancy(_ table: String, column: String = "org_id") -> String {
 }
 
 public enum Migrations {
-    public static let all: [Migration] = [initial, placements]
+    public static let all: [Migration] = [initial, placements, cluster]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }
 
@@ -209,5 +209,44 @@ public enum Migrations {
             GRANT SELECT, INSERT, UPDATE, DELETE ON kubo_unpins TO \(DatabaseRole.ops);
             GRANT EXECUTE ON FUNCTION anchorage_create_placed_pin(uuid, uuid, text, text, text[], jsonb, timestamptz, uuid[])
               TO \(DatabaseRole.api), \(DatabaseRole.ops);
+            """)
+
+    static let cluster = Migration(
+        version: 3, name: "cluster",
+        sql: """
+            -- Drain is two steps: an operator sets draining; the node records drained once its
+            -- consumer is cancelled. Uncordon sets active again.
+            ALTER TABLE nodes DROP CONSTRAINT nodes_state_check;
+            ALTER TABLE nodes ADD CONSTRAINT nodes_state_check CHECK (state IN ('active', 'draining', 'drained'));
+            ALTER TABLE nodes
+              ADD COLUMN drain_requested_at timestamptz,
+              ADD COLUMN version text NOT NULL DEFAULT '';
+
+            -- Dispatch bookkeeping: each (re-)dispatch of a placement gets a new generation (and
+            -- so a new Nats-Msg-Id); `replaces` marks the new placement of a move, whose old
+            -- placement on that node is released once the new one is pinned (make-before-break).
+            ALTER TABLE placements
+              ADD COLUMN generation integer NOT NULL DEFAULT 0,
+              ADD COLUMN dispatched_at timestamptz,
+              ADD COLUMN replaces uuid;
+            CREATE INDEX placements_pin ON placements (pin_id, node_id);
+            CREATE INDEX placements_leased ON placements (lease_until) WHERE status = 'pinning';
+            CREATE INDEX placements_waiting ON placements (next_attempt_at) WHERE status = 'queued';
+
+            -- Fencing. One row holds the newest term's token: a new term raises it under the row
+            -- lock, and every leader-only write reads it FOR SHARE in its own transaction, so a
+            -- write with an older token is refused and cannot interleave with a takeover.
+            CREATE TABLE cluster_fence (
+              id    integer PRIMARY KEY CHECK (id = 1),
+              fence bigint NOT NULL
+            );
+            INSERT INTO cluster_fence VALUES (1, 0);
+            CREATE TABLE leader_terms (
+              fence      bigint PRIMARY KEY,
+              node_id    uuid NOT NULL,
+              started_at timestamptz NOT NULL
+            );
+
+            GRANT SELECT, INSERT, UPDATE, DELETE ON cluster_fence, leader_terms TO \(DatabaseRole.ops);
             """)
 }

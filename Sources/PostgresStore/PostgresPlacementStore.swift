@@ -9,9 +9,12 @@ import Worker
 public struct PostgresPlacementStore: PlacementStore {
     public let client: PostgresClient
     public let logger: Logger
+    /// `cluster.minReplicas`: pinned placements for the pin to read `pinned`.
+    public let minReplicas: Int
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, minReplicas: Int = 1, logger: Logger) {
         self.client = client
+        self.minReplicas = minReplicas
         self.logger = logger
     }
 
@@ -76,19 +79,41 @@ public struct PostgresPlacementStore: PlacementStore {
         }
         try await client.withTransaction(logger: logger) { conn in
             // The placement may be gone (the pin was deleted meanwhile): then nothing changes.
-            try await conn.query(
+            let updated = try await conn.query(
                 """
                 UPDATE placements SET status = \(status), last_error = \(error), lease_until = NULL,
                   next_attempt_at = coalesce(\(nextAttempt), next_attempt_at), updated_at = \(now)
                 WHERE org_id = \(claim.org.uuid) AND pin_id = \(claim.pin.uuid) AND node_id = \(node.uuid)
-                """, logger: logger)
-            try await Self.derivePinStatus(conn, org: claim.org, pin: claim.pin, now: now, logger: logger)
+                RETURNING replaces
+                """, logger: logger
+            ).collect()
+            // Make-before-break: the new placement of a move is pinned, so the one it replaces
+            // is released now (its node unpins the CID once no placement needs it there).
+            if status == "pinned", let row = updated.first, let old = try row.decode(UUID?.self) {
+                try await conn.query(
+                    """
+                    WITH gone AS (
+                      DELETE FROM placements WHERE org_id = \(claim.org.uuid) AND pin_id = \(claim.pin.uuid) AND node_id = \(old)
+                      RETURNING node_id, cid)
+                    INSERT INTO kubo_unpins (node_id, cid, requested_at) SELECT node_id, cid, \(now) FROM gone
+                    ON CONFLICT DO NOTHING
+                    """, logger: logger)
+                try await conn.query(
+                    """
+                    UPDATE placements SET replaces = NULL
+                    WHERE org_id = \(claim.org.uuid) AND pin_id = \(claim.pin.uuid) AND node_id = \(node.uuid)
+                    """, logger: logger)
+            }
+            try await Self.derivePinStatus(conn, org: claim.org, pin: claim.pin, now: now, minReplicas: minReplicas, logger: logger)
         }
     }
 
-    /// The pin's API status follows its placements: pinned once one placement is pinned, then
+    /// The pin's API status follows its placements: pinned once `minReplicas` placements (or
+    /// all, when there are fewer) are pinned, then
     /// pinning, queued, and failed only when every placement failed; `status_details` says why.
-    static func derivePinStatus(_ conn: PostgresConnection, org: TypeID, pin: TypeID, now: Timestamp, logger: Logger) async throws {
+    static func derivePinStatus(
+        _ conn: PostgresConnection, org: TypeID, pin: TypeID, now: Timestamp, minReplicas: Int, logger: Logger
+    ) async throws {
         try await conn.query(
             """
             UPDATE pins p SET status = d.status, updated_at = \(now),
@@ -98,7 +123,7 @@ public struct PostgresPlacementStore: PlacementStore {
                 ELSE jsonb_build_object('status_details', d.detail) END
             FROM (
               SELECT CASE
-                       WHEN bool_or(status = 'pinned') THEN 'pinned'
+                       WHEN count(*) FILTER (WHERE status = 'pinned') >= least(\(minReplicas), count(*)) THEN 'pinned'
                        WHEN bool_or(status = 'pinning') THEN 'pinning'
                        WHEN bool_and(status = 'failed') THEN 'failed'
                        ELSE 'queued' END AS status,

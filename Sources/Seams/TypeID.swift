@@ -90,3 +90,24 @@ public enum IDPrefix {
     public static let key = "key"
     public static let audit = "aud"
 }
+
+extension TypeID: Codable {
+    /// Parses `prefix_suffix` with whatever prefix it has.
+    public init?(parsingAny text: some StringProtocol) {
+        guard let underscore = text.lastIndex(of: "_") else { return nil }
+        self.init(parsing: text, prefix: String(text[..<underscore]))
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let id = TypeID(parsingAny: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a TypeID: \(text)"))
+        }
+        self = id
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+}

@@ -13,6 +13,7 @@ struct Admin: AsyncParsableCommand {
         subcommands: [
             CreateOrg.self, ListOrgs.self, MintToken.self, ListTokens.self, RevokeToken.self, RotateKey.self,
             RetireKey.self, ListKeys.self, PruneDenylist.self,
+            Drain.self, Uncordon.self, MaintenanceCommand.self, ClusterPresences.self, Rebalance.self,
         ])
 
     /// Runs `body` with a connected `PostgresAdmin` and shuts the client down afterwards.

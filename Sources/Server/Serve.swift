@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Configuration
 import Crypto
 import Foundation
@@ -53,21 +54,46 @@ struct Serve: AsyncParsableCommand {
             let ops = PostgresClient(configuration: opsURL.clientConfiguration(maxConnections: 4), backgroundLogger: Logger(label: "anchorage.postgres"))
             let kubo = KuboRPCClient(baseURL: settings.kuboURL, logger: Logger(label: "anchorage.kubo"))
             kuboClient = kubo
+            var workerSettings = settings.worker
+            // In a cluster the leader's sweeper requeues abandoned claims of every node.
+            workerSettings.requeueOwnExpired = !settings.clusterEnabled
             let worker = PinWorker(
-                node: nodeID, store: PostgresPlacementStore(client: ops, logger: dbLogger), kubo: kubo, clock: clock,
-                entropy: entropy, settings: settings.worker, logger: Logger(label: "anchorage.worker"))
+                node: nodeID, store: PostgresPlacementStore(client: ops, minReplicas: settings.cluster.minReplicas, logger: dbLogger),
+                kubo: kubo, clock: clock, entropy: entropy, settings: workerSettings, logger: Logger(label: "anchorage.worker"))
             workerParts = (ops, worker)
         } else {
             logger.warning("pin worker disabled (worker.enabled=false or no db.opsUrl): pins are stored but never pinned")
         }
+        // Clustered: placement by rendezvous over the live set, one job per placement on NATS.
+        // Standalone (cluster.enabled=false): every pin is placed on this node.
+        let runtime = LockedBox<ClusterRuntime?>(nil)
+        let policy = PlacementPolicy(replicationFactor: settings.cluster.replicationFactor)
+        let clustered = settings.clusterEnabled && workerParts != nil
         let placed = workerParts != nil
+        let clusterLogger = Logger(label: "anchorage.cluster")
         let service = PinService(
             store: store, clock: clock, entropy: entropy, limits: settings.limits, options: settings.api,
-            placement: { _ in placed ? [nodeID] : [] })
+            placement: { request in
+                guard placed else { return [] }
+                guard clustered else { return [nodeID] }
+                return policy.nodes(for: request.cid)
+            },
+            placed: { org, pin in
+                guard clustered, let rt = runtime.value else { return }
+                let dispatches = pin.nodes.map {
+                    Dispatch(org: org, pin: pin.id, cid: pin.request.cid, node: $0, generation: 0, dispatchedAt: pin.created)
+                }
+                await ClusterAgent.publish(dispatches, bus: rt.bus, logger: clusterLogger)
+            })
         let router = makeRouter(
             HTTPDependencies(
                 service: service, verifier: verifier, delegates: StaticDelegates(delegates),
-                readiness: ReadinessProbe { await lookup.notReadyReason() }, logRequests: settings.logRequests))
+                readiness: ReadinessProbe {
+                    if let reason = await lookup.notReadyReason() { return reason }
+                    guard clustered else { return nil }
+                    guard let rt = runtime.value else { return "joining the cluster (NATS not reachable yet)" }
+                    return await rt.agent.notReadyReason()
+                }, logRequests: settings.logRequests))
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "anchorage"),
@@ -78,8 +104,30 @@ struct Serve: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: postgres)]
         if let (ops, worker) = workerParts {
             services.append(.init(service: ops))
-            services.append(.init(service: RegisterNode(id: nodeID, client: ops, clock: clock, logger: logger)))
-            services.append(.init(service: WorkerService(worker: worker, pollInterval: .milliseconds(settings.workerPollMilliseconds), logger: Logger(label: "anchorage.worker"))))
+            if clustered, let kubo = kuboClient {
+                if settings.nats.url == nil {
+                    services.append(.init(service: try EmbeddedNATSService(settings: settings, logger: Logger(label: "anchorage.nats"))))
+                }
+                let clusterStore = PostgresClusterStore(client: ops, entropy: entropy, minReplicas: settings.cluster.minReplicas, logger: dbLogger)
+                let name = ProcessInfo.processInfo.hostName
+                services.append(.init(service: ClusterService(
+                    connect: { try await BusConnection.connect(settings, logger: clusterLogger) },
+                    makeAgent: { bus in
+                        ClusterAgent(
+                            node: nodeID, name: name, version: AnchorageVersion.current, bus: bus, store: clusterStore, kubo: kubo,
+                            clock: clock, settings: settings.cluster, policy: policy, logger: clusterLogger)
+                    },
+                    runtime: runtime, tick: .milliseconds(settings.clusterTickMilliseconds), logger: clusterLogger)))
+                logger.info("cluster mode", metadata: [
+                    "node": "\(nodeID)", "nats": "\(settings.nats.url ?? "embedded \(settings.nats.host):\(settings.nats.port)")",
+                    "replicationFactor": "\(settings.cluster.replicationFactor)",
+                ])
+            } else {
+                services.append(.init(service: RegisterNode(id: nodeID, client: ops, clock: clock, logger: logger)))
+            }
+            services.append(.init(service: WorkerService(
+                worker: worker, pollInterval: .milliseconds(settings.workerPollMilliseconds), cluster: clustered ? runtime : nil,
+                logger: Logger(label: "anchorage.worker"))))
             logger.info("pin worker on", metadata: ["node": "\(nodeID)", "kubo": "\(settings.kuboURL)", "maxConcurrentPins": "\(settings.worker.maxConcurrentPins)"])
         }
         services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup))

@@ -6,6 +6,7 @@ import PostgresStore
 import Seams
 import SystemPackage
 import Worker
+import Cluster
 
 /// Options every subcommand accepts: where the config comes from, and the settings most often
 /// given on the command line. Flags win over `ANCHORAGE_…` environment variables, which win
@@ -82,6 +83,12 @@ struct Settings: Sendable {
     var workerEnabled = true
     var workerPollMilliseconds = 500
     var worker = WorkerSettings()
+    var cluster = ClusterSettings()
+    /// `cluster.enabled`: off runs a standalone node (no NATS; every pin placed on this node).
+    var clusterEnabled = true
+    /// How often the cluster agent steps (`cluster.tickMilliseconds`).
+    var clusterTickMilliseconds = 500
+    var nats = NATSSettings()
 
     init(_ c: ConfigReader) throws {
         httpHost = c.string(forKey: "http.host", default: httpHost)
@@ -112,6 +119,52 @@ struct Settings: Sendable {
         worker.backoffSeconds = Int64(c.int(forKey: "kubo.retryBackoffSeconds", default: Int(worker.backoffSeconds)))
         worker.maxBackoffSeconds = Int64(c.int(forKey: "kubo.maxRetryBackoffSeconds", default: Int(worker.maxBackoffSeconds)))
         worker.maxOriginDials = c.int(forKey: "kubo.maxOriginDials", default: worker.maxOriginDials)
+        worker.leaseGraceSeconds = Int64(c.int(forKey: "worker.leaseGraceSeconds", default: Int(worker.leaseGraceSeconds)))
+        clusterEnabled = c.bool(forKey: "cluster.enabled", default: clusterEnabled)
+        clusterTickMilliseconds = c.int(forKey: "cluster.tickMilliseconds", default: clusterTickMilliseconds)
+        func seconds(_ name: String, _ value: Int64) throws -> Int64 {
+            let key = ConfigKey(name.split(separator: ".").map(String.init))
+            guard let text = c.string(forKey: key) else { return c.int(forKey: key).map(Int64.init) ?? value }
+            if let plain = Int64(text) { return plain }  // a bare number is seconds
+            guard let d = DurationText.seconds(text) else {
+                throw ValidationError("\(name) must be a duration like 30s, 2m, 1h (got \(text))")
+            }
+            return d
+        }
+        cluster.heartbeatSeconds = try seconds("cluster.heartbeatInterval", cluster.heartbeatSeconds)
+        cluster.liveAfterSeconds = try seconds("cluster.liveAfter", cluster.liveAfterSeconds)
+        cluster.nodeLostAfterSeconds = try seconds("cluster.nodeLostAfter", cluster.nodeLostAfterSeconds)
+        cluster.replicationFactor = c.int(forKey: "cluster.replicationFactor", default: cluster.replicationFactor)
+        cluster.minReplicas = c.int(forKey: "cluster.minReplicas", default: cluster.minReplicas)
+        cluster.leaseTTLSeconds = try seconds("cluster.leaderLeaseTTL", cluster.leaseTTLSeconds)
+        cluster.leaseRenewSeconds = try seconds("cluster.leaderRenewInterval", cluster.leaseRenewSeconds)
+        cluster.drainGraceSeconds = try seconds("cluster.drainGracePeriod", cluster.drainGraceSeconds)
+        cluster.requeueAfterSeconds = try seconds("cluster.requeueAfter", cluster.requeueAfterSeconds)
+        cluster.maxRedispatches = c.int(forKey: "cluster.maxRedispatches", default: cluster.maxRedispatches)
+        cluster.sweepSeconds = try seconds("cluster.sweepInterval", cluster.sweepSeconds)
+        cluster.rebalanceSeconds = try seconds("cluster.rebalanceInterval", cluster.rebalanceSeconds)
+        cluster.reconcileSeconds = try seconds("cluster.reconcileInterval", cluster.reconcileSeconds)
+        cluster.rebalanceMaxMoves = c.int(forKey: "cluster.rebalanceMaxMoves", default: cluster.rebalanceMaxMoves)
+        cluster.sweepBatch = c.int(forKey: "cluster.sweepBatch", default: cluster.sweepBatch)
+        cluster.reconcileMaxRepairs = c.int(forKey: "cluster.reconcileMaxRepairs", default: cluster.reconcileMaxRepairs)
+        cluster.autoBalance = c.bool(forKey: "cluster.autoBalance", default: cluster.autoBalance)
+        cluster.maintenanceMaxSeconds = try seconds("cluster.maintenance.maxDuration", cluster.maintenanceMaxSeconds)
+        cluster.kuboPinName = worker.kuboPinName
+        nats.url = c.string(forKey: "nats.url")
+        nats.host = c.string(forKey: "nats.host", default: nats.host)
+        nats.port = c.int(forKey: "nats.port", default: nats.port)
+        nats.storeDir = c.string(forKey: "nats.storeDir")
+        nats.binary = c.string(forKey: "nats.binary")
+        nats.clusterName = c.string(forKey: "nats.clusterName", default: nats.clusterName)
+        nats.clusterPort = c.int(forKey: "nats.clusterPort")
+        nats.routes = c.stringArray(forKey: "nats.routes", default: [])
+        nats.token = c.string(forKey: "nats.token", isSecret: true)
+        nats.user = c.string(forKey: "nats.user")
+        nats.password = c.string(forKey: "nats.password", isSecret: true)
+        nats.replicas = c.int(forKey: "nats.replicas", default: nats.replicas)
+        nats.duplicateWindowSeconds = try seconds("nats.duplicateWindow", nats.duplicateWindowSeconds)
+        nats.ackWaitSeconds = try seconds("nats.ackWait", nats.ackWaitSeconds)
+        nats.maxDeliver = c.int(forKey: "nats.maxDeliver", default: nats.maxDeliver)
         var l = Limits()
         l.maxBodyBytes = c.int(forKey: "limits.maxBodyBytes", default: l.maxBodyBytes)
         l.maxNameBytes = c.int(forKey: "limits.maxNameBytes", default: l.maxNameBytes)
@@ -152,6 +205,14 @@ struct Settings: Sendable {
         try check(worker.backoffSeconds >= 1 && worker.maxBackoffSeconds >= worker.backoffSeconds, "kubo.retryBackoffSeconds must be at least 1 and at most kubo.maxRetryBackoffSeconds")
         try check((10...60000).contains(workerPollMilliseconds), "worker.pollMilliseconds must be 10-60000")
         try check((0...64).contains(worker.maxOriginDials), "kubo.maxOriginDials must be 0-64")
+        for problem in cluster.problems() { try check(false, problem) }
+        try check((10...60000).contains(clusterTickMilliseconds), "cluster.tickMilliseconds must be 10-60000")
+        try check((1...65535).contains(nats.port), "nats.port must be 1-65535")
+        if let p = nats.clusterPort { try check((1...65535).contains(p), "nats.clusterPort must be 1-65535") }
+        try check((1...5).contains(nats.replicas), "nats.replicas must be 1-5")
+        try check(nats.duplicateWindowSeconds >= 1, "nats.duplicateWindow must be at least 1s")
+        try check(nats.ackWaitSeconds >= 1, "nats.ackWait must be at least 1s")
+        if let url = nats.url { try check(url.hasPrefix("nats://") || url.hasPrefix("tls://"), "nats.url must be nats://host:port (comma-separate several)") }
         if let nodeID { try check(TypeID(parsing: nodeID, prefix: IDPrefix.node) != nil, "node.id must be a node ID (nod_…)") }
         for d in delegates { try check(d.contains("/p2p/"), "api.delegates entries must end in /p2p/<peerID>: \(d)") }
     }
@@ -173,5 +234,32 @@ struct Settings: Sendable {
             if ch == "." { out += "_" } else if ch.isUppercase { out += "_" + String(ch) } else { out += ch.uppercased() }
         }
         return out.uppercased()
+    }
+}
+
+/// `nats.*`: the bus. Without `nats.url`, `serve` runs its own nats-server (embedded mode) on
+/// `nats.host:nats.port` with JetStream under `nats.storeDir`; admin commands connect there too.
+struct NATSSettings: Sendable {
+    var url: String?
+    var host = "127.0.0.1"
+    var port = 4222
+    var storeDir: String?
+    var binary: String?
+    var clusterName = "anchorage"
+    var clusterPort: Int?
+    var routes: [String] = []
+    var token: String?
+    var user: String?
+    var password: String?
+    /// Stream/bucket replicas (3 in a 3-node NATS cluster).
+    var replicas = 1
+    var duplicateWindowSeconds: Int64 = 120
+    var ackWaitSeconds: Int64 = 30
+    var maxDeliver = 0
+
+    /// The URLs a client dials: `nats.url` (comma-separated) or the embedded server's.
+    var clientURLs: [String] {
+        if let url { return url.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        return ["nats://\(host):\(port)"]
     }
 }

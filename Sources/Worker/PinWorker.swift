@@ -68,6 +68,12 @@ public struct WorkerSettings: Sendable, Equatable {
     public var unpinBatch = 64
     /// Name given to the pins anchorage makes in Kubo, so the reconciler can tell them apart.
     public var kuboPinName = "anchorage"
+    /// A claim's lease is the attempt timeout plus this; past it the placement counts as
+    /// abandoned (its worker died) and is requeued (`worker.leaseGraceSeconds`).
+    public var leaseGraceSeconds: Int64 = 60
+    /// Requeue this node's own expired claims at each tick. In a cluster the leader's requeue
+    /// sweeper does this for every node (and re-dispatches the job), so it is off there.
+    public var requeueOwnExpired = true
 
     public init() {}
 }
@@ -110,10 +116,14 @@ public struct PinWorker: Sendable {
         public var leftAlone = 0
     }
 
+    /// One round. With `claimNew` false (a draining node past its grace period) only released
+    /// CIDs are unpinned. `onClaimed` hears how many pins are in flight (0 when they ended).
     @discardableResult
-    public func tick() async throws -> TickReport {
+    public func tick(claimNew: Bool = true, onClaimed: (@Sendable (Int) async -> Void)? = nil) async throws -> TickReport {
         var report = TickReport()
-        report.requeued = try await store.requeueExpired(node: node, now: clock.now())
+        if settings.requeueOwnExpired {
+            report.requeued = try await store.requeueExpired(node: node, now: clock.now())
+        }
         for cid in try await store.releasedCIDs(node: node, limit: settings.unpinBatch) {
             do {
                 // Only pins anchorage made: a CID someone pinned in Kubo by hand (another name)
@@ -129,10 +139,12 @@ public struct PinWorker: Sendable {
                 logger.warning("unpin failed; will retry", metadata: ["cid": "\(cid)", "error": "\(error)"])
             }
         }
+        guard claimNew else { return report }
         let now = clock.now()
-        let lease = now.adding(microseconds: Int64(settings.attemptTimeout.components.seconds) * 1_000_000 + 60_000_000)
+        let lease = now.adding(seconds: Int64(settings.attemptTimeout.components.seconds) + settings.leaseGraceSeconds)
         let claims = try await store.claim(node: node, now: now, limit: settings.maxConcurrentPins, leaseUntil: lease)
         report.claimed = claims.count
+        if !claims.isEmpty { await onClaimed?(claims.count) }
         let outcomes = try await withThrowingTaskGroup(of: (Claim, PinOutcome).self) { group in
             for claim in claims {
                 group.addTask { (claim, await self.attempt(claim)) }
@@ -149,6 +161,7 @@ public struct PinWorker: Sendable {
             case .failed: report.failed += 1
             }
         }
+        if !claims.isEmpty { await onClaimed?(0) }
         return report
     }
 

@@ -6,7 +6,7 @@ import Testing
 @Suite struct LintTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     /// Modules holding domain and cluster logic. Adapters (HTTP, Postgres, CLI, Live, Sim) are exempt.
-    static let coreModules = ["Seams", "Pins", "Tokens", "Worker"]
+    static let coreModules = ["Seams", "Pins", "Tokens", "Worker", "Cluster"]
     static let banned: [(String, String)] = [
         (#"\bDate\(\)"#, "Date()"), (#"\bUUID\(\)"#, "UUID()"), (#"Task\.sleep"#, "Task.sleep"),
         (#"ContinuousClock\(\)"#, "ContinuousClock()"), (#"SuspendingClock\(\)"#, "SuspendingClock()"),

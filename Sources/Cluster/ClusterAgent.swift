@@ -1,0 +1,201 @@
+import Logging
+import Seams
+
+/// One node's part in the cluster: heartbeats and presence, its own drain, the leader lease
+/// and, while it leads, the rebalancer, requeue sweeper and maintenance watchdog; on every node,
+/// the reconciler. It never sleeps and never starts tasks: `step()` does whatever is due by the
+/// clock seam and returns, so production calls it in a loop and the simulator calls it from its
+/// event loop — the same code either way.
+public actor ClusterAgent {
+    public nonisolated let node: TypeID
+    public nonisolated let name: String
+    public nonisolated let version: String
+    let bus: any ClusterBus
+    let store: any ClusterStore
+    let kubo: (any KuboAPI)?
+    let clock: any WallClock
+    public nonisolated let settings: ClusterSettings
+    public nonisolated let policy: PlacementPolicy
+    let logger: Logger
+
+    var presence: PresenceTable
+    var inbox: (any BusInbox)?
+    var nextHeartbeat: Timestamp
+    var state: NodeState = .active
+    var drainRequestedAt: Timestamp?
+    /// Grace period over: the worker must stop claiming; the queue closes once it is idle.
+    var stoppingJobs = false
+    var queueOpen = false
+    var inflight = 0
+
+    var lease: Lease?
+    var nextCampaign: Timestamp
+    var nextSweep: Timestamp
+    var nextRebalance: Timestamp
+    var nextReconcile: Timestamp
+    var nextMaintenanceLog: Timestamp
+    var nextWatchdogWarning: Timestamp
+    var balanceRequested = false
+    public internal(set) var status = ClusterStatus()
+
+    public init(
+        node: TypeID, name: String, version: String, bus: any ClusterBus, store: any ClusterStore, kubo: (any KuboAPI)?,
+        clock: any WallClock, settings: ClusterSettings, policy: PlacementPolicy? = nil, logger: Logger
+    ) {
+        self.node = node
+        self.name = name
+        self.version = version
+        self.bus = bus
+        self.store = store
+        self.kubo = kubo
+        self.clock = clock
+        self.settings = settings
+        self.policy = policy ?? PlacementPolicy(replicationFactor: settings.replicationFactor)
+        self.logger = logger
+        let now = clock.now()
+        self.presence = PresenceTable(watchingSince: now)
+        self.nextHeartbeat = now
+        self.nextCampaign = now
+        self.nextSweep = now.adding(seconds: settings.sweepSeconds)
+        self.nextRebalance = now.adding(seconds: settings.rebalanceSeconds)
+        self.nextReconcile = now.adding(seconds: settings.reconcileSeconds)
+        self.nextMaintenanceLog = now
+        self.nextWatchdogWarning = now
+    }
+
+    /// Registers the node, starts listening to heartbeats and opens its job queue (unless an
+    /// operator drained it).
+    public func start() async throws {
+        let now = clock.now()
+        try await store.register(node: node, name: name, version: version, now: now)
+        if let record = try await store.node(node) { adopt(record, now: now) }
+        inbox = try await bus.subscribe(Subjects.heartbeats, capacity: settings.presenceInboxCapacity)
+        if state == .active || (state == .draining && !stoppingJobs) {
+            try await bus.openQueue(Subjects.jobs(node))
+            queueOpen = true
+        }
+        policy.update(eligible: state == .active ? [node] : [])
+        logger.info("cluster agent started", metadata: ["node": "\(node)", "state": "\(state.rawValue)"])
+    }
+
+    /// Stops listening; gives up the lease so another node takes over at once.
+    public func stop() async {
+        await inbox?.close()
+        inbox = nil
+        if let lease {
+            try? await bus.kvDelete(ClusterKeys.leader, revision: lease.revision)
+            self.lease = nil
+        }
+    }
+
+    /// Does everything that is due. Errors of one duty are logged and do not stop the others.
+    @discardableResult
+    public func step() async -> ClusterStatus {
+        await presenceStep()
+        await drainStep()
+        await leaderStep()
+        if lease != nil { await leaderDuties() }
+        await reconcileStep()
+        return status
+    }
+
+    // MARK: what the worker and the HTTP layer ask
+
+    /// False while the node must not claim new placements (drained, or drain grace over).
+    public var acceptsJobs: Bool { state == .active || (state == .draining && !stoppingJobs) }
+
+    /// The worker reports how many pins it is working on (0 when a tick ended).
+    public func setInflight(_ n: Int) { inflight = n }
+
+    /// Why `/v1/ready` must answer 503, or nil.
+    public func notReadyReason() -> String? {
+        switch state {
+        case .active: nil
+        case .draining: "node is draining (admin drain); uncordon to restore"
+        case .drained: "node is drained (admin drain); uncordon to restore"
+        }
+    }
+
+    public var fence: Int64? { lease?.fence }
+    public var isLeader: Bool { lease != nil }
+
+    /// Queues jobs; a failed publish is logged, not thrown: PostgreSQL holds the placement, and
+    /// the worker's poll and the sweeper find it without the job.
+    public func publish(_ dispatches: [Dispatch]) async {
+        await Self.publish(dispatches, bus: bus, logger: logger)
+    }
+
+    public static func publish(_ dispatches: [Dispatch], bus: any ClusterBus, logger: Logger) async {
+        for d in dispatches {
+            do {
+                _ = try await bus.enqueue(d.subject, msgID: d.msgID, ClusterJSON.encode(d))
+            } catch {
+                logger.warning("could not queue a pin job; the sweeper will re-dispatch it",
+                               metadata: ["subject": "\(d.subject)", "pin": "\(d.pin)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// Asks this node, when it leads, to run one `balance` round at its next step.
+    public func requestBalance() { balanceRequested = true }
+
+    // MARK: presence
+
+    func presenceStep() async {
+        let now = clock.now()
+        if let inbox {
+            for message in await inbox.drain() {
+                if let hb = Heartbeat.decode(message.payload) { presence.heard(hb, at: now) }
+            }
+        }
+        if now >= nextHeartbeat {
+            nextHeartbeat = now.adding(seconds: settings.heartbeatSeconds)
+            let hb = Heartbeat(
+                node: node.description, name: name, state: state, version: version, inflight: inflight,
+                leaderFence: lease?.fence, sentAt: now.microseconds)
+            // Hear ourselves directly: placement must work even before the bus echoes it.
+            presence.heard(hb, at: now)
+            do {
+                try await bus.publish(Subjects.heartbeat(node), hb.encoded())
+            } catch {
+                logger.warning("heartbeat not published", metadata: ["error": "\(error)"])
+            }
+            do {
+                try await store.touch(node: node, now: now)
+                if let record = try await store.node(node) { adopt(record, now: now) }
+            } catch {
+                logger.warning("could not refresh the node record", metadata: ["error": "\(error)"])
+            }
+        }
+        policy.update(eligible: presence.eligible(now: now, settings: settings))
+        status.eligible = policy.eligible
+        status.state = state
+    }
+
+    /// Takes the operator's state from PostgreSQL.
+    func adopt(_ record: NodeRecord, now: Timestamp) {
+        if record.state != state {
+            logger.notice("node state changed", metadata: ["from": "\(state.rawValue)", "to": "\(record.state.rawValue)"])
+        }
+        state = record.state
+        drainRequestedAt = record.drainRequestedAt
+        if state == .active { stoppingJobs = false }
+        if state == .drained { stoppingJobs = true }
+    }
+}
+
+/// A snapshot for health output, heartbeats and tests.
+public struct ClusterStatus: Sendable, Equatable {
+    public var state: NodeState = .active
+    public var eligible: [TypeID] = []
+    public var leaderFence: Int64?
+    public var maintenance: MaintenanceFlag?
+    /// The maintenance watchdog's gauge: 1 while a flag is older than the maximum duration.
+    public var maintenanceOverdue = false
+    public var lastPlan: [Move] = []
+    public var movesApplied = 0
+    public var requeued = 0
+    public var repaired = 0
+    public var orphansUnpinned = 0
+    public var queueOpen = false
+}

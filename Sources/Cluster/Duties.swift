@@ -1,0 +1,131 @@
+import Logging
+import Seams
+
+extension ClusterAgent {
+    /// What only the leader does: the maintenance watchdog, the requeue sweeper and the
+    /// rebalancer. The latter two pause while maintenance is on. Every write carries the term's
+    /// fence token; a refused write means this node was deposed, and it steps down.
+    func leaderDuties() async {
+        guard let fence = lease?.fence else { return }
+        let now = clock.now()
+        let flag: MaintenanceFlag?
+        do {
+            flag = try await Maintenance(bus: bus).status(now: now)
+        } catch {
+            logger.warning("could not read the maintenance flag; pausing leader duties", metadata: ["error": "\(error)"])
+            return
+        }
+        status.maintenance = flag
+        await serveRebalanceRequest(fence: fence, maintenance: flag != nil, now: now)
+        if let flag {
+            watchdog(flag, now: now)
+            if now >= nextMaintenanceLog {
+                nextMaintenanceLog = now.adding(seconds: 60)
+                logger.notice("maintenance on: rebalancer and requeue sweeper paused",
+                              metadata: ["reason": "\(flag.reason)", "by": "\(flag.by)", "until": "\(Timestamp(microsecondsSinceEpoch: flag.expiresAt))"])
+            }
+            return
+        }
+        status.maintenanceOverdue = false
+        do {
+            if now >= nextSweep {
+                nextSweep = now.adding(seconds: settings.sweepSeconds)
+                try await sweep(fence: fence, now: now)
+            }
+            if now >= nextRebalance || balanceRequested {
+                nextRebalance = now.adding(seconds: settings.rebalanceSeconds)
+                let balance = settings.autoBalance || balanceRequested
+                balanceRequested = false
+                try await rebalance(fence: fence, balance: balance, now: now)
+            }
+        } catch let error as ClusterStoreError {
+            if case .staleFence = error { stepDown("\(error)") } else { logger.error("leader duty failed", metadata: ["error": "\(error)"]) }
+        } catch {
+            logger.error("leader duty failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// The cluster's nodes as the planner sees them, liveness from this node's presence table.
+    func nodeViews(now: Timestamp) async throws -> [NodeView] {
+        try await store.nodes().map {
+            NodeView(
+                id: $0.id, state: $0.state,
+                live: presence.isLive($0.id, now: now, settings: settings),
+                lost: presence.isLost($0.id, now: now, settings: settings))
+        }
+    }
+
+    /// Plans and applies one round; returns the moves applied.
+    @discardableResult
+    func rebalance(fence: Int64, balance: Bool, now: Timestamp) async throws -> [Move] {
+        let views = try await nodeViews(now: now)
+        let moves = try await RebalancePlanning.plan(store: store, nodes: views, settings: settings, balance: balance)
+        status.lastPlan = moves
+        guard !moves.isEmpty else { return [] }
+        let dispatches = try await store.apply(moves: moves, fence: fence, now: now)
+        let applied = Set(dispatches.map { "\($0.pin)/\($0.node)" })
+        status.movesApplied += dispatches.count
+        logger.notice("rebalanced", metadata: [
+            "moves": "\(dispatches.count)", "fence": "\(fence)",
+            "reasons": "\(Dictionary(grouping: moves, by: \.reason.rawValue).mapValues(\.count).sorted { $0.key < $1.key })",
+        ])
+        await publish(dispatches)
+        return moves.filter { applied.contains("\($0.pin)/\($0.to)") }
+    }
+
+    /// Re-dispatches placements whose job was lost or whose worker died; moves the ones that
+    /// were dispatched too often to the best other eligible node.
+    func sweep(fence: Int64, now: Timestamp) async throws {
+        let stuck = try await store.stuckPlacements(now: now, requeueAfterSeconds: settings.requeueAfterSeconds, limit: settings.sweepBatch)
+        guard !stuck.isEmpty else { return }
+        let eligible = presence.eligible(now: now, settings: settings)
+        var targets: [TypeID: TypeID] = [:]
+        for p in stuck {
+            if let t = Rendezvous.rank(cid: p.cid, among: eligible).first(where: { $0 != p.node }) { targets[p.pin] = t }
+        }
+        let actions = try await store.requeue(stuck, moveTargets: targets, maxRedispatches: settings.maxRedispatches, fence: fence, now: now)
+        status.requeued += actions.count
+        var dispatches: [Dispatch] = []
+        for action in actions {
+            switch action {
+            case .redispatched(let d): dispatches.append(d)
+            case .moved(_, let d): dispatches.append(d)
+            }
+        }
+        logger.notice("requeue sweeper re-dispatched stuck placements", metadata: ["count": "\(actions.count)", "fence": "\(fence)"])
+        await publish(dispatches)
+    }
+
+    /// A maintenance flag on longer than `cluster.maintenance.maxDuration` is probably
+    /// forgotten, and it silently stops repairs: say so loudly, every minute, and raise the gauge.
+    func watchdog(_ flag: MaintenanceFlag, now: Timestamp) {
+        guard flag.isOverdue(at: now, maxSeconds: settings.maintenanceMaxSeconds) else {
+            status.maintenanceOverdue = false
+            return
+        }
+        status.maintenanceOverdue = true
+        guard now >= nextWatchdogWarning else { return }
+        nextWatchdogWarning = now.adding(seconds: settings.watchdogRepeatSeconds)
+        let minutes = (now.microseconds - flag.since) / 60_000_000
+        logger.critical(
+            "MAINTENANCE FLAG FORGOTTEN? maintenance has been on for \(minutes) min (max \(settings.maintenanceMaxSeconds / 60) min): rebalancer and requeue sweeper are paused, lost nodes are NOT being repaired; run `anchorage admin maintenance off` when the work is done",
+            metadata: ["reason": "\(flag.reason)", "by": "\(flag.by)"])
+    }
+}
+
+/// Gathers the planner's inputs from the store: the leader and `admin rebalance --dry-run` both
+/// plan through here, so the dry run prints what the leader would apply from the same state.
+public enum RebalancePlanning {
+    public static func plan(store: any ClusterStore, nodes views: [NodeView], settings: ClusterSettings, balance: Bool) async throws -> [Move] {
+        let options = Rebalancer.Options(replicationFactor: settings.replicationFactor, balance: balance, maxMoves: settings.rebalanceMaxMoves)
+        let placements: [PlacementView]
+        if balance {
+            placements = try await store.placements(afterPin: nil, limit: 100_000)
+        } else {
+            let troubled = views.filter { $0.state != .active || $0.lost }.map(\.id)
+            guard !troubled.isEmpty else { return [] }
+            placements = try await store.placements(onNodes: troubled, limit: settings.rebalanceMaxMoves * 16)
+        }
+        return Rebalancer.plan(nodes: views, placements: placements, options: options)
+    }
+}

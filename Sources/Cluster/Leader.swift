@@ -1,0 +1,97 @@
+import Logging
+import Seams
+
+/// The leader lease, as stored under `leader` in `ANCHORAGE_CLUSTER`.
+public struct LeaseValue: Sendable, Equatable, Codable {
+    public var node: String
+    public var fence: Int64
+    public var acquiredAt: Int64
+
+    public init(node: String, fence: Int64, acquiredAt: Int64) {
+        self.node = node
+        self.fence = fence
+        self.acquiredAt = acquiredAt
+    }
+}
+
+/// This node's current term.
+struct Lease: Sendable, Equatable {
+    var fence: Int64
+    var revision: UInt64
+    var value: LeaseValue
+    var renewAt: Timestamp
+    /// Past this without a successful renewal the node stops acting: by then the key may have
+    /// expired on the bus and another node may lead.
+    var validUntil: Timestamp
+}
+
+extension ClusterAgent {
+    /// Leader election: a TTL lease created if absent and renewed by compare-and-set on its
+    /// revision. The fence token of a term is one more than PostgreSQL's newest, written into
+    /// the lease *before* the term is recorded, so two nodes can never record the same term
+    /// and a node that wins the key with a stale token is refused by PostgreSQL and lets go.
+    func leaderStep() async {
+        let now = clock.now()
+        if var current = lease {
+            if now >= current.validUntil {
+                stepDown("lease expired before it could be renewed")
+                return
+            }
+            guard now >= current.renewAt else { return }
+            do {
+                let revision = try await bus.kvUpdate(
+                    ClusterKeys.leader, ClusterJSON.encode(current.value), revision: current.revision,
+                    ttl: .seconds(settings.leaseTTLSeconds))
+                current.revision = revision
+                current.renewAt = now.adding(seconds: settings.leaseRenewSeconds)
+                current.validUntil = now.adding(seconds: settings.leaseTTLSeconds - 1)
+                lease = current
+            } catch BusError.conflict {
+                stepDown("the lease was taken over")
+            } catch {
+                logger.warning("could not renew the leader lease", metadata: ["error": "\(error)"])
+                lease?.renewAt = now.adding(seconds: 1)
+            }
+            return
+        }
+        guard now >= nextCampaign else { return }
+        nextCampaign = now.adding(seconds: settings.leaseRenewSeconds)
+        do {
+            if let entry = try await bus.kvGet(ClusterKeys.leader) {
+                status.leaderFence = ClusterJSON.decode(LeaseValue.self, entry.value)?.fence
+                return
+            }
+            guard state == .active else { return }  // a drained node does not lead
+            let fence = try await store.currentFence() + 1
+            let value = LeaseValue(node: node.description, fence: fence, acquiredAt: now.microseconds)
+            let revision: UInt64
+            do {
+                revision = try await bus.kvCreate(ClusterKeys.leader, ClusterJSON.encode(value), ttl: .seconds(settings.leaseTTLSeconds))
+            } catch BusError.conflict {
+                return  // someone else was faster
+            }
+            guard try await store.beginTerm(fence: fence, node: node, now: now) else {
+                try? await bus.kvDelete(ClusterKeys.leader, revision: revision)
+                logger.warning("won the lease with a stale fence token; released it", metadata: ["fence": "\(fence)"])
+                return
+            }
+            lease = Lease(
+                fence: fence, revision: revision, value: value, renewAt: now.adding(seconds: settings.leaseRenewSeconds),
+                validUntil: now.adding(seconds: settings.leaseTTLSeconds - 1))
+            status.leaderFence = fence
+            // A new leader looks at the cluster right away.
+            nextSweep = now
+            nextRebalance = now
+            logger.notice("elected leader", metadata: ["node": "\(node)", "fence": "\(fence)"])
+        } catch {
+            logger.warning("leader election step failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    func stepDown(_ why: String) {
+        guard let lease else { return }
+        logger.warning("no longer the leader", metadata: ["fence": "\(lease.fence)", "reason": "\(why)"])
+        self.lease = nil
+        status.leaderFence = nil
+    }
+}

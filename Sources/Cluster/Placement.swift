@@ -1,0 +1,77 @@
+import Seams
+
+/// Rendezvous (highest random weight) hashing: each node scores every CID, and a pin lives on
+/// the `replicas` highest-scoring eligible nodes. Adding or removing a node moves only the pins
+/// whose top set it enters or leaves (about 1/N of them), and every node computes the same
+/// answer from the same inputs with no coordination.
+public enum Rendezvous {
+    /// The `replicas` best nodes for `cid` among `nodes`, best first (fewer if there are fewer
+    /// nodes). Ties (astronomically unlikely) break by node ID, so the result is a function of
+    /// the inputs only.
+    public static func choose(cid: String, among nodes: [TypeID], replicas: Int) -> [TypeID] {
+        guard replicas > 0 else { return [] }
+        let scored = nodes.map { (score(node: $0, cid: cid), $0) }
+        return scored.sorted { $0.0 != $1.0 ? $0.0 > $1.0 : ($0.1.high, $0.1.low) < ($1.1.high, $1.1.low) }
+            .prefix(replicas).map(\.1)
+    }
+
+    /// All `nodes` ranked for `cid`, best first.
+    public static func rank(cid: String, among nodes: [TypeID]) -> [TypeID] {
+        choose(cid: cid, among: nodes, replicas: nodes.count)
+    }
+
+    /// FNV-1a over the node's UUID and the CID, finished with the SplitMix64 mixer: cheap,
+    /// stable across processes and releases (unlike `Hasher`), and well spread.
+    public static func score(node: TypeID, cid: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in node.bytes {
+            h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        for byte in cid.utf8 {
+            h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
+        }
+        var z = h &+ 0x9E37_79B9_7F4A_7C15
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Where new pins go: the live, active nodes this node knows of, chosen by rendezvous.
+/// Read synchronously on the request path; the cluster agent replaces the snapshot as
+/// heartbeats arrive and node states change.
+public final class PlacementPolicy: Sendable {
+    private let state: LockedBox<[TypeID]>
+    public let replicationFactor: Int
+
+    public init(replicationFactor: Int, initial: [TypeID] = []) {
+        self.replicationFactor = replicationFactor
+        self.state = LockedBox(initial)
+    }
+
+    /// Replaces the set of nodes that may take new pins.
+    public func update(eligible: [TypeID]) { state.value = eligible.sorted { ($0.high, $0.low) < ($1.high, $1.low) } }
+
+    public var eligible: [TypeID] { state.value }
+
+    /// The nodes for a new pin of `cid`: the replication factor capped by the eligible set.
+    public func nodes(for cid: String) -> [TypeID] {
+        Rendezvous.choose(cid: cid, among: state.value, replicas: replicationFactor)
+    }
+}
+
+/// A value behind a lock, for state read on request paths and written by the cluster agent.
+public final class LockedBox<Value: Sendable>: @unchecked Sendable {
+    // @unchecked: `stored` is only touched under `lock`.
+    private var stored: Value
+    private let lock = Lock()
+
+    public init(_ value: Value) { self.stored = value }
+
+    public var value: Value {
+        get { lock.withLock { stored } }
+        set { lock.withLock { stored = newValue } }
+    }
+
+    public func mutate<R>(_ body: (inout Value) -> R) -> R { lock.withLock { body(&stored) } }
+}

@@ -1,0 +1,81 @@
+import Foundation
+import Seams
+
+/// What a node says about itself every heartbeat on `node.heartbeat.<nodeID>`.
+public struct Heartbeat: Sendable, Equatable, Codable {
+    public var node: String
+    public var name: String
+    public var state: NodeState
+    public var version: String
+    /// Pins being worked on right now.
+    public var inflight: Int
+    /// The fence token of this node's term when it leads, else nil.
+    public var leaderFence: Int64?
+    /// The sender's clock, µs since the epoch (for display; liveness uses the receiver's clock).
+    public var sentAt: Int64
+
+    public init(node: String, name: String, state: NodeState, version: String, inflight: Int, leaderFence: Int64?, sentAt: Int64) {
+        self.node = node
+        self.name = name
+        self.state = state
+        self.version = version
+        self.inflight = inflight
+        self.leaderFence = leaderFence
+        self.sentAt = sentAt
+    }
+
+    public func encoded() -> [UInt8] { Array((try? ClusterJSON.encoder.encode(self)) ?? Data()) }
+
+    public static func decode(_ bytes: [UInt8]) -> Heartbeat? { try? ClusterJSON.decoder.decode(Heartbeat.self, from: Data(bytes)) }
+}
+
+/// Who was heard when, by this node's clock. Live: heard within `liveAfter`; lost: silent for
+/// `nodeLostAfter` (or never heard since this node started watching, once that long has passed).
+public struct PresenceTable: Sendable {
+    public struct Entry: Sendable, Equatable {
+        public var heartbeat: Heartbeat
+        public var heardAt: Timestamp
+    }
+
+    public private(set) var entries: [TypeID: Entry] = [:]
+    /// When this node started listening: nodes never heard are "lost" only after
+    /// `nodeLostAfter` from here, so a restart does not declare the whole cluster lost.
+    public let watchingSince: Timestamp
+
+    public init(watchingSince: Timestamp) { self.watchingSince = watchingSince }
+
+    public mutating func heard(_ heartbeat: Heartbeat, at now: Timestamp) {
+        guard let id = TypeID(parsing: heartbeat.node, prefix: IDPrefix.node) else { return }
+        entries[id] = Entry(heartbeat: heartbeat, heardAt: now)
+    }
+
+    public func isLive(_ node: TypeID, now: Timestamp, settings: ClusterSettings) -> Bool {
+        guard let e = entries[node] else { return false }
+        return now.microseconds - e.heardAt.microseconds <= settings.liveAfterSeconds * 1_000_000
+    }
+
+    public func isLost(_ node: TypeID, now: Timestamp, settings: ClusterSettings) -> Bool {
+        let since = entries[node]?.heardAt ?? watchingSince
+        return now.microseconds - since.microseconds > settings.nodeLostAfterSeconds * 1_000_000
+    }
+
+    /// Live nodes that may take new pins (their heartbeat says `active`), sorted.
+    public func eligible(now: Timestamp, settings: ClusterSettings) -> [TypeID] {
+        entries.filter { $0.value.heartbeat.state == .active && isLive($0.key, now: now, settings: settings) }
+            .keys.sorted { ($0.high, $0.low) < ($1.high, $1.low) }
+    }
+}
+
+/// JSON for cluster payloads: sorted keys, so equal values give equal bytes (the simulator's
+/// trace and dedup depend on it).
+public enum ClusterJSON {
+    public static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+    public static let decoder = JSONDecoder()
+
+    public static func encode<T: Encodable>(_ value: T) -> [UInt8] { Array((try? encoder.encode(value)) ?? Data()) }
+    public static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) -> T? { try? decoder.decode(type, from: Data(bytes)) }
+}

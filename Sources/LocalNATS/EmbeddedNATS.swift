@@ -1,0 +1,152 @@
+import Foundation
+import Logging
+import Synchronization
+
+/// Supervises a nats-server child for `anchorage serve` when no external NATS is configured:
+/// `run()` starts it, waits until it accepts connections, restarts it with capped backoff when
+/// it exits unexpectedly, and on cancellation stops it (SIGTERM, then SIGKILL) and returns.
+public final class EmbeddedNATS: Sendable {
+    public struct Configuration: Sendable {
+        public var binary: NATSServerBinary
+        public var host: String
+        public var port: Int
+        public var storeDir: String
+        public var serverName: String?
+        public var cluster: NATSClusterOptions?
+        public var extraArguments: [String] = []
+        /// How long a start may take before it counts as failed.
+        public var readyTimeout: Duration = .seconds(30)
+        /// Restart delay doubles from this up to `maxRestartDelay`.
+        public var restartBaseDelay: Duration = .milliseconds(250)
+        public var maxRestartDelay: Duration = .seconds(30)
+        /// SIGTERM → SIGKILL grace on shutdown (JetStream flushes its store on SIGTERM).
+        public var stopGracePeriod: Duration = .seconds(10)
+
+        public init(binary: NATSServerBinary, host: String = "127.0.0.1", port: Int = 4222, storeDir: String,
+                    serverName: String? = nil, cluster: NATSClusterOptions? = nil) {
+            self.binary = binary
+            self.host = host
+            self.port = port
+            self.storeDir = storeDir
+            self.serverName = serverName
+            self.cluster = cluster
+        }
+    }
+
+    private struct State {
+        var ready = false
+        var finished = false
+        var waiters: [CheckedContinuation<Void, any Error>] = []
+        var starts = 0
+    }
+
+    public let configuration: Configuration
+    private let logger: Logger
+    private let state = Mutex(State())
+
+    public init(_ configuration: Configuration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    /// What clients connect to.
+    public var clientURL: String {
+        let h = configuration.host == "0.0.0.0" ? "127.0.0.1" : configuration.host
+        return "nats://\(h):\(configuration.port)"
+    }
+
+    /// How many times the server was started (1 + restarts).
+    public var starts: Int { state.withLock { $0.starts } }
+
+    /// Returns once the server first accepts connections; throws if `run()` ends before.
+    public func waitUntilReady() async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let result: Result<Void, any Error>? = state.withLock { s in
+                if s.ready { return .success(()) }
+                if s.finished { return .failure(LocalNATSError.failed("embedded nats-server stopped before it was ready")) }
+                s.waiters.append(c)
+                return nil
+            }
+            if let result { c.resume(with: result) }
+        }
+    }
+
+    /// Runs until cancelled. Throws only if the server cannot be started at all (binary gone);
+    /// exits of a running server are logged and followed by a restart.
+    public func run() async throws {
+        defer { finish() }
+        let args = ServerArguments.make(host: configuration.host, port: configuration.port,
+                                        storeDir: configuration.storeDir, serverName: configuration.serverName,
+                                        cluster: configuration.cluster, extra: configuration.extraArguments)
+        try FileManager.default.createDirectory(atPath: configuration.storeDir, withIntermediateDirectories: true)
+        let logPath = (configuration.storeDir as NSString).appendingPathComponent("nats-server.log")
+        var failures = 0
+        while !Task.isCancelled {
+            let process = try ChildProcess(configuration.binary.path, args, outputPath: logPath)
+            ChildRegistry.add(process.pid)
+            state.withLock { $0.starts += 1 }
+            logger.info("nats-server started", metadata: ["pid": "\(process.pid)", "url": "\(clientURL)"])
+            let outcome = await supervise(process)
+            ChildRegistry.remove(process.pid)
+            switch outcome {
+            case .cancelled:
+                logger.info("nats-server stopped")
+                return
+            case .exited(let code, let wasReady):
+                failures = wasReady ? 1 : failures + 1
+                logger.error("nats-server exited unexpectedly; restarting", metadata: [
+                    "code": "\(code)", "log": "\(String(process.output.suffix(800)))"])
+            case .notReady:
+                failures += 1
+                logger.error("nats-server did not become ready; restarting", metadata: ["timeout": "\(configuration.readyTimeout)"])
+            }
+            let delay = min(configuration.restartBaseDelay * Double(1 << min(failures - 1, 16)), configuration.maxRestartDelay)
+            do { try await Task.sleep(for: delay) } catch { return }
+        }
+    }
+
+    private enum Outcome { case cancelled, exited(Int32, wasReady: Bool), notReady }
+
+    /// Waits for readiness, then for exit or cancellation (polling: the child is reaped with
+    /// waitpid, and an async poll keeps no thread blocked).
+    private func supervise(_ process: ChildProcess) async -> Outcome {
+        let deadline = ContinuousClock.now + configuration.readyTimeout
+        var ready = false
+        while true {
+            if Task.isCancelled {
+                await process.terminate(grace: configuration.stopGracePeriod)
+                return .cancelled
+            }
+            if let code = process.poll() { return .exited(code, wasReady: ready) }
+            if !ready {
+                if Ports.accepts(host: configuration.host, port: configuration.port) {
+                    ready = true
+                    markReady()
+                    logger.info("nats-server ready", metadata: ["url": "\(clientURL)"])
+                } else if ContinuousClock.now > deadline {
+                    await process.terminate(grace: configuration.stopGracePeriod)
+                    return .notReady
+                }
+            }
+            try? await Task.sleep(for: .milliseconds(ready ? 200 : 25))
+        }
+    }
+
+    private func markReady() {
+        let waiters = state.withLock { s in
+            s.ready = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume() }
+    }
+
+    private func finish() {
+        let waiters = state.withLock { s in
+            s.finished = true
+            defer { s.waiters = [] }
+            return s.waiters
+        }
+        for w in waiters { w.resume(throwing: LocalNATSError.failed("embedded nats-server stopped before it was ready")) }
+    }
+}

@@ -1,0 +1,1 @@
+print("anchorage-sim: not yet")

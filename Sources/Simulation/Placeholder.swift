@@ -1,0 +1,2 @@
+// The simulator's world lives here (being written).
+public enum Simulation {}
