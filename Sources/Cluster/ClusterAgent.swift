@@ -69,12 +69,27 @@ public actor ClusterAgent {
         let now = clock.now()
         try await store.register(node: node, name: name, version: version, now: now)
         if let record = try await store.node(node) { adopt(record, now: now) }
+        // Warm start: nodes PostgreSQL saw recently count as heard then, so that the first pins
+        // this node places are spread over the cluster rather than all landing on itself. Real
+        // heartbeats replace these within one interval; stale ones expire as usual.
+        for other in try await store.nodes() where other.id != node && other.state == .active {
+            guard let seen = other.lastSeen, seen <= now, now.microseconds - seen.microseconds <= settings.liveAfterSeconds * 1_000_000 else { continue }
+            presence.heard(
+                Heartbeat(node: other.id.description, name: other.name, state: other.state, version: "", inflight: 0, leaderFence: nil,
+                          sentAt: seen.microseconds),
+                at: seen)
+        }
         inbox = try await bus.subscribe(Subjects.heartbeats, capacity: settings.presenceInboxCapacity)
         if state == .active || (state == .draining && !stoppingJobs) {
             try await bus.openQueue(Subjects.jobs(node))
             queueOpen = true
         }
-        policy.update(eligible: state == .active ? [node] : [])
+        if state == .active {
+            presence.heard(
+                Heartbeat(node: node.description, name: name, state: state, version: version, inflight: 0, leaderFence: nil, sentAt: now.microseconds),
+                at: now)
+        }
+        policy.update(eligible: presence.eligible(now: now, settings: settings))
         logger.info("cluster agent started", metadata: ["node": "\(node)", "state": "\(state.rawValue)"])
     }
 

@@ -112,6 +112,9 @@ public protocol ClusterStore: Sendable {
     /// Every placement of up to `limit` pins, ordered by pin, starting after `afterPin` (for
     /// a full balance plan, page by page).
     func placements(afterPin: TypeID?, limit: Int) async throws -> [PlacementView]
+    /// Pins with fewer than `replicas` placements (at most `limit` pins, stable order): the
+    /// placements they have, and the pins that have none.
+    func underReplicated(below replicas: Int, limit: Int) async throws -> (placements: [PlacementView], unplaced: [Rebalancer.UnplacedPin])
     /// Applies moves make-before-break: each gets a new queued placement on `to` that replaces
     /// the one on `from` (released once the new one is pinned), audited with reason and fence.
     /// Returns the dispatches to publish. A move whose source placement is gone or whose target

@@ -118,14 +118,23 @@ extension ClusterAgent {
 public enum RebalancePlanning {
     public static func plan(store: any ClusterStore, nodes views: [NodeView], settings: ClusterSettings, balance: Bool) async throws -> [Move] {
         let options = Rebalancer.Options(replicationFactor: settings.replicationFactor, balance: balance, maxMoves: settings.rebalanceMaxMoves)
-        let placements: [PlacementView]
+        var placements: [PlacementView]
+        var unplaced: [Rebalancer.UnplacedPin] = []
         if balance {
             placements = try await store.placements(afterPin: nil, limit: 100_000)
         } else {
             let troubled = views.filter { $0.state != .active || $0.lost }.map(\.id)
-            guard !troubled.isEmpty else { return [] }
-            placements = try await store.placements(onNodes: troubled, limit: settings.rebalanceMaxMoves * 16)
+            placements = troubled.isEmpty ? [] : try await store.placements(onNodes: troubled, limit: settings.rebalanceMaxMoves * 16)
         }
-        return Rebalancer.plan(nodes: views, placements: placements, options: options)
+        // Pins short of their factor (capped by the eligible nodes) converge to it.
+        let desired = min(settings.replicationFactor, views.filter(\.eligible).count)
+        if desired > 0 {
+            let short = try await store.underReplicated(below: desired, limit: settings.rebalanceMaxMoves)
+            let seen = Set(placements.map { "\($0.pin)/\($0.node)" })
+            placements += short.placements.filter { !seen.contains("\($0.pin)/\($0.node)") }
+            unplaced = short.unplaced
+        }
+        guard !placements.isEmpty || !unplaced.isEmpty else { return [] }
+        return Rebalancer.plan(nodes: views, placements: placements, unplaced: unplaced, options: options)
     }
 }

@@ -2,24 +2,27 @@ import Seams
 
 /// Why a placement moves. `drain`: its node was drained by an operator. `nodeLost`: its node
 /// stopped heartbeating. `balance`: rendezvous prefers another node (after nodes were added).
-/// `stuck`: the sweeper dispatched it too often without success on its node.
+/// `stuck`: the sweeper dispatched it too often without success on its node. `replicate`: the
+/// pin has fewer placements than the replication factor allows (it was accepted while fewer
+/// nodes were live); a new placement is added (no source).
 public enum MoveReason: String, Sendable, Codable, CaseIterable {
     case drain
     case nodeLost = "node-lost"
     case balance
     case stuck
+    case replicate
 }
 
-/// One planned move of one placement.
+/// One planned move of one placement (`from` nil: a new replica).
 public struct Move: Sendable, Equatable, Codable {
     public var org: TypeID
     public var pin: TypeID
     public var cid: String
-    public var from: TypeID
+    public var from: TypeID?
     public var to: TypeID
     public var reason: MoveReason
 
-    public init(org: TypeID, pin: TypeID, cid: String, from: TypeID, to: TypeID, reason: MoveReason) {
+    public init(org: TypeID, pin: TypeID, cid: String, from: TypeID?, to: TypeID, reason: MoveReason) {
         self.org = org
         self.pin = pin
         self.cid = cid
@@ -60,11 +63,28 @@ public enum Rebalancer {
         public var balance: Bool
         /// At most this many moves per plan (the apply rate limit per round).
         public var maxMoves: Int
+        /// Add placements to pins with fewer than the replication factor (capped by the
+        /// eligible nodes), so every pin converges to its full factor.
+        public var replicate: Bool
 
-        public init(replicationFactor: Int, balance: Bool = false, maxMoves: Int = 100) {
+        public init(replicationFactor: Int, balance: Bool = false, maxMoves: Int = 100, replicate: Bool = true) {
             self.replicationFactor = replicationFactor
             self.balance = balance
             self.maxMoves = maxMoves
+            self.replicate = replicate
+        }
+    }
+
+    /// A pin with no placement at all (accepted while no node was eligible).
+    public struct UnplacedPin: Sendable, Equatable {
+        public var org: TypeID
+        public var pin: TypeID
+        public var cid: String
+
+        public init(org: TypeID, pin: TypeID, cid: String) {
+            self.org = org
+            self.pin = pin
+            self.cid = cid
         }
     }
 
@@ -74,15 +94,25 @@ public enum Rebalancer {
     /// missing top node with `balance`. Targets are eligible nodes that do not hold the pin,
     /// best rendezvous rank first. A pin with a move in progress (a placement that replaces
     /// another) is left alone until it completes. Output order: by pin, then source node.
-    public static func plan(nodes: [NodeView], placements: [PlacementView], options: Options) -> [Move] {
+    public static func plan(nodes: [NodeView], placements: [PlacementView], unplaced: [UnplacedPin] = [], options: Options) -> [Move] {
         let byID = Dictionary(nodes.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
         let eligible = nodes.filter(\.eligible).map(\.id)
         var groups: [TypeID: [PlacementView]] = [:]
+        var unplacedByPin: [TypeID: UnplacedPin] = [:]
         for p in placements { groups[p.pin, default: []].append(p) }
-        let pins = groups.keys.sorted { ($0.high, $0.low) < ($1.high, $1.low) }
+        if options.replicate { for u in unplaced where groups[u.pin] == nil { unplacedByPin[u.pin] = u } }
+        let pins = Set(groups.keys).union(unplacedByPin.keys).sorted { ($0.high, $0.low) < ($1.high, $1.low) }
+        let desired = min(options.replicationFactor, eligible.count)
         var moves: [Move] = []
         for pin in pins {
-            guard moves.count < options.maxMoves, let group = groups[pin] else { break }
+            guard moves.count < options.maxMoves else { break }
+            if let u = unplacedByPin[pin] {
+                for target in Rendezvous.choose(cid: u.cid, among: eligible, replicas: desired) where moves.count < options.maxMoves {
+                    moves.append(Move(org: u.org, pin: u.pin, cid: u.cid, from: nil, to: target, reason: .replicate))
+                }
+                continue
+            }
+            guard let group = groups[pin] else { continue }
             if group.contains(where: { $0.replaces != nil }) { continue }
             let cid = group[0].cid
             let ranked = Rendezvous.rank(cid: cid, among: eligible)
@@ -109,12 +139,25 @@ public enum Rebalancer {
                     }
                 }
             }
+            var kept = group.count
             for (p, reason) in wants {
                 guard moves.count < options.maxMoves else { break }
                 let candidates = reason == .balance ? Array(ranked.prefix(options.replicationFactor)) : ranked
-                guard let target = candidates.first(where: { !holders.contains($0) }) else { continue }
+                guard let target = candidates.first(where: { !holders.contains($0) }) else {
+                    if reason != .balance { kept -= 1 }  // stays, but does not count as a healthy replica
+                    continue
+                }
                 holders.insert(target)
                 moves.append(Move(org: p.org, pin: p.pin, cid: p.cid, from: p.node, to: target, reason: reason))
+            }
+            // Converge to the full factor: placements on healthy nodes (and moves planned
+            // above) count; a pin short of `desired` gets new replicas on its best free nodes.
+            if options.replicate {
+                while kept < desired, moves.count < options.maxMoves, let target = ranked.first(where: { !holders.contains($0) }) {
+                    holders.insert(target)
+                    moves.append(Move(org: group[0].org, pin: pin, cid: cid, from: nil, to: target, reason: .replicate))
+                    kept += 1
+                }
             }
         }
         return moves

@@ -38,6 +38,7 @@ public final class EmbeddedNATS: Sendable {
         var finished = false
         var waiters: [CheckedContinuation<Void, any Error>] = []
         var starts = 0
+        var pid: pid_t?
     }
 
     public let configuration: Configuration
@@ -57,6 +58,8 @@ public final class EmbeddedNATS: Sendable {
 
     /// How many times the server was started (1 + restarts).
     public var starts: Int { state.withLock { $0.starts } }
+    /// The running server's process id (nil between runs and after `run()` returned).
+    public var pid: pid_t? { state.withLock { $0.pid } }
 
     /// Returns once the server first accepts connections; throws if `run()` ends before.
     public func waitUntilReady() async throws {
@@ -84,10 +87,11 @@ public final class EmbeddedNATS: Sendable {
         while !Task.isCancelled {
             let process = try ChildProcess(configuration.binary.path, args, outputPath: logPath)
             ChildRegistry.add(process.pid)
-            state.withLock { $0.starts += 1 }
+            state.withLock { $0.starts += 1; $0.pid = process.pid }
             logger.info("nats-server started", metadata: ["pid": "\(process.pid)", "url": "\(clientURL)"])
             let outcome = await supervise(process)
             ChildRegistry.remove(process.pid)
+            state.withLock { $0.pid = nil }
             switch outcome {
             case .cancelled:
                 logger.info("nats-server stopped")

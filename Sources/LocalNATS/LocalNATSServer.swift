@@ -17,6 +17,9 @@ public final class LocalNATSServer: Sendable {
 
     public var url: String { "nats://\(host):\(port)" }
 
+    /// A loopback port that was free a moment ago (for EmbeddedNATS or cluster routes).
+    public static func freePort() async throws -> Int { try Ports.free() }
+
     private init(binary: NATSServerBinary, port: Int, storeDir: String, ownsStoreDir: Bool, serverName: String?,
                  cluster: NATSClusterOptions?, extraArguments: [String], readyTimeout: Duration) {
         self.binary = binary

@@ -11,7 +11,7 @@ extension JetStream {
     public func fetch(stream: String, consumer: String, batch: Int, wait: Duration = .zero) async throws -> [JetStreamMessage] {
         guard batch > 0 else { return [] }
         var got = try await pull(stream: stream, consumer: consumer, batch: batch, expires: nil)
-        if got.isEmpty, wait > .zero {
+        if got.isEmpty, wait >= .milliseconds(1) {
             got = try await pull(stream: stream, consumer: consumer, batch: 1, expires: wait)
             if !got.isEmpty, batch > 1 {
                 got += try await pull(stream: stream, consumer: consumer, batch: batch - 1, expires: nil)

@@ -10,6 +10,10 @@ public struct KeyValueEntry: Sendable, Equatable {
     /// The stream sequence of this write.
     public var revision: UInt64
     public var operation: Operation
+
+    public init(bucket: String, key: String, value: [UInt8], revision: UInt64, operation: Operation) {
+        (self.bucket, self.key, self.value, self.revision, self.operation) = (bucket, key, value, revision, operation)
+    }
 }
 
 public struct KeyValueConfig: Sendable {

@@ -98,7 +98,10 @@ public final class NATSBus: ClusterBus {
     private static func isTransient(_ e: any Error) -> Bool {
         switch e {
         case BusError.unavailable, BusError.timeout: true
-        case let j as JetStreamError: j.code == 503
+        // 503: JetStream not ready; 10005 "no suitable peers for placement": a fresh cluster
+        // whose peers have not all joined yet (permanent if replicas > servers: then the
+        // error surfaces when setupTimeout is over).
+        case let j as JetStreamError: j.code == 503 || j.errCode == 10005
         default: false
         }
     }

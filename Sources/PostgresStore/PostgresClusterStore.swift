@@ -89,6 +89,17 @@ public struct PostgresClusterStore: ClusterStore {
         }
     }
 
+    /// A transaction whose refusal (a stale fence) surfaces as `ClusterStoreError`, not wrapped
+    /// in postgres-nio's transaction error, so that callers can tell "deposed" from "failed".
+    func fencedTransaction<T: Sendable>(_ body: (PostgresConnection) async throws -> sending T) async throws -> T {
+        do {
+            return try await client.withTransaction(logger: logger) { conn in try await body(conn) }
+        } catch let error as PostgresTransactionError {
+            if let refused = error.closureError as? ClusterStoreError, error.rollbackError == nil { throw refused }
+            throw error
+        }
+    }
+
     /// Refuses the transaction's leader-only writes unless `fence` is the newest term's.
     static func checkFence(_ conn: PostgresConnection, _ fence: Int64, logger: Logger) async throws {
         var current: Int64 = 0
@@ -145,13 +156,13 @@ public struct PostgresClusterStore: ClusterStore {
     }
 
     public func apply(moves: [Move], fence: Int64, now: Timestamp) async throws -> [Dispatch] {
-        try await client.withTransaction(logger: logger) { conn in
+        try await fencedTransaction { conn in
             try await Self.checkFence(conn, fence, logger: logger)
             var out: [Dispatch] = []
             for move in moves {
                 guard try await insertMove(conn, move, now: now) else { continue }
                 try await audit(conn, org: move.org, action: "move", subject: move.pin,
-                                detail: ["from": move.from.description, "to": move.to.description, "reason": move.reason.rawValue, "cid": move.cid],
+                                detail: ["from": move.from?.description ?? "", "to": move.to.description, "reason": move.reason.rawValue, "cid": move.cid],
                                 fence: fence, now: now)
                 out.append(Dispatch(org: move.org, pin: move.pin, cid: move.cid, node: move.to, generation: 0, dispatchedAt: now))
             }
@@ -160,17 +171,59 @@ public struct PostgresClusterStore: ClusterStore {
     }
 
     /// The new placement of a move; false when the source is gone or the target holds the pin.
+    /// A move without a source adds a replica (nothing to release later).
     func insertMove(_ conn: PostgresConnection, _ move: Move, now: Timestamp) async throws -> Bool {
+        guard let from = move.from else {
+            let rows = try await conn.query(
+                """
+                INSERT INTO placements (org_id, pin_id, node_id, status, attempts, updated_at, cid, created_at, next_attempt_at,
+                                        generation, dispatched_at)
+                SELECT org_id, id, \(move.to.uuid), 'queued', 0, \(now), cid, created_at, '-infinity', 0, \(now)
+                FROM pins WHERE org_id = \(move.org.uuid) AND id = \(move.pin.uuid) AND status <> 'failed'
+                ON CONFLICT DO NOTHING RETURNING 1
+                """, logger: logger
+            ).collect()
+            if !rows.isEmpty {
+                try await PostgresPlacementStore.derivePinStatus(conn, org: move.org, pin: move.pin, now: now, minReplicas: minReplicas, logger: logger)
+            }
+            return !rows.isEmpty
+        }
         let rows = try await conn.query(
             """
             INSERT INTO placements (org_id, pin_id, node_id, status, attempts, updated_at, cid, created_at, next_attempt_at,
                                     generation, dispatched_at, replaces)
             SELECT org_id, pin_id, \(move.to.uuid), 'queued', 0, \(now), cid, created_at, '-infinity', 0, \(now), node_id
-            FROM placements WHERE org_id = \(move.org.uuid) AND pin_id = \(move.pin.uuid) AND node_id = \(move.from.uuid)
+            FROM placements WHERE org_id = \(move.org.uuid) AND pin_id = \(move.pin.uuid) AND node_id = \(from.uuid)
             ON CONFLICT DO NOTHING RETURNING 1
             """, logger: logger
         ).collect()
         return !rows.isEmpty
+    }
+
+    public func underReplicated(below replicas: Int, limit: Int) async throws -> (placements: [PlacementView], unplaced: [Rebalancer.UnplacedPin]) {
+        let rows = try await client.query(
+            """
+            WITH short AS (
+              SELECT p.org_id, p.id, p.cid FROM pins p
+              WHERE p.status <> 'failed'
+                AND (SELECT count(*) FROM placements pl WHERE pl.org_id = p.org_id AND pl.pin_id = p.id) < \(replicas)
+              ORDER BY p.id LIMIT \(limit))
+            SELECT s.org_id, s.id, s.cid, pl.node_id, pl.status, pl.replaces
+            FROM short s LEFT JOIN placements pl ON pl.org_id = s.org_id AND pl.pin_id = s.id
+            ORDER BY s.id, pl.node_id
+            """, logger: logger)
+        var placed: [PlacementView] = []
+        var unplaced: [Rebalancer.UnplacedPin] = []
+        for try await (org, pin, cid, node, status, replaces) in rows.decode((UUID, UUID, String, UUID?, String?, UUID?).self) {
+            let o = TypeID(prefix: IDPrefix.org, uuid: org), p = TypeID(prefix: IDPrefix.pin, uuid: pin)
+            if let node, let status {
+                placed.append(PlacementView(org: o, pin: p, cid: cid, node: TypeID(prefix: IDPrefix.node, uuid: node), status: status,
+                                            replaces: replaces.map { TypeID(prefix: IDPrefix.node, uuid: $0) }))
+            } else {
+                unplaced.append(Rebalancer.UnplacedPin(org: o, pin: p, cid: cid))
+            }
+        }
+        return (placed, unplaced)
     }
 
     public func stuckPlacements(now: Timestamp, requeueAfterSeconds: Int64, limit: Int) async throws -> [PlacementView] {
@@ -187,7 +240,7 @@ public struct PostgresClusterStore: ClusterStore {
     public func requeue(
         _ stuck: [PlacementView], moveTargets: [TypeID: TypeID], maxRedispatches: Int, fence: Int64, now: Timestamp
     ) async throws -> [SweepAction] {
-        try await client.withTransaction(logger: logger) { conn in
+        try await fencedTransaction { conn in
             try await Self.checkFence(conn, fence, logger: logger)
             var out: [SweepAction] = []
             for p in stuck {

@@ -1,17 +1,63 @@
 import Cluster
+import Foundation
+import LocalNATS
 import Logging
+import NATS
+import NATSBus
 import Seams
 import ServiceLifecycle
 
-/// Connects to NATS as configured (placeholder until the NATS adapter lands).
+/// Connects to NATS as configured: `nats.url` (an external cluster) or the local embedded
+/// server; ensures the `PIN_JOBS` work queue and the `ANCHORAGE_CLUSTER` bucket exist.
 enum BusConnection {
     static func connect(_ settings: Settings, logger: Logger) async throws -> any ClusterBus {
-        throw BusError.unavailable("NATS adapter not built yet")
+        let n = settings.nats
+        let auth: NATSAuth
+        if let token = n.token {
+            auth = .token(token)
+        } else if let user = n.user {
+            auth = .userPassword(user: user, password: n.password ?? "")
+        } else {
+            auth = .none
+        }
+        return try await NATSBus.connect(
+            urls: n.clientURLs, auth: auth, bucket: ClusterKeys.bucket,
+            duplicateWindow: .seconds(n.duplicateWindowSeconds), ackWait: .seconds(n.ackWaitSeconds),
+            maxDeliver: n.maxDeliver > 0 ? n.maxDeliver : -1, replicas: n.replicas, logger: logger)
     }
 }
 
-/// Runs nats-server as a supervised child when no `nats.url` is configured (placeholder).
+extension NATSBus: ClosableBus {}
+
+/// Runs nats-server as a supervised child when no `nats.url` is configured: JetStream store
+/// under `nats.storeDir` (default `<node.dataDir>/nats`), client port `nats.host:nats.port`,
+/// optional routes to other servers (`nats.clusterPort`, `nats.routes`); restarted if it dies,
+/// stopped on shutdown.
 struct EmbeddedNATSService: Service {
-    init(settings: Settings, logger: Logger) throws {}
-    func run() async throws { try? await gracefulShutdown() }
+    let embedded: EmbeddedNATS
+
+    init(settings: Settings, logger: Logger) throws {
+        let n = settings.nats
+        let binary: NATSServerBinary
+        if let path = n.binary {
+            binary = try NATSServerBinary.at(path)
+            guard NATSServerBinary.isAtLeast(binary.version, NATSServerBinary.minimumVersion) else {
+                throw LocalNATSError.tooOld(path: binary.path, version: binary.version, minimum: NATSServerBinary.minimumVersion)
+            }
+        } else {
+            binary = try NATSServerBinary.locate()
+        }
+        let store = n.storeDir ?? URL(fileURLWithPath: settings.dataDir).appendingPathComponent("nats").path
+        try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
+        let cluster = n.clusterPort.map { NATSClusterOptions(name: n.clusterName, host: n.host, port: $0, routes: n.routes) }
+        embedded = EmbeddedNATS(
+            EmbeddedNATS.Configuration(binary: binary, host: n.host, port: n.port, storeDir: store, serverName: settings.nodeID, cluster: cluster),
+            logger: logger)
+    }
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            try await embedded.run()
+        }
+    }
 }

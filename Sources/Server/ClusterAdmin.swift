@@ -294,9 +294,9 @@ extension Admin {
                     moves = answer.moves
                 }
                 if json {
-                    try Admin.printJSON(moves.map { ["pin": $0.pin.description, "cid": $0.cid, "from": $0.from.description, "to": $0.to.description, "reason": $0.reason.rawValue] })
+                    try Admin.printJSON(moves.map { ["pin": $0.pin.description, "cid": $0.cid, "from": $0.from?.description ?? "", "to": $0.to.description, "reason": $0.reason.rawValue] })
                 } else {
-                    print(Table.render(["PIN", "CID", "FROM", "TO", "REASON"], moves.map { [$0.pin.description, $0.cid, $0.from.description, $0.to.description, $0.reason.rawValue] }))
+                    print(Table.render(["PIN", "CID", "FROM", "TO", "REASON"], moves.map { [$0.pin.description, $0.cid, $0.from?.description ?? "-", $0.to.description, $0.reason.rawValue] }))
                     print(dryRun ? "\(moves.count) move(s) planned (dry run: nothing changed)" : "\(moves.count) move(s) applied (make-before-break: old placements are released once the new ones are pinned)")
                 }
             }

@@ -114,16 +114,59 @@ public struct PinWorker: Sendable {
         public var failed = 0
         /// Released CIDs not unpinned because Kubo's pin was not anchorage's (or was gone).
         public var leftAlone = 0
+
+        public init() {}
+
+        /// Counts one finished claim.
+        public mutating func count(_ outcome: PinOutcome) {
+            switch outcome {
+            case .pinned: pinned += 1
+            case .retry: retried += 1
+            case .failed: failed += 1
+            }
+        }
     }
 
     /// One round. With `claimNew` false (a draining node past its grace period) only released
     /// CIDs are unpinned. `onClaimed` hears how many pins are in flight (0 when they ended).
+    ///
+    /// The round is composed of public phases (``requeueExpired()``, ``unpinReleased(into:)``,
+    /// ``claim()``, ``attempt(_:)``, ``finish(_:outcome:)``) so that the simulator can run the
+    /// very same phases one event at a time instead of concurrently.
     @discardableResult
     public func tick(claimNew: Bool = true, onClaimed: (@Sendable (Int) async -> Void)? = nil) async throws -> TickReport {
         var report = TickReport()
-        if settings.requeueOwnExpired {
-            report.requeued = try await store.requeueExpired(node: node, now: clock.now())
+        report.requeued = try await requeueExpired()
+        try await unpinReleased(into: &report)
+        guard claimNew else { return report }
+        let claims = try await claim()
+        report.claimed = claims.count
+        if !claims.isEmpty { await onClaimed?(claims.count) }
+        let outcomes = try await withThrowingTaskGroup(of: (Claim, PinOutcome).self) { group in
+            for claim in claims {
+                group.addTask { (claim, await self.attempt(claim)) }
+            }
+            var out: [(Claim, PinOutcome)] = []
+            for try await result in group { out.append(result) }
+            return out
         }
+        for (claim, outcome) in outcomes.sorted(by: { ($0.0.org.description, $0.0.pin.description) < ($1.0.org.description, $1.0.pin.description) }) {
+            try await finish(claim, outcome: outcome)
+            report.count(outcome)
+        }
+        if !claims.isEmpty { await onClaimed?(0) }
+        return report
+    }
+
+    /// Phase 1: requeues this node's own expired claims, when `requeueOwnExpired` is set.
+    public func requeueExpired() async throws -> Int {
+        guard settings.requeueOwnExpired else { return 0 }
+        return try await store.requeueExpired(node: node, now: clock.now())
+    }
+
+    /// Phase 2: unpins released CIDs whose last placement on this node is gone (the refcount
+    /// across orgs is the store's), only pins anchorage made.
+    public func unpinReleased(into report: inout TickReport) async throws {
         for cid in try await store.releasedCIDs(node: node, limit: settings.unpinBatch) {
             do {
                 // Only pins anchorage made: a CID someone pinned in Kubo by hand (another name)
@@ -139,34 +182,23 @@ public struct PinWorker: Sendable {
                 logger.warning("unpin failed; will retry", metadata: ["cid": "\(cid)", "error": "\(error)"])
             }
         }
-        guard claimNew else { return report }
-        let now = clock.now()
-        let lease = now.adding(seconds: Int64(settings.attemptTimeout.components.seconds) + settings.leaseGraceSeconds)
-        let claims = try await store.claim(node: node, now: now, limit: settings.maxConcurrentPins, leaseUntil: lease)
-        report.claimed = claims.count
-        if !claims.isEmpty { await onClaimed?(claims.count) }
-        let outcomes = try await withThrowingTaskGroup(of: (Claim, PinOutcome).self) { group in
-            for claim in claims {
-                group.addTask { (claim, await self.attempt(claim)) }
-            }
-            var out: [(Claim, PinOutcome)] = []
-            for try await result in group { out.append(result) }
-            return out
-        }
-        for (claim, outcome) in outcomes.sorted(by: { ($0.0.org.description, $0.0.pin.description) < ($1.0.org.description, $1.0.pin.description) }) {
-            try await store.complete(claim, node: node, outcome: outcome, now: clock.now())
-            switch outcome {
-            case .pinned: report.pinned += 1
-            case .retry: report.retried += 1
-            case .failed: report.failed += 1
-            }
-        }
-        if !claims.isEmpty { await onClaimed?(0) }
-        return report
     }
 
-    /// One attempt at one claim, decided into an outcome; never throws.
-    func attempt(_ claim: Claim) async -> PinOutcome {
+    /// Phase 3: claims up to `maxConcurrentPins` due placements (fair between orgs), with a
+    /// lease of the attempt timeout plus the grace.
+    public func claim() async throws -> [Claim] {
+        let now = clock.now()
+        let lease = now.adding(seconds: Int64(settings.attemptTimeout.components.seconds) + settings.leaseGraceSeconds)
+        return try await store.claim(node: node, now: now, limit: settings.maxConcurrentPins, leaseUntil: lease)
+    }
+
+    /// Phase 5: records how a claim ended (and the pin's derived status).
+    public func finish(_ claim: Claim, outcome: PinOutcome) async throws {
+        try await store.complete(claim, node: node, outcome: outcome, now: clock.now())
+    }
+
+    /// Phase 4: one attempt at one claim, decided into an outcome; never throws.
+    public func attempt(_ claim: Claim) async -> PinOutcome {
         // Best effort (the spec's provider hints): a failed dial never fails the pin.
         if !claim.origins.isEmpty, settings.maxOriginDials > 0 {
             _ = await kubo.connect(to: claim.origins, limit: settings.maxOriginDials, timeout: settings.originDialTimeout)

@@ -113,6 +113,22 @@ import Testing
         #expect(Rebalancer.plan(nodes: nodes, placements: after, options: .init(replicationFactor: 2, balance: true, maxMoves: 10_000)).isEmpty)
     }
 
+    @Test func underReplicatedAndUnplacedPinsConvergeToTheFactor() {
+        let nodes = n.prefix(3).map { NodeView(id: $0, state: .active, live: true) }
+        let unplaced = Rebalancer.UnplacedPin(org: org, pin: pin(2), cid: "bafy2")
+        let moves = Rebalancer.plan(nodes: nodes, placements: [placement(1, on: n[0])], unplaced: [unplaced], options: .init(replicationFactor: 2))
+        #expect(moves.filter { $0.pin == pin(1) }.count == 1)
+        #expect(moves.filter { $0.pin == pin(1) }.allSatisfy { $0.from == nil && $0.to != n[0] && $0.reason == .replicate })
+        #expect(Set(moves.filter { $0.pin == pin(2) }.map(\.to)) == Set(Rendezvous.choose(cid: "bafy2", among: Array(n.prefix(3)), replicas: 2)))
+        // Capped by the eligible nodes: with one eligible node nothing more can be done.
+        let lonely = [NodeView(id: n[0], state: .active, live: true), NodeView(id: n[1], state: .active, live: false, lost: false)]
+        #expect(Rebalancer.plan(nodes: lonely, placements: [placement(1, on: n[0])], options: .init(replicationFactor: 2)).isEmpty)
+        // A silent (not lost) node's placement still counts: no churn while a node restarts.
+        let restarting = [NodeView(id: n[0], state: .active, live: true), NodeView(id: n[1], state: .active, live: false, lost: false),
+                          NodeView(id: n[2], state: .active, live: true)]
+        #expect(Rebalancer.plan(nodes: restarting, placements: [placement(1, on: n[0]), placement(1, on: n[1])], options: .init(replicationFactor: 2)).isEmpty)
+    }
+
     @Test func theRateLimitCapsMoves() {
         let nodes = [NodeView(id: n[0], state: .draining, live: true), NodeView(id: n[1], state: .active, live: true)]
         let placements = (0..<50).map { placement($0, on: n[0]) }

@@ -48,10 +48,15 @@ import Testing
         #expect(badCode != 0)
         #expect(bad.contains("limits.maxListLimit"))
 
-        // serve: flags beat the environment (port), logs are JSON lines with the org.
+        // serve: flags beat the environment (port), logs are JSON lines with the org. No nats.url:
+        // serve runs its own nats-server (embedded mode) with its store under the data dir.
         let port = try LocalPostgres.freePort()
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("anchorage-serve-\(UInt32.random(in: 0 ... .max))").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
         var serveEnv = env
         serveEnv["ANCHORAGE_HTTP_PORT"] = "1"  // overridden by --port
+        serveEnv["ANCHORAGE_NODE_DATA_DIR"] = dataDir
+        serveEnv["ANCHORAGE_NATS_PORT"] = "\(try LocalPostgres.freePort())"
         let server = try ChildProcess(Self.binary, ["serve", "--port", "\(port)", "--log-format", "json"], environment: serveEnv)
         defer { if server.poll() == nil { server.signal(SIGKILL); server.wait() } }
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
@@ -82,7 +87,9 @@ import Testing
         #expect(code == 0, "exit after SIGTERM: \(code.map(String.init) ?? "still running")")
         let lines = server.output.split(separator: "\n")
         #expect(lines.contains { $0.hasPrefix("{") && $0.contains(#""msg":"request""#) && $0.contains(#""org":"org_"#) }, "\(server.output.suffix(2000))")
-        #expect(lines.allSatisfy { $0.hasPrefix("{") }, "every log line is JSON")
+        #expect(lines.allSatisfy { $0.hasPrefix("{") }, "every log line is JSON: \(lines.filter { !$0.hasPrefix("{") }.prefix(5))")
+        #expect(FileManager.default.fileExists(atPath: dataDir + "/nats/jetstream"), "the embedded nats-server keeps its store under the data dir")
+        #expect(server.output.contains("joined the cluster"))
     }
 
     @Test func configurationLayersFileThenEnvironmentThenFlags() async throws {

@@ -47,7 +47,9 @@ import Testing
     }
 
     @Test func framesSplitAtEveryByte() throws {
-        let wire = "MSG a 1 r 3\r\nabc\r\nHMSG b 2 22 24\r\nNATS/1.0\r\nK: v\r\nX: y\r\n\r\nhi\r\nPING\r\n"
+        let block = "NATS/1.0\r\nK: v\r\nX: y\r\n\r\n"
+        let n = block.utf8.count
+        let wire = "MSG a 1 r 3\r\nabc\r\nHMSG b 2 \(n) \(n + 2)\r\n\(block)hi\r\nPING\r\n"
         let ops = try parseAll(wire.map { String($0) })
         #expect(ops.count == 3)
         guard case .msg(let h) = ops[1] else { Issue.record("no HMSG"); return }

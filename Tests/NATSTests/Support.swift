@@ -45,3 +45,6 @@ func eventually(timeout: Duration = .seconds(20), every: Duration = .millisecond
 extension String {
     var bytes: [UInt8] { Array(utf8) }
 }
+
+/// JetStream durations are nanoseconds on the wire.
+func ns(_ d: Duration) -> Int64 { d.components.seconds * 1_000_000_000 + d.components.attoseconds / 1_000_000_000 }

@@ -1,6 +1,7 @@
 import LocalNATS
 import NATS
 import NATSBus
+import NIOCore
 import Testing
 
 @Suite struct VersionTests {
@@ -35,7 +36,7 @@ import Testing
 enum JSONInfo {
     static func make(version: String, jetStream: Bool = true) throws -> ServerInfo {
         var parser = NATSProtocolParser()
-        var b = ByteBufferShim.make(#"INFO {"server_id":"T","version":"\#(version)","jetstream":\#(jetStream)}"# + "\r\n")
+        var b = ByteBuffer(string: #"INFO {"server_id":"T","version":"\#(version)","jetstream":\#(jetStream)}"# + "\r\n")
         guard case .info(let info)? = try parser.next(&b) else { throw NATSError.protocolViolation("no info") }
         return info
     }
