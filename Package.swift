@@ -281,7 +281,7 @@ let package = Package(
         .testTarget(
             name: "Integration",
             dependencies: [
-                "Worker", "FakeKubo", "KuboRPC", "Cluster",
+                "Worker", "FakeKubo", "KuboRPC", "Cluster", "NATSBus", "LocalNATS",
                 "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live", "AnchorageTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
