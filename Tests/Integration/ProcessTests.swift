@@ -42,6 +42,17 @@ import Testing
         #expect(ttl.contains("--ttl"))
         let (revokeCode, _) = try ChildProcess.run(Self.binary, ["admin", "revoke-token", "tok_nope"], environment: env)
         #expect(revokeCode != 0)
+        // Cluster verbs: a malformed node ID, an unknown node and a malformed duration are refused.
+        let (badNodeCode, badNode) = try ChildProcess.run(Self.binary, ["admin", "drain", "node-7"], environment: env)
+        #expect(badNodeCode != 0 && badNode.contains("not a node ID"), "\(badNode)")
+        let (unknownCode, unknown) = try ChildProcess.run(Self.binary, ["admin", "uncordon", "nod_01jc000000e00r000000000099"], environment: env)
+        #expect(unknownCode != 0 && unknown.contains("no node"), "\(unknown)")
+        let (durCode, dur) = try ChildProcess.run(Self.binary, ["admin", "maintenance", "on", "--reason", "x", "--ttl", "soon"], environment: env)
+        #expect(durCode != 0 && dur.contains("--ttl"), "\(dur)")
+        var clusterEnv = env
+        clusterEnv["ANCHORAGE_CLUSTER_DRAIN_GRACE_PERIOD"] = "2 minutes"
+        let (keyCode, key) = try ChildProcess.run(Self.binary, ["admin", "drain", "nod_01jc000000e00r000000000099"], environment: clusterEnv)
+        #expect(keyCode != 0 && key.contains("cluster.drainGracePeriod"), "\(key)")
         var badEnv = env
         badEnv["ANCHORAGE_LIMITS_MAX_LIST_LIMIT"] = "5000"
         let (badCode, bad) = try ChildProcess.run(Self.binary, ["serve", "--port", "1"], environment: badEnv)
