@@ -36,6 +36,8 @@ public actor ClusterAgent {
     var nextMaintenanceLog: Timestamp
     var nextWatchdogWarning: Timestamp
     var balanceRequested = false
+    var nextReplicateScan: Timestamp
+    var lastEligibleCount = 0
     public internal(set) var status = ClusterStatus()
 
     public init(
@@ -59,6 +61,7 @@ public actor ClusterAgent {
         self.nextSweep = now.adding(seconds: settings.sweepSeconds)
         self.nextRebalance = now.adding(seconds: settings.rebalanceSeconds)
         self.nextReconcile = now.adding(seconds: settings.reconcileSeconds)
+        self.nextReplicateScan = now
         self.nextMaintenanceLog = now
         self.nextWatchdogWarning = now
     }

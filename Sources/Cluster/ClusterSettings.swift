@@ -25,6 +25,9 @@ public struct ClusterSettings: Sendable, Equatable {
     public var sweepSeconds: Int64 = 30
     public var rebalanceSeconds: Int64 = 30
     public var reconcileSeconds: Int64 = 300
+    /// `cluster.replicateInterval`: how often the leader scans for pins short of their factor
+    /// (also whenever more nodes become eligible).
+    public var replicateSeconds: Int64 = 600
     /// `cluster.rebalanceMaxMoves`: moves applied per round (the rate limit).
     public var rebalanceMaxMoves = 100
     /// `cluster.sweepBatch` and `cluster.reconcileMaxRepairs`: per-round bounds.
@@ -58,7 +61,7 @@ public struct ClusterSettings: Sendable, Equatable {
         check(drainGraceSeconds >= 0, "cluster.drainGracePeriod must not be negative")
         check(requeueAfterSeconds >= 1, "cluster.requeueAfter must be at least 1s")
         check((1...100).contains(maxRedispatches), "cluster.maxRedispatches must be 1-100")
-        check(sweepSeconds >= 1 && rebalanceSeconds >= 1 && reconcileSeconds >= 1, "cluster intervals must be at least 1s")
+        check(sweepSeconds >= 1 && rebalanceSeconds >= 1 && reconcileSeconds >= 1 && replicateSeconds >= 1, "cluster intervals must be at least 1s")
         check((1...100_000).contains(rebalanceMaxMoves), "cluster.rebalanceMaxMoves must be 1-100000")
         check((1...100_000).contains(sweepBatch), "cluster.sweepBatch must be 1-100000")
         check((1...100_000).contains(reconcileMaxRepairs), "cluster.reconcileMaxRepairs must be 1-100000")

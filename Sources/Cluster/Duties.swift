@@ -59,7 +59,11 @@ extension ClusterAgent {
     @discardableResult
     func rebalance(fence: Int64, balance: Bool, now: Timestamp) async throws -> [Move] {
         let views = try await nodeViews(now: now)
-        let moves = try await RebalancePlanning.plan(store: store, nodes: views, settings: settings, balance: balance)
+        let eligibleCount = views.filter(\.eligible).count
+        let replicate = balance || now >= nextReplicateScan || eligibleCount > lastEligibleCount
+        if replicate { nextReplicateScan = now.adding(seconds: settings.replicateSeconds) }
+        lastEligibleCount = eligibleCount
+        let moves = try await RebalancePlanning.plan(store: store, nodes: views, settings: settings, balance: balance, replicate: replicate)
         status.lastPlan = moves
         guard !moves.isEmpty else { return [] }
         let dispatches = try await store.apply(moves: moves, fence: fence, now: now)
@@ -116,7 +120,11 @@ extension ClusterAgent {
 /// Gathers the planner's inputs from the store: the leader and `admin rebalance --dry-run` both
 /// plan through here, so the dry run prints what the leader would apply from the same state.
 public enum RebalancePlanning {
-    public static func plan(store: any ClusterStore, nodes views: [NodeView], settings: ClusterSettings, balance: Bool) async throws -> [Move] {
+    /// `replicate`: also look for pins short of their factor (a scan of the pins table, so the
+    /// leader does it only when more nodes became eligible or every `cluster.replicateInterval`).
+    public static func plan(
+        store: any ClusterStore, nodes views: [NodeView], settings: ClusterSettings, balance: Bool, replicate: Bool = true
+    ) async throws -> [Move] {
         let options = Rebalancer.Options(replicationFactor: settings.replicationFactor, balance: balance, maxMoves: settings.rebalanceMaxMoves)
         var placements: [PlacementView]
         var unplaced: [Rebalancer.UnplacedPin] = []
@@ -128,7 +136,7 @@ public enum RebalancePlanning {
         }
         // Pins short of their factor (capped by the eligible nodes) converge to it.
         let desired = min(settings.replicationFactor, views.filter(\.eligible).count)
-        if desired > 0 {
+        if replicate, desired > 0 {
             let short = try await store.underReplicated(below: desired, limit: settings.rebalanceMaxMoves)
             let seen = Set(placements.map { "\($0.pin)/\($0.node)" })
             placements += short.placements.filter { !seen.contains("\($0.pin)/\($0.node)") }

@@ -144,6 +144,7 @@ struct Settings: Sendable {
         cluster.sweepSeconds = try seconds("cluster.sweepInterval", cluster.sweepSeconds)
         cluster.rebalanceSeconds = try seconds("cluster.rebalanceInterval", cluster.rebalanceSeconds)
         cluster.reconcileSeconds = try seconds("cluster.reconcileInterval", cluster.reconcileSeconds)
+        cluster.replicateSeconds = try seconds("cluster.replicateInterval", cluster.replicateSeconds)
         cluster.rebalanceMaxMoves = c.int(forKey: "cluster.rebalanceMaxMoves", default: cluster.rebalanceMaxMoves)
         cluster.sweepBatch = c.int(forKey: "cluster.sweepBatch", default: cluster.sweepBatch)
         cluster.reconcileMaxRepairs = c.int(forKey: "cluster.reconcileMaxRepairs", default: cluster.reconcileMaxRepairs)
