@@ -1,1 +1,0 @@
-print("anchorage-sim: not yet")

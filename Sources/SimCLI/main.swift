@@ -1,0 +1,2 @@
+// Placeholder until the simulator lands.
+print("anchorage-sim: not yet")
