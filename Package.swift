@@ -311,10 +311,3 @@ let package = Package(
         ),
     ]
 )
-
-// TEMPORARY (session-local, removed before commit): lets one engineer build while another's
-// simulator work is mid-edit.
-if Context.environment["ANCHORAGE_SKIP_SIM"] != nil {
-    package.targets.removeAll { ["Simulation", "SimCLI", "SimulationTests"].contains($0.name) }
-    package.products.removeAll { $0.name == "anchorage-sim" }
-}

@@ -99,7 +99,8 @@ public protocol ClusterStore: Sendable {
     func touch(node: TypeID, now: Timestamp) async throws
     func nodes() async throws -> [NodeRecord]
     func node(_ id: TypeID) async throws -> NodeRecord?
-    /// Admin and drain transitions; throws `unknownNode` for an unregistered node.
+    /// Admin and drain transitions; throws `unknownNode` for an unregistered node. Setting
+    /// `drained` does nothing unless the node is still draining (an uncordon wins).
     func setState(node: TypeID, to state: NodeState, now: Timestamp) async throws
 
     /// The newest fence token (0 before the first leader).
@@ -125,9 +126,10 @@ public protocol ClusterStore: Sendable {
     /// for longer than `requeueAfterSeconds` (their job was lost).
     func stuckPlacements(now: Timestamp, requeueAfterSeconds: Int64, limit: Int) async throws -> [PlacementView]
     /// Requeues stuck placements with a new dispatch generation (audited, fenced), or moves the
-    /// ones already dispatched `maxRedispatches` times to `moveTargets[pin]` when given.
+    /// ones already dispatched `maxRedispatches` times to the first of `moveTargets[pin]` (best
+    /// first) that does not hold the pin yet.
     func requeue(
-        _ stuck: [PlacementView], moveTargets: [TypeID: TypeID], maxRedispatches: Int, fence: Int64, now: Timestamp
+        _ stuck: [PlacementView], moveTargets: [TypeID: [TypeID]], maxRedispatches: Int, fence: Int64, now: Timestamp
     ) async throws -> [SweepAction]
 
     /// The CIDs placed on `node` (any status), and those PostgreSQL believes are pinned there.

@@ -30,8 +30,9 @@ extension ClusterAgent {
                 await closeQueue()
                 do {
                     try await store.setState(node: node, to: .drained, now: now)
-                    state = .drained
-                    logger.notice("drained: job consumer cancelled; heartbeats continue")
+                    // Re-read: an operator may have uncordoned meanwhile (then the queue reopens).
+                    if let record = try await store.node(node) { adopt(record, now: now) }
+                    if state == .drained { logger.notice("drained: job consumer cancelled; heartbeats continue") }
                 } catch {
                     logger.warning("could not record the drained state", metadata: ["error": "\(error)"])
                 }

@@ -83,10 +83,8 @@ extension ClusterAgent {
         let stuck = try await store.stuckPlacements(now: now, requeueAfterSeconds: settings.requeueAfterSeconds, limit: settings.sweepBatch)
         guard !stuck.isEmpty else { return }
         let eligible = presence.eligible(now: now, settings: settings)
-        var targets: [TypeID: TypeID] = [:]
-        for p in stuck {
-            if let t = Rendezvous.rank(cid: p.cid, among: eligible).first(where: { $0 != p.node }) { targets[p.pin] = t }
-        }
+        var targets: [TypeID: [TypeID]] = [:]
+        for p in stuck { targets[p.pin] = Rendezvous.rank(cid: p.cid, among: eligible).filter { $0 != p.node } }
         let actions = try await store.requeue(stuck, moveTargets: targets, maxRedispatches: settings.maxRedispatches, fence: fence, now: now)
         status.requeued += actions.count
         var dispatches: [Dispatch] = []

@@ -58,15 +58,18 @@ public struct PostgresClusterStore: ClusterStore {
     }
 
     public func setState(node: TypeID, to state: NodeState, now: Timestamp) async throws {
+        // `drained` is the node's own step after `draining`: it never overrides an operator's
+        // uncordon that landed since the node last read its state (found by the simulator).
         let rows = try await client.query(
             """
             UPDATE nodes SET state = \(state.rawValue),
               drain_requested_at = CASE WHEN \(state.rawValue) = 'active' THEN NULL
                                         ELSE coalesce(drain_requested_at, \(now)) END
-            WHERE id = \(node.uuid) RETURNING 1
+            WHERE id = \(node.uuid) AND (\(state.rawValue) <> 'drained' OR state <> 'active')
+            RETURNING 1
             """, logger: logger
         ).collect()
-        if rows.isEmpty { throw ClusterStoreError.unknownNode(node.description) }
+        if rows.isEmpty, try await self.node(node) == nil { throw ClusterStoreError.unknownNode(node.description) }
     }
 
     // MARK: fencing
@@ -231,14 +234,17 @@ public struct PostgresClusterStore: ClusterStore {
         return try await Self.decodePlacements(client.query(
             """
             SELECT org_id, pin_id, cid, node_id, status, replaces FROM placements
-            WHERE (status = 'pinning' AND lease_until < \(now))
-               OR (status = 'queued' AND next_attempt_at < \(cutoff) AND coalesce(dispatched_at, updated_at) < \(cutoff))
+            WHERE ((status = 'pinning' AND lease_until < \(now))
+               OR (status = 'queued' AND next_attempt_at < \(cutoff) AND coalesce(dispatched_at, updated_at) < \(cutoff)))
+              -- the source of a move in progress waits for the move, not for the sweeper
+              AND NOT EXISTS (SELECT 1 FROM placements m
+                              WHERE m.org_id = placements.org_id AND m.pin_id = placements.pin_id AND m.replaces = placements.node_id)
             ORDER BY node_id, pin_id LIMIT \(limit)
             """, logger: logger))
     }
 
     public func requeue(
-        _ stuck: [PlacementView], moveTargets: [TypeID: TypeID], maxRedispatches: Int, fence: Int64, now: Timestamp
+        _ stuck: [PlacementView], moveTargets: [TypeID: [TypeID]], maxRedispatches: Int, fence: Int64, now: Timestamp
     ) async throws -> [SweepAction] {
         try await fencedTransaction { conn in
             try await Self.checkFence(conn, fence, logger: logger)
@@ -254,15 +260,20 @@ public struct PostgresClusterStore: ClusterStore {
                 guard let row = rows.first else { continue }
                 let (generation, status) = try row.decode((Int, String).self)
                 guard status == "queued" || status == "pinning" else { continue }
-                if generation >= maxRedispatches, let target = moveTargets[p.pin] {
-                    let move = Move(org: p.org, pin: p.pin, cid: p.cid, from: p.node, to: target, reason: .stuck)
-                    if try await insertMove(conn, move, now: now) {
+                if generation >= maxRedispatches, let candidates = moveTargets[p.pin] {
+                    var moved = false
+                    for target in candidates where target != p.node {
+                        let move = Move(org: p.org, pin: p.pin, cid: p.cid, from: p.node, to: target, reason: .stuck)
+                        // A candidate that already holds the pin conflicts: try the next one.
+                        guard try await insertMove(conn, move, now: now) else { continue }
                         try await audit(conn, org: p.org, action: "move", subject: p.pin,
                                         detail: ["from": p.node.description, "to": target.description, "reason": MoveReason.stuck.rawValue, "cid": p.cid],
                                         fence: fence, now: now)
                         out.append(.moved(move, Dispatch(org: p.org, pin: p.pin, cid: p.cid, node: target, generation: 0, dispatchedAt: now)))
-                        continue
+                        moved = true
+                        break
                     }
+                    if moved { continue }
                 }
                 try await conn.query(
                     """

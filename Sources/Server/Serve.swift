@@ -80,9 +80,7 @@ struct Serve: AsyncParsableCommand {
             },
             placed: { org, pin in
                 guard clustered, let rt = runtime.value else { return }
-                let dispatches = pin.nodes.map {
-                    Dispatch(org: org, pin: pin.id, cid: pin.request.cid, node: $0, generation: 0, dispatchedAt: pin.created)
-                }
+                let dispatches = Dispatch.forNewPin(org: org, pin: pin.id, cid: pin.request.cid, nodes: pin.nodes, created: pin.created)
                 await ClusterAgent.publish(dispatches, bus: rt.bus, logger: clusterLogger)
             })
         let router = makeRouter(

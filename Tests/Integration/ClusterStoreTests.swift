@@ -128,7 +128,7 @@ import Worker
             await #expect(throws: ClusterStoreError.staleFence(presented: 3, current: 4)) {
                 try await rig.store.requeue(stuck, moveTargets: [:], maxRedispatches: 2, fence: 3, now: rig.node.clock.now())
             }
-            let first = try await rig.store.requeue(stuck, moveTargets: [pin: b], maxRedispatches: 2, fence: 4, now: rig.node.clock.now())
+            let first = try await rig.store.requeue(stuck, moveTargets: [pin: [b]], maxRedispatches: 2, fence: 4, now: rig.node.clock.now())
             guard case .redispatched(let d1) = first.first else { Issue.record("expected a redispatch, got \(first)"); return }
             #expect(d1.generation == 1 && d1.node == a)
             #expect(try await rig.placements(pin).map(\.status) == ["queued"])
@@ -137,18 +137,23 @@ import Worker
             rig.node.clock.advance(seconds: 61)
             let again = try await rig.store.stuckPlacements(now: rig.node.clock.now(), requeueAfterSeconds: 60, limit: 10)
             #expect(again.count == 1)
-            let second = try await rig.store.requeue(again, moveTargets: [pin: b], maxRedispatches: 2, fence: 4, now: rig.node.clock.now())
+            let second = try await rig.store.requeue(again, moveTargets: [pin: [b]], maxRedispatches: 2, fence: 4, now: rig.node.clock.now())
             guard case .redispatched(let d2) = second.first else { Issue.record("expected a redispatch, got \(second)"); return }
             #expect(d2.generation == 2 && d2.msgID != d1.msgID)
-            // …and after maxRedispatches it moves to another node.
+            // …and after maxRedispatches it moves to the best candidate not holding the pin.
+            try await rig.store.register(node: Self.node(4), name: "n4", version: "t", now: rig.node.clock.now())
+            _ = try await rig.store.apply(moves: [Move(org: rig.org, pin: pin, cid: cidB, from: nil, to: b, reason: .replicate)], fence: 4, now: rig.node.clock.now())
             rig.node.clock.advance(seconds: 61)
+            let stuckNow = try await rig.store.stuckPlacements(now: rig.node.clock.now(), requeueAfterSeconds: 60, limit: 10)
             let third = try await rig.store.requeue(
-                try await rig.store.stuckPlacements(now: rig.node.clock.now(), requeueAfterSeconds: 60, limit: 10),
-                moveTargets: [pin: b], maxRedispatches: 2, fence: 4, now: rig.node.clock.now())
+                stuckNow.filter { $0.node == a }, moveTargets: [pin: [b, c]], maxRedispatches: 2, fence: 4, now: rig.node.clock.now())
             guard case .moved(let move, let d3) = third.first else { Issue.record("expected a move, got \(third)"); return }
-            #expect(move.reason == .stuck && move.to == b && d3.node == b)
+            #expect(move.reason == .stuck && move.to == c && d3.node == c, "b already holds the pin, so c")
+            rig.node.clock.advance(seconds: 61)
+            #expect(try await !rig.store.stuckPlacements(now: rig.node.clock.now(), requeueAfterSeconds: 60, limit: 10).contains { $0.node == a },
+                    "the source of a move in progress is left to the move")
             #expect(try await rig.audit("requeue").count == 2)
-            #expect(try await rig.audit("move").first?.detail.contains("stuck") == true)
+            #expect(try await rig.audit("move").last?.detail.contains("stuck") == true)
         }
     }
 
@@ -178,6 +183,12 @@ import Worker
             #expect(drainedAt != nil)
             try await rig.store.setState(node: a, to: .active, now: rig.node.clock.now())
             #expect(try await rig.store.node(a)?.drainRequestedAt == nil)
+            // The node's own "drained" never overrides an uncordon that came first.
+            try await rig.store.setState(node: a, to: .drained, now: rig.node.clock.now())
+            #expect(try await rig.store.node(a)?.state == .active)
+            try await rig.store.setState(node: a, to: .draining, now: rig.node.clock.now())
+            try await rig.store.setState(node: a, to: .drained, now: rig.node.clock.now())
+            #expect(try await rig.store.node(a)?.state == .drained)
         }
     }
 }

@@ -1,2 +1,0 @@
-// The simulator's world lives here (being written).
-public enum Simulation {}

@@ -1,0 +1,742 @@
+import Cluster
+import Foundation
+import HTTPTypes
+import Logging
+import Pins
+import PinsHTTP
+import PostgresNIO
+import PostgresStore
+import Seams
+import Sim
+import Tokens
+import Worker
+
+/// A node's wall clock: the world's virtual clock, except while it is frozen (a suspended VM
+/// whose guest clock has not caught up yet). Behind the `WallClock` seam, like every fault.
+final class NodeClock: WallClock, @unchecked Sendable {
+    // @unchecked: `frozenAt` is only touched under `lock`.
+    let world: VirtualWallClock
+    private let lock = Lock()
+    private var frozenAt: Timestamp?
+
+    init(world: VirtualWallClock) { self.world = world }
+
+    func now() -> Timestamp { lock.withLock { frozenAt } ?? world.now() }
+    func freeze(at t: Timestamp) { lock.withLock { frozenAt = t } }
+    func unfreeze() { lock.withLock { frozenAt = nil } }
+    var isFrozen: Bool { lock.withLock { frozenAt != nil } }
+}
+
+/// One virtual anchorage node: the production cluster agent, pin worker and HTTP router,
+/// wired as `anchorage serve` wires them, over the simulated bus, a simulated Kubo and the
+/// run's PostgreSQL. A restart makes them anew (a new incarnation); events of an older
+/// incarnation are dropped when they fire (the process that scheduled them is gone).
+public final class SimNode: @unchecked Sendable {
+    // @unchecked: only touched by the world's event loop, one event at a time.
+    public enum Life: String, Sendable { case up, down, dead }
+
+    public let index: Int
+    public let name: String
+    public let id: TypeID
+    public let kubo: SimKubo
+    let clock: NodeClock
+    public internal(set) var life: Life = .down
+    public internal(set) var release = 1
+    var pausedUntil: Timestamp?
+    var incarnation = 0
+    var agent: ClusterAgent?
+    var worker: PinWorker?
+    var http: InProcessHTTP?
+    var bus: (any ClusterBus)?
+    var inflight = 0
+    var roundOpen = false
+    var heldJobs: [BusJob] = []
+    /// Attempts that ended while the node was paused: they complete when it resumes (at the
+    /// pause's planned end, or earlier if a scenario wakes it up).
+    var deferredAttempts: [Claim] = []
+    var nextPoll = Timestamp(microsecondsSinceEpoch: 0)
+    var diedAt: Timestamp?
+
+    init(index: Int, name: String, id: TypeID, kubo: SimKubo, clock: NodeClock) {
+        self.index = index
+        self.name = name
+        self.id = id
+        self.kubo = kubo
+        self.clock = clock
+    }
+
+    public var isPaused: Bool { pausedUntil != nil }
+}
+
+/// An org of the workload, with its API token.
+struct SimOrg: Sendable {
+    var id: TypeID
+    var name: String
+    var token: String
+}
+
+/// A pin the API accepted (202), as the workload saw it.
+struct AcceptedPin: Sendable {
+    var org: Int
+    var requestID: String
+    var cid: String
+    var acceptedAt: Timestamp
+    var deleted = false
+}
+
+/// The simulated world of one run: the scheduler, the bus, the Kubos, the nodes, the
+/// workload's bookkeeping and what the checkers observed. Everything here is touched only by the
+/// event loop (one event at a time), which is what makes the run a function of the seed.
+public final class World: @unchecked Sendable {
+    // @unchecked: see above; the few hooks called from production code run inside an event.
+    public let seed: UInt64
+    public let scheduler: Scheduler
+    public let log: EventLog
+    public let clock: VirtualWallClock
+    public let network: SimBusNetwork
+    public let kubos = KuboWorld()
+    let api: PostgresClient
+    let ops: PostgresClient
+    public let settings: ClusterSettings
+    public let workerSettings: WorkerSettings
+    let overrides: SimOverrides
+    public internal(set) var nodes: [SimNode] = []
+    var orgs: [SimOrg] = []
+    let operatorBus: SimBus
+    let adminStore: PostgresClusterStore
+    let lookup: PostgresTokenLookup
+    let workload: SeededEntropy
+    let start: Timestamp
+
+    /// Node tick (the agent's step and the worker's fetch) and the worker's poll interval.
+    public var tick: Duration = .seconds(1)
+    public var pollInterval: Duration = .seconds(5)
+
+    // Workload bookkeeping.
+    var accepted: [String: AcceptedPin] = [:]  // requestid → pin; lookups only
+    var acceptedOrder: [String] = []  // requestids in acceptance order
+    var livePinsByOrg: [[String]] = []  // per org, requestids not deleted, in acceptance order
+    var cidPool: [String] = []
+    var cidCounter = 0
+    public internal(set) var apiCalls = 0
+    public internal(set) var apiErrors: [String] = []
+    public internal(set) var pinsCreated = 0
+    public internal(set) var pinsDeleted = 0
+
+    // What the checkers observed.
+    var everPinned: [String: String] = [:]  // pin (requestid) → cid, pinned at least once and not deleted
+    var pinsByCID: [String: Set<String>] = [:]  // cid → such pins; lookups only
+    var dirtyCIDs: Set<String> = []  // CIDs a Kubo lost since the last check; drained sorted
+    public internal(set) var leaderWrites: [LeaderWrite] = []
+    var newLeaderWrites: [LeaderWrite] = []
+    var writerByFence: [Int64: String] = [:]  // lookups only
+    var pendingViolations: [Violation] = []
+    var pendingFenceViolations: [Violation] = []
+    var pendingMaintenanceViolations: [Violation] = []
+    /// Facts a scenario noted for its expectations (e.g. placements on the drained node).
+    public var notes: [String: Int] = [:]
+    public internal(set) var watchdogWarnings: [Timestamp] = []
+    public internal(set) var warnings = 0
+    public internal(set) var pinOutcomes = (pinned: 0, retried: 0, failed: 0)
+    var troubledSince: [Int: Timestamp] = [:]  // node index → since when drained or dead; lookups only
+    public internal(set) var maintenanceWindows: [(on: Timestamp, off: Timestamp?)] = []
+    public internal(set) var timeline: [TimelineSample] = []
+    public internal(set) var marks: [TimelineMark] = []
+    public internal(set) var fullChecks = 0
+    var converging = false
+
+    init(
+        seed: UInt64, api: PostgresClient, ops: PostgresClient, settings: ClusterSettings, workerSettings: WorkerSettings,
+        overrides: SimOverrides, traceRetention: Int, traceSink: (@Sendable (String) -> Void)?
+    ) {
+        self.seed = seed
+        let clock = VirtualWallClock()
+        self.clock = clock
+        self.start = clock.now()
+        self.log = EventLog(retention: traceRetention, sink: traceSink)
+        self.scheduler = Scheduler(clock: clock, log: log, failureContextLines: 40)
+        self.network = SimBusNetwork(scheduler: scheduler, entropy: SeededEntropy(seed: derive(seed, "bus")), log: log)
+        self.api = api
+        self.ops = ops
+        self.settings = settings
+        self.workerSettings = workerSettings
+        self.overrides = overrides
+        self.operatorBus = network.endpoint(node: "admin")
+        network.setFaults(.none, for: "admin")
+        let adminEntropy = SeededEntropy(seed: derive(seed, "admin"))
+        self.adminStore = PostgresClusterStore(client: ops, entropy: adminEntropy, minReplicas: settings.minReplicas, logger: silentLogger("sim.admin"))
+        self.lookup = PostgresTokenLookup(client: api, logger: silentLogger("sim.tokens"))
+        self.workload = SeededEntropy(seed: derive(seed, "workload"))
+    }
+
+    // MARK: time
+
+    public var now: Timestamp { clock.now() }
+    /// Seconds of virtual time since the run began.
+    public var elapsedSeconds: Double { Double(now.microseconds - start.microseconds) / 1_000_000 }
+
+    func trace(_ line: String) { log.record("  " + line) }
+
+    /// Schedules a scenario action `offset` after the start of the run.
+    public func at(_ offset: Duration, _ label: String, _ action: @escaping @Sendable (World) async throws -> Void) {
+        scheduler.schedule(at: start.adding(microseconds: offset.simMicroseconds), label: label) { [unowned self] in
+            try await action(self)
+        }
+    }
+
+    func mark(_ text: String, node: Int? = nil) {
+        marks.append(TimelineMark(at: elapsedSeconds, node: node, text: text))
+    }
+
+    // MARK: setup
+
+    func setUp(nodeCount: Int, orgCount: Int) async throws {
+        let admin = PostgresAdmin(client: ops, clock: clock, entropy: SeededEntropy(seed: derive(seed, "orgs")), logger: silentLogger("sim.admin"))
+        for i in 0..<orgCount {
+            let org = try await admin.createOrg(name: "org\(i + 1)")
+            let token = try await admin.mintToken(org: org.id, name: "sim", ttlSeconds: 30 * 24 * 3600)
+            orgs.append(SimOrg(id: org.id, name: org.name, token: token.token))
+            livePinsByOrg.append([])
+        }
+        let ids = SeededEntropy(seed: derive(seed, "node-ids"))
+        for i in 0..<nodeCount {
+            let name = "n\(i + 1)"
+            let id = TypeID.make(IDPrefix.node, clock: clock, entropy: ids)
+            let kubo = SimKubo(node: name, entropy: SeededEntropy(seed: derive(seed, "kubo.\(name)")), world: kubos) { [unowned self] node, cid in
+                await self.checkUnpin(node: node, cid: cid)
+            }
+            nodes.append(SimNode(index: i, name: name, id: id, kubo: kubo, clock: NodeClock(world: clock)))
+        }
+        for node in nodes {
+            // Nodes come up a little apart, so their steps interleave.
+            let offset = Duration.milliseconds(Int64(node.index) * 173 + Int64(workload.uniform(100)))
+            scheduler.schedule(after: offset, label: "boot \(node.name)") { [unowned self] in await self.boot(node) }
+        }
+    }
+
+    // MARK: node lifecycle
+
+    /// Starts a new incarnation of `node` (a process start): new agent, worker and router.
+    func boot(_ node: SimNode) async {
+        guard node.life != .dead else { return }
+        node.incarnation += 1
+        let incarnation = node.incarnation
+        let entropy = SeededEntropy(seed: derive(seed, "node.\(node.name).\(incarnation)"))
+        let logger = TraceLogHandler.logger(node: node.name, label: "anchorage.\(node.name)", log: log) { [unowned self] n, level, message in
+            self.observeLog(node: n, level: level, message: message)
+        }
+        let endpoint: any ClusterBus = network.endpoint(node: node.name)
+        let bus = overrides.bus?(node.name, endpoint) ?? endpoint
+        let postgresStore = PostgresClusterStore(client: ops, entropy: entropy, minReplicas: settings.minReplicas, logger: silentLogger("sim.db"))
+        let inner: any ClusterStore = overrides.clusterStore?(node.name, postgresStore, ops) ?? postgresStore
+        let store = ObservedClusterStore(
+            inner: inner, node: node.name,
+            record: { [unowned self] write in self.recordLeaderWrite(write) },
+            maintenanceOn: { [unowned self] in self.maintenanceIsOn() })
+        let policy = PlacementPolicy(replicationFactor: settings.replicationFactor)
+        let agent = ClusterAgent(
+            node: node.id, name: node.name, version: "sim-r\(node.release)", bus: bus, store: store, kubo: node.kubo,
+            clock: node.clock, settings: settings, policy: policy, logger: logger)
+        let worker = PinWorker(
+            node: node.id, store: PostgresPlacementStore(client: ops, minReplicas: settings.minReplicas, logger: silentLogger("sim.db")),
+            kubo: node.kubo, clock: node.clock, entropy: entropy, settings: workerSettings, logger: logger)
+        // As `anchorage serve` wires a clustered node: placement by rendezvous over the live
+        // set, one job per placement published once the pin is stored.
+        let service = PinService(
+            store: PostgresPinStore(client: api, logger: silentLogger("sim.db")), clock: node.clock, entropy: entropy,
+            limits: Limits(), options: APIOptions(),
+            placement: { request in policy.nodes(for: request.cid) },
+            placed: { org, pin in
+                await ClusterAgent.publish(
+                    Dispatch.forNewPin(org: org, pin: pin.id, cid: pin.request.cid, nodes: pin.nodes, created: pin.created),
+                    bus: bus, logger: logger)
+            })
+        let lookup = self.lookup
+        let router = makeRouter(
+            HTTPDependencies(
+                service: service, verifier: TokenVerifier(keys: lookup, denylist: lookup, clock: node.clock),
+                delegates: StaticDelegates(["/dns4/\(node.name).sim/tcp/4001/p2p/sim-\(node.name)"]),
+                readiness: ReadinessProbe {
+                    if let reason = await lookup.notReadyReason() { return reason }
+                    return await agent.notReadyReason()
+                }, logRequests: false))
+        node.bus = bus
+        node.worker = worker
+        node.http = InProcessHTTP(router: router)
+        node.inflight = 0
+        node.roundOpen = false
+        node.heldJobs = []
+        node.deferredAttempts = []
+        node.nextPoll = now
+        node.pausedUntil = nil
+        node.clock.unfreeze()
+        await join(node, agent: agent, incarnation: incarnation, attempt: 1)
+    }
+
+    /// `ClusterService`: joins (register, subscribe, open the queue), retrying while the bus is
+    /// unreachable; then the node steps every tick.
+    func join(_ node: SimNode, agent: ClusterAgent, incarnation: Int, attempt: Int) async {
+        guard node.incarnation == incarnation, node.life != .dead else { return }
+        do {
+            try await agent.start()
+            node.agent = agent
+            node.life = .up
+            trace("\(node.name) joined (release \(node.release), incarnation \(incarnation))")
+            scheduleStep(node, after: tick)
+        } catch {
+            trace("\(node.name) could not join yet: \(error)")
+            let delay = Duration.milliseconds(min(200 << min(attempt, 6), 10_000))
+            scheduler.schedule(after: delay, label: "join \(node.name)") { [unowned self] in
+                await self.join(node, agent: agent, incarnation: incarnation, attempt: attempt + 1)
+            }
+        }
+    }
+
+    func scheduleStep(_ node: SimNode, after delay: Duration) {
+        let incarnation = node.incarnation
+        scheduler.schedule(after: delay, label: "step \(node.name)", key: "step.\(node.name)") { [unowned self] in
+            try await self.step(node, incarnation: incarnation)
+        }
+    }
+
+    func step(_ node: SimNode, incarnation: Int) async throws {
+        guard node.incarnation == incarnation, node.life == .up, let agent = node.agent else { return }
+        if let until = node.pausedUntil {
+            if now < until {
+                scheduler.schedule(at: until, label: "step \(node.name)", key: "step.\(node.name)") { [unowned self] in
+                    try await self.step(node, incarnation: incarnation)
+                }
+                return
+            }
+            node.pausedUntil = nil
+            trace("\(node.name) resumes\(node.clock.isFrozen ? " (its clock still reads \(node.clock.now()))" : "")")
+            // Attempts that ended during the pause complete now (their planned wake-ups are
+            // cancelled), so an early wake-up does not leave the worker's round open.
+            let deferred = node.deferredAttempts
+            node.deferredAttempts = []
+            for claim in deferred {
+                _ = scheduler.cancel(key: "deferred.\(node.name).\(claim.pin)")
+                scheduler.schedule(at: now, label: "attempt \(node.name) \(claim.pin)") { [unowned self] in
+                    try await self.attemptEnded(node, incarnation: incarnation, claim: claim)
+                }
+            }
+        }
+        await agent.step()
+        node.clock.unfreeze()
+        try await workerRound(node, agent: agent)
+        scheduleStep(node, after: tick)
+    }
+
+    /// `WorkerService.clusteredRound`, one phase at a time: fetch jobs (they only wake the
+    /// worker), unpin released CIDs, claim; each claim's attempt then runs as its own event
+    /// after the Kubo latency, and the jobs are acked once the round's claims have ended.
+    func workerRound(_ node: SimNode, agent: ClusterAgent) async throws {
+        guard !node.roundOpen, let worker = node.worker, let bus = node.bus else { return }
+        let accepts = await agent.acceptsJobs
+        if accepts, let jobs = try? await bus.fetch(Subjects.jobs(node.id), max: 256, wait: .zero) {
+            node.heldJobs += jobs
+        }
+        guard !node.heldJobs.isEmpty || now >= node.nextPoll else { return }
+        node.nextPoll = now.adding(microseconds: pollInterval.simMicroseconds)
+        var report = PinWorker.TickReport()
+        report.requeued = try await worker.requeueExpired()
+        try await worker.unpinReleased(into: &report)
+        if report.unpinned > 0 || report.leftAlone > 0 { trace("worker \(node.name) unpinned \(report.unpinned), left alone \(report.leftAlone)") }
+        let claims = accepts ? try await worker.claim() : []
+        guard !claims.isEmpty else {
+            await ackHeld(node)
+            return
+        }
+        node.roundOpen = true
+        node.inflight = claims.count
+        await agent.setInflight(claims.count)
+        trace("worker \(node.name) claimed \(claims.count): \(claims.map { $0.pin.description }.joined(separator: ","))")
+        let incarnation = node.incarnation
+        for claim in claims {
+            let latency = node.kubo.isDown ? Duration.milliseconds(50) : node.kubo.latency(for: claim.cid, stallTimeout: workerSettings.stallTimeout)
+            scheduler.schedule(after: latency, label: "attempt \(node.name) \(claim.pin)") { [unowned self] in
+                try await self.attemptEnded(node, incarnation: incarnation, claim: claim)
+            }
+        }
+    }
+
+    func attemptEnded(_ node: SimNode, incarnation: Int, claim: Claim) async throws {
+        guard node.incarnation == incarnation, node.life == .up, let worker = node.worker else { return }
+        if let until = node.pausedUntil, now < until {
+            node.deferredAttempts.append(claim)
+            scheduler.schedule(at: until, label: "attempt \(node.name) \(claim.pin)", key: "deferred.\(node.name).\(claim.pin)") { [unowned self] in
+                node.deferredAttempts.removeAll { $0.pin == claim.pin }
+                try await self.attemptEnded(node, incarnation: incarnation, claim: claim)
+            }
+            return
+        }
+        let outcome = await worker.attempt(claim)
+        try await worker.finish(claim, outcome: outcome)
+        switch outcome {
+        case .pinned:
+            pinOutcomes.pinned += 1
+            trace("pin \(claim.pin) on \(node.name): pinned (attempt \(claim.attempts))")
+            notePinned(claim.pin.description, cid: claim.cid)
+        case .retry(let at, let reason):
+            pinOutcomes.retried += 1
+            trace("pin \(claim.pin) on \(node.name): retry at \(at) (\(reason))")
+        case .failed(let reason):
+            pinOutcomes.failed += 1
+            trace("pin \(claim.pin) on \(node.name): failed (\(reason))")
+        }
+        node.inflight -= 1
+        if node.inflight == 0 {
+            node.roundOpen = false
+            await node.agent?.setInflight(0)
+            await ackHeld(node)
+        }
+    }
+
+    func ackHeld(_ node: SimNode) async {
+        let jobs = node.heldJobs
+        node.heldJobs = []
+        guard let bus = node.bus else { return }
+        for job in jobs { try? await bus.ack(job) }
+    }
+
+    /// The process dies: no graceful shutdown (the lease is not given up), its connection to
+    /// the bus is gone, its in-flight attempts are lost (their claims stay leased in PostgreSQL).
+    public func crash(_ node: SimNode, forGood: Bool = false) {
+        guard node.life != .dead else { return }
+        node.incarnation += 1
+        node.life = forGood ? .dead : .down
+        node.agent = nil
+        node.worker = nil
+        node.http = nil
+        node.heldJobs = []
+        node.inflight = 0
+        node.roundOpen = false
+        node.pausedUntil = nil
+        node.deferredAttempts = []
+        scheduler.cancel(key: "step.\(node.name)")
+        network.closeSubscriptions(of: node.name)
+        if forGood {
+            // A machine dying takes the data with it. A pin whose only replica was there (its
+            // other replicas not pinned yet) is lost to hardware, not to anything anchorage
+            // did: the checker stops tracking it (the invariant is about releases and unpins).
+            for cid in node.kubo.anchoragePins() where !nodes.contains(where: { $0 !== node && $0.kubo.holds(cid) }) {
+                for pin in (pinsByCID[cid] ?? []).sorted() {
+                    trace("pin \(pin) had its only replica on \(node.name) (replication incomplete): lost with the machine")
+                    forgetPin(pin)
+                }
+            }
+            node.kubo.destroy()
+            node.diedAt = now
+        }
+        trace("\(node.name) \(forGood ? "dies for good (machine and Kubo gone)" : "crashes")")
+        mark(forGood ? "dead" : "crash", node: node.index)
+    }
+
+    /// Graceful shutdown (SIGTERM): the agent gives up the lease; in-flight attempts are
+    /// cancelled (their leases expire and the sweeper requeues them).
+    public func shutDown(_ node: SimNode) async {
+        guard node.life == .up else { return }
+        await node.agent?.stop()
+        crash(node)
+        trace("\(node.name) was shut down gracefully")
+    }
+
+    /// Starts the node again (optionally with the next release).
+    public func restart(_ node: SimNode, release: Int? = nil) async {
+        guard node.life == .down else { return }
+        if let release { node.release = release }
+        mark("start r\(node.release)", node: node.index)
+        await boot(node)
+    }
+
+    /// The process stops being scheduled for `duration` (GC pause, suspended VM). With
+    /// `freezeClock` its clock reads the pause's start until its first step after it.
+    public func pause(_ node: SimNode, for duration: Duration, freezeClock: Bool) {
+        guard node.life == .up else { return }
+        node.pausedUntil = now.adding(microseconds: duration.simMicroseconds)
+        if freezeClock { node.clock.freeze(at: now) }
+        trace("\(node.name) paused for \(duration)\(freezeClock ? " (clock frozen)" : "")")
+        mark("pause", node: node.index)
+    }
+
+    /// Ends a pause now and runs the node's step at once (in this event).
+    public func resume(_ node: SimNode) async throws {
+        guard node.life == .up, node.pausedUntil != nil else { return }
+        node.pausedUntil = now
+        scheduler.cancel(key: "step.\(node.name)")
+        try await step(node, incarnation: node.incarnation)
+    }
+
+    // MARK: operator actions (as `anchorage admin` does them)
+
+    public func drain(_ node: SimNode) async throws {
+        try await adminStore.setState(node: node.id, to: .draining, now: now)
+        trace("admin drain \(node.name)")
+        mark("drain", node: node.index)
+    }
+
+    public func uncordon(_ node: SimNode) async throws {
+        try await adminStore.setState(node: node.id, to: .active, now: now)
+        trace("admin uncordon \(node.name)")
+        mark("uncordon", node: node.index)
+    }
+
+    public func maintenanceOn(reason: String, ttl: Duration) async throws {
+        _ = try await Maintenance(bus: operatorBus).turnOn(reason: reason, by: "sim-operator", ttlSeconds: Int64(ttl.components.seconds), now: now)
+        maintenanceWindows.append((on: now, off: nil))
+        trace("admin maintenance on (\(reason))")
+        mark("maintenance on")
+    }
+
+    public func maintenanceOff() async throws {
+        try await Maintenance(bus: operatorBus).turnOff()
+        if let last = maintenanceWindows.indices.last, maintenanceWindows[last].off == nil { maintenanceWindows[last].off = now }
+        trace("admin maintenance off")
+        mark("maintenance off")
+    }
+
+    /// `anchorage admin rebalance`: a request in the KV bucket for the leader.
+    public func requestRebalance() async throws {
+        let request = RebalanceRequest(id: "req-\(scheduler.eventsRun)", by: "sim-operator", requestedAt: now)
+        try await operatorBus.kvPut(RebalanceRequest.key, ClusterJSON.encode(request), ttl: RebalanceRequest.ttl)
+        trace("admin rebalance (request \(request.id))")
+    }
+
+    /// Whether the maintenance flag is on, per the bus (the truth the agents read).
+    func maintenanceIsOn() -> Bool {
+        guard let entry = network.kvEntries().first(where: { $0.key == ClusterKeys.maintenance }),
+            let flag = ClusterJSON.decode(MaintenanceFlag.self, entry.value)
+        else { return false }
+        return flag.isOn(at: now)
+    }
+
+    /// The node whose lease is in the bus, if any.
+    public func leaderNode() -> SimNode? {
+        guard let entry = network.kvEntries().first(where: { $0.key == ClusterKeys.leader }),
+            let value = ClusterJSON.decode(LeaseValue.self, entry.value)
+        else { return nil }
+        return nodes.first { $0.id.description == value.node }
+    }
+
+    public func node(_ name: String) -> SimNode? { nodes.first { $0.name == name } }
+
+    /// A node chosen by the workload's entropy among those matching `filter`.
+    public func pick(_ filter: (SimNode) -> Bool) -> SimNode? {
+        let candidates = nodes.filter(filter)
+        guard !candidates.isEmpty else { return nil }
+        return candidates[Int(workload.uniform(UInt64(candidates.count)))]
+    }
+
+    public func random(_ n: Int) -> Int { Int(workload.uniform(UInt64(max(n, 1)))) }
+    public func chance(_ p: Double) -> Bool { Double(workload.next() >> 11) / Double(UInt64(1) << 53) < p }
+
+    // MARK: observations (hooks called from inside events)
+
+    func observeLog(node: String, level: Logger.Level, message: String) {
+        if level >= .warning { warnings += 1 }
+        if level == .critical, message.contains("MAINTENANCE FLAG FORGOTTEN") {
+            watchdogWarnings.append(now)
+            if watchdogWarnings.count == 1 { mark("watchdog warns") }
+        }
+    }
+
+    func recordLeaderWrite(_ write: LeaderWrite) {
+        leaderWrites.append(write)
+        newLeaderWrites.append(write)
+        if write.kind == .beginTerm, !write.refusedAsStale {
+            trace("term \(write.fence) begins: \(write.node) leads")
+            mark("leader f\(write.fence)", node: node(write.node)?.index)
+        }
+        if write.refusedAsStale {
+            trace("PostgreSQL refused \(write.kind.rawValue) from \(write.node) with stale fence \(write.fence)")
+            mark("stale fence refused", node: node(write.node)?.index)
+        } else if write.kind == .apply {
+            trace("\(write.node) (fence \(write.fence)) applied \(write.count) move(s): \(write.reasons.map(\.rawValue).joined(separator: ","))")
+        }
+    }
+
+    func notePinned(_ pin: String, cid: String) {
+        guard let p = accepted[pin], !p.deleted, everPinned[pin] == nil else { return }
+        everPinned[pin] = cid
+        pinsByCID[cid, default: []].insert(pin)
+    }
+
+    func forgetPin(_ pin: String) {
+        guard let cid = everPinned.removeValue(forKey: pin) else { return }
+        pinsByCID[cid]?.remove(pin)
+        if pinsByCID[cid]?.isEmpty == true { pinsByCID.removeValue(forKey: cid) }
+    }
+
+    /// The refcount rule at the moment a Kubo unpin is about to happen: no placement of any org
+    /// may still need the CID on that node.
+    func checkUnpin(node name: String, cid: String) async {
+        dirtyCIDs.insert(cid)
+        guard let node = node(name) else { return }
+        do {
+            let rows = try await ops.query(
+                "SELECT count(*)::int8 FROM placements WHERE node_id = \(node.id.uuid) AND cid = \(cid)", logger: silentLogger("sim.check")
+            ).collect()
+            let n = try rows.first?.decode(Int64.self) ?? 0
+            if n > 0 {
+                pendingViolations.append(Violation(
+                    invariant: Checkers.refcount,
+                    message: "\(name) unpinned \(cid) from Kubo while \(n) placement(s) still need it there"))
+            }
+            trace("kubo \(name) unpin \(cid) (placements needing it: \(n))")
+        } catch {
+            pendingViolations.append(Violation(invariant: Checkers.refcount, message: "could not check an unpin: \(error)"))
+        }
+    }
+
+    /// Placements on `node` right now (PostgreSQL).
+    public func placementCount(_ node: SimNode) async throws -> Int {
+        let rows = try await ops.query("SELECT count(*)::int8 FROM placements WHERE node_id = \(node.id.uuid)", logger: silentLogger("sim.check")).collect()
+        return Int(try rows.first?.decode(Int64.self) ?? 0)
+    }
+
+    // MARK: workload (through the real router)
+
+    func newCID() -> String {
+        cidCounter += 1
+        var bytes: [UInt8] = [0x12, 0x20]
+        bytes += workload.bytes(32)
+        return Base58.encode(bytes)
+    }
+
+    /// The node a client's request lands on: any node that is up (also one cut off from the
+    /// bus: it still answers, and places by its own, possibly stale, view of the live set).
+    func entryNode() -> SimNode? { pick { $0.life == .up && $0.pausedUntil == nil && $0.http != nil } }
+
+    /// One step of pin churn from a random org through a random node's API.
+    func churnOnce(neverResolvingRate: Double) async throws {
+        guard let node = entryNode(), let http = node.http else { return }
+        let o = random(orgs.count)
+        let org = orgs[o]
+        let roll = random(100)
+        let live = livePinsByOrg[o]
+        if roll < 12, !live.isEmpty {
+            let rid = live[random(live.count)]
+            let reply = await http.send(.delete, "/pins/\(rid)", token: org.token)
+            apiCalls += 1
+            trace("api \(node.name) DELETE /pins/\(rid) \(org.name) → \(reply.status)")
+            if reply.status == 202 { deletePin(rid) } else { apiErrors.append("DELETE \(reply.status) \(reply.body.prefix(200))") }
+        } else if roll < 20, !live.isEmpty {
+            let rid = live[random(live.count)]
+            let cid = chooseCID(neverResolvingRate: neverResolvingRate)
+            let reply = await http.send(.post, "/pins/\(rid)", token: org.token, json: #"{"cid":"\#(cid)","name":"replaced"}"#)
+            apiCalls += 1
+            trace("api \(node.name) POST /pins/\(rid) (replace) \(org.name) → \(reply.status)")
+            if reply.status == 202, let newID = requestID(reply.body) {
+                deletePin(rid)
+                acceptPin(newID, org: o, cid: cid)
+            } else {
+                apiErrors.append("REPLACE \(reply.status) \(reply.body.prefix(200))")
+            }
+        } else if roll < 24, !live.isEmpty {
+            let rid = live[random(live.count)]
+            let reply = await http.send(.get, "/pins/\(rid)", token: org.token)
+            apiCalls += 1
+            trace("api \(node.name) GET /pins/\(rid) \(org.name) → \(reply.status) \(statusField(reply.body) ?? "")")
+            if reply.status != 200 { apiErrors.append("GET \(reply.status) \(reply.body.prefix(200))") }
+        } else {
+            let cid = chooseCID(neverResolvingRate: neverResolvingRate)
+            let reply = await http.send(.post, "/pins", token: org.token, json: #"{"cid":"\#(cid)","name":"p\#(pinsCreated + 1)"}"#)
+            apiCalls += 1
+            if reply.status == 202, let rid = requestID(reply.body) {
+                trace("api \(node.name) POST /pins \(org.name) \(cid) → 202 \(rid)")
+                acceptPin(rid, org: o, cid: cid)
+            } else {
+                trace("api \(node.name) POST /pins \(org.name) → \(reply.status)")
+                apiErrors.append("POST \(reply.status) \(reply.body.prefix(200))")
+            }
+        }
+    }
+
+    /// A new CID, or (a third of the time) one another pin already uses: several orgs pinning
+    /// the same CID is what the cross-org refcount is for.
+    func chooseCID(neverResolvingRate: Double) -> String {
+        if !cidPool.isEmpty, chance(0.33) { return cidPool[random(cidPool.count)] }
+        let cid = newCID()
+        if neverResolvingRate > 0, chance(neverResolvingRate) { kubos.markNeverResolving(cid) }
+        cidPool.append(cid)
+        if cidPool.count > 64 { cidPool.removeFirst() }
+        return cid
+    }
+
+    func acceptPin(_ rid: String, org: Int, cid: String) {
+        accepted[rid] = AcceptedPin(org: org, requestID: rid, cid: cid, acceptedAt: now)
+        acceptedOrder.append(rid)
+        livePinsByOrg[org].append(rid)
+        pinsCreated += 1
+    }
+
+    func deletePin(_ rid: String) {
+        guard var p = accepted[rid] else { return }
+        p.deleted = true
+        accepted[rid] = p
+        livePinsByOrg[p.org].removeAll { $0 == rid }
+        forgetPin(rid)
+        pinsDeleted += 1
+    }
+
+    func requestID(_ body: String) -> String? {
+        guard let data = body.data(using: .utf8), let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return obj["requestid"] as? String
+    }
+
+    func statusField(_ body: String) -> String? {
+        guard let data = body.data(using: .utf8), let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return nil }
+        return obj["status"] as? String
+    }
+
+    /// Pin churn: `count` API calls spread over `[from, until)`, each at a seeded time.
+    public func churn(count: Int, from: Duration, until: Duration, neverResolvingRate: Double = 0) {
+        guard count > 0 else { return }
+        let span = max((until - from).simMicroseconds, 1)
+        let gap = span / Int64(count)
+        for i in 0..<count {
+            let jitter = Int64(workload.uniform(UInt64(max(gap, 1))))
+            let at = from.simMicroseconds + Int64(i) * gap + jitter
+            scheduler.schedule(at: start.adding(microseconds: at), label: "churn", key: nil) { [unowned self] in
+                guard !self.converging else { return }
+                try await self.churnOnce(neverResolvingRate: neverResolvingRate)
+            }
+        }
+    }
+
+    /// `GET /v1/ready` on a node (the drain doc: a draining node answers 503).
+    public func readiness(_ node: SimNode) async -> Int? {
+        guard let http = node.http else { return nil }
+        let reply = await http.send(.get, "/v1/ready")
+        trace("api \(node.name) GET /v1/ready → \(reply.status)")
+        return reply.status
+    }
+}
+
+/// A seed for one consumer of randomness, derived from the run's seed and a fixed label, so that
+/// adding a consumer never shifts the others' streams.
+func derive(_ seed: UInt64, _ label: String) -> UInt64 {
+    var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ seed
+    for b in label.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+    var z = h &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
+}
+
+/// One sample of the cluster for the report's timeline.
+public struct TimelineSample: Sendable {
+    public var at: Double
+    public var lives: [SimNode.Life]
+    public var states: [NodeState]
+    public var paused: [Bool]
+    public var placements: [Int]
+    public var leader: Int?
+    public var maintenance: Bool
+}
+
+public struct TimelineMark: Sendable {
+    public var at: Double
+    public var node: Int?
+    public var text: String
+}
