@@ -183,7 +183,7 @@ struct Settings: Sendable {
 
     func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw ValidationError(message) } }
-        try check((1...65535).contains(httpPort), "http.port must be 1-65535")
+        try check((0...65535).contains(httpPort), "http.port must be 0-65535 (0: any free port, logged at start)")
         try check((1...1000).contains(dbMaxConnections), "db.maxConnections must be 1-1000")
         try check(["logfmt", "json"].contains(logFormat), "log.format must be logfmt or json")
         try check(LogSetup.level(logLevel) != nil, "log.level must be one of trace, debug, info, notice, warning, error, critical")

@@ -40,8 +40,10 @@ final class ClusterHarness: @unchecked Sendable {
         // @unchecked: mutated only by the owning test, sequentially.
         let index: Int
         let id: TypeID
-        let httpPort: Int
-        let kuboPort: Int
+        /// Learnt from the processes' own logs: they bind port 0, so no other process can take
+        /// the port between our choosing it and their binding it.
+        var httpPort: Int
+        var kuboPort: Int
         let dataDir: String
         var serve: ChildProcess?
         var kubo: ChildProcess?
@@ -144,7 +146,7 @@ final class ClusterHarness: @unchecked Sendable {
         let id = TypeID(prefix: IDPrefix.node, high: 0x0193_0000_0000_7000 | UInt64(index + 1), low: 0x8000_0000_0000_0000 | UInt64(index + 1) << 8)
         let dir = "\(root)/node\(index)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        let node = Node(index: index, id: id, httpPort: try LocalPostgres.freePort(), kuboPort: try LocalPostgres.freePort(), dataDir: dir)
+        let node = Node(index: index, id: id, httpPort: 0, kuboPort: 0, dataDir: dir)
         nodes.append(node)
         try await startKubo(node)
         try await start(node)
@@ -152,21 +154,42 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     func startKubo(_ node: Node) async throws {
-        node.kubo = try ChildProcess(
-            Self.fakeKubo, ["--listen", "127.0.0.1:\(node.kuboPort)", "--seed", "\(node.index + 1)", "--state", "\(node.dataDir)/kubo.json"],
+        let kubo = try ChildProcess(
+            Self.fakeKubo, ["--listen", "127.0.0.1:0", "--seed", "\(node.index + 1)", "--state", "\(node.dataDir)/kubo.json"],
             outputPath: "\(node.dataDir)/kubo.log")
+        node.kubo = kubo
+        node.kuboPort = try await Self.port(in: kubo, after: "listening on /ip4/127.0.0.1/tcp/")
         try await eventually("fake kubo \(node.index) up", timeout: .seconds(20)) {
             (try? await self.status("\(node.kuboURL)/api/v0/version", method: .POST)) == 200
         }
     }
 
+    /// The port a child printed after `marker` (it bound port 0).
+    static func port(in child: ChildProcess, after marker: String) async throws -> Int {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while ContinuousClock.now < deadline {
+            let out = child.output
+            if let range = out.range(of: marker) {
+                let digits = out[range.upperBound...].prefix { $0.isNumber }
+                if let port = Int(digits), port > 0 { return port }
+            }
+            if let code = child.poll() { throw ChildFailed(description: "exited \(code) before listening: \(out.suffix(2000))") }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw ChildFailed(description: "no \"\(marker)\" within 60 s: \(child.output.suffix(2000))")
+    }
+
+    struct ChildFailed: Error, CustomStringConvertible { let description: String }
+
     func start(_ node: Node) async throws {
         var env = environment()
         env["ANCHORAGE_NODE_ID"] = node.id.description
         env["ANCHORAGE_NODE_DATA_DIR"] = node.dataDir
-        env["ANCHORAGE_HTTP_PORT"] = "\(node.httpPort)"
+        env["ANCHORAGE_HTTP_PORT"] = "0"
         env["ANCHORAGE_KUBO_URL"] = node.kuboURL
-        node.serve = try ChildProcess(Self.anchorage, ["serve"], environment: env, outputPath: "\(node.dataDir)/serve-\(UInt32.random(in: 0 ... .max)).log")
+        let serve = try ChildProcess(Self.anchorage, ["serve"], environment: env, outputPath: "\(node.dataDir)/serve-\(UInt32.random(in: 0 ... .max)).log")
+        node.serve = serve
+        node.httpPort = try await Self.port(in: serve, after: "listening on 127.0.0.1:")
     }
 
     func waitAllReady() async throws {
