@@ -179,8 +179,7 @@ public actor ClusterAgent {
                 logger.warning("heartbeat not published", metadata: ["error": "\(error)"])
             }
             do {
-                try await store.touch(node: node, now: now)
-                if let record = try await store.node(node) { adopt(record, now: now) }
+                if let record = try await store.touch(node: node, now: now) { adopt(record, now: now) }
             } catch {
                 logger.warning("could not refresh the node record", metadata: ["error": "\(error)"])
             }

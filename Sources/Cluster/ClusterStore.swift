@@ -95,8 +95,9 @@ public enum ClusterStoreError: Error, Sendable, Equatable, CustomStringConvertib
 public protocol ClusterStore: Sendable {
     /// Registers the node (or refreshes its name and version), keeping its state.
     func register(node: TypeID, name: String, version: String, now: Timestamp) async throws
-    /// Records that the node is alive (its own heartbeat).
-    func touch(node: TypeID, now: Timestamp) async throws
+    /// Records that the node is alive (its own heartbeat) and returns its record (the
+    /// operator's state), in one round trip; nil for an unregistered node.
+    func touch(node: TypeID, now: Timestamp) async throws -> NodeRecord?
     func nodes() async throws -> [NodeRecord]
     func node(_ id: TypeID) async throws -> NodeRecord?
     /// Admin and drain transitions; throws `unknownNode` for an unregistered node. Setting

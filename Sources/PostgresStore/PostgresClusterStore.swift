@@ -33,8 +33,16 @@ public struct PostgresClusterStore: ClusterStore {
             """, logger: logger)
     }
 
-    public func touch(node: TypeID, now: Timestamp) async throws {
-        try await client.query("UPDATE nodes SET last_seen_at = \(now) WHERE id = \(node.uuid)", logger: logger)
+    public func touch(node: TypeID, now: Timestamp) async throws -> NodeRecord? {
+        let rows = try await client.query(
+            """
+            UPDATE nodes SET last_seen_at = \(now) WHERE id = \(node.uuid)
+            RETURNING name, state, drain_requested_at, last_seen_at
+            """, logger: logger)
+        for try await (name, state, drain, seen) in rows.decode((String, String, Timestamp?, Timestamp?).self) {
+            return NodeRecord(id: node, name: name, state: NodeState(rawValue: state) ?? .active, drainRequestedAt: drain, lastSeen: seen)
+        }
+        return nil
     }
 
     public func nodes() async throws -> [NodeRecord] {

@@ -12,7 +12,8 @@ import Seams
 struct ClusterContext: Sendable {
     let settings: Settings
     let store: PostgresClusterStore
-    let bus: any ClusterBus
+    /// nil for verbs that only touch PostgreSQL (drain, uncordon): they work while NATS is down.
+    let connectedBus: (any ClusterBus)?
     let clock: any WallClock
     let logger: Logger
 
@@ -25,17 +26,15 @@ struct ClusterContext: Sendable {
             group.addTask { await client.run() }
             defer { group.cancelAll() }
             let store = PostgresClusterStore(client: client, entropy: SystemEntropy(), minReplicas: settings.cluster.minReplicas, logger: logger)
-            let bus: any ClusterBus
+            var bus: (any ClusterBus)?
             if needsBus {
                 do {
                     bus = try await BusConnection.connect(settings, logger: logger)
                 } catch {
                     throw ValidationError("cannot reach NATS at \(settings.nats.clientURLs.joined(separator: ",")): \(error)")
                 }
-            } else {
-                bus = UnavailableBus()
             }
-            let context = ClusterContext(settings: settings, store: store, bus: bus, clock: clock, logger: logger)
+            let context = ClusterContext(settings: settings, store: store, connectedBus: bus, clock: clock, logger: logger)
             do {
                 let result = try await body(context)
                 await (bus as? any ClosableBus)?.close()
@@ -44,6 +43,22 @@ struct ClusterContext: Sendable {
                 await (bus as? any ClosableBus)?.close()
                 throw error
             }
+        }
+    }
+
+    var bus: any ClusterBus {
+        get throws {
+            guard let connectedBus else { throw ValidationError("this command was started without NATS") }
+            return connectedBus
+        }
+    }
+
+    /// An operator's state change for a node, with a clear error for an unregistered one.
+    func setState(of id: TypeID, to state: NodeState) async throws {
+        do {
+            try await store.setState(node: id, to: state, now: clock.now())
+        } catch ClusterStoreError.unknownNode {
+            throw ValidationError("no node \(id) is registered; `anchorage admin cluster-presences` lists them")
         }
     }
 
@@ -81,26 +96,6 @@ struct ClusterContext: Sendable {
     }
 }
 
-/// Stands in for the bus in commands that only touch PostgreSQL.
-struct UnavailableBus: ClusterBus {
-    func fail() -> BusError { .unavailable("this command does not use NATS") }
-    func publish(_ subject: String, _ payload: [UInt8]) async throws { throw fail() }
-    func subscribe(_ subject: String, capacity: Int) async throws -> any BusInbox { throw fail() }
-    func enqueue(_ subject: String, msgID: String, _ payload: [UInt8]) async throws -> EnqueueResult { throw fail() }
-    func openQueue(_ subject: String) async throws { throw fail() }
-    func closeQueue(_ subject: String) async throws { throw fail() }
-    func fetch(_ subject: String, max: Int, wait: Duration) async throws -> [BusJob] { throw fail() }
-    func ack(_ job: BusJob) async throws { throw fail() }
-    func nak(_ job: BusJob, delay: Duration?) async throws { throw fail() }
-    func inProgress(_ job: BusJob) async throws { throw fail() }
-    func term(_ job: BusJob) async throws { throw fail() }
-    func kvGet(_ key: String) async throws -> KVEntry? { throw fail() }
-    func kvCreate(_ key: String, _ value: [UInt8], ttl: Duration?) async throws -> UInt64 { throw fail() }
-    func kvUpdate(_ key: String, _ value: [UInt8], revision: UInt64, ttl: Duration?) async throws -> UInt64 { throw fail() }
-    func kvPut(_ key: String, _ value: [UInt8], ttl: Duration?) async throws -> UInt64 { throw fail() }
-    func kvDelete(_ key: String, revision: UInt64?) async throws { throw fail() }
-}
-
 extension Admin {
     struct Drain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -112,11 +107,7 @@ extension Admin {
         func run() async throws {
             let id = try ClusterContext.nodeID(node)
             try await ClusterContext.with(common, needsBus: false) { ctx in
-                do {
-                    try await ctx.store.setState(node: id, to: .draining, now: ctx.clock.now())
-                } catch ClusterStoreError.unknownNode {
-                    throw ValidationError("no node \(id) is registered; `anchorage admin cluster-presences` lists them")
-                }
+                try await ctx.setState(of: id, to: .draining)
                 if json {
                     try Admin.printJSON(["node": id.description, "state": "draining"])
                 } else {
@@ -135,11 +126,7 @@ extension Admin {
         func run() async throws {
             let id = try ClusterContext.nodeID(node)
             try await ClusterContext.with(common, needsBus: false) { ctx in
-                do {
-                    try await ctx.store.setState(node: id, to: .active, now: ctx.clock.now())
-                } catch ClusterStoreError.unknownNode {
-                    throw ValidationError("no node \(id) is registered; `anchorage admin cluster-presences` lists them")
-                }
+                try await ctx.setState(of: id, to: .active)
                 if json { try Admin.printJSON(["node": id.description, "state": "active"]) } else { print("node \(id) is active again; new pins land on it") }
             }
         }

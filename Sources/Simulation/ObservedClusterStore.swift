@@ -28,7 +28,7 @@ struct ObservedClusterStore: ClusterStore {
     func register(node: TypeID, name: String, version: String, now: Timestamp) async throws {
         try await inner.register(node: node, name: name, version: version, now: now)
     }
-    func touch(node: TypeID, now: Timestamp) async throws { try await inner.touch(node: node, now: now) }
+    func touch(node: TypeID, now: Timestamp) async throws -> NodeRecord? { try await inner.touch(node: node, now: now) }
     func nodes() async throws -> [NodeRecord] { try await inner.nodes() }
     func node(_ id: TypeID) async throws -> NodeRecord? { try await inner.node(id) }
     func setState(node: TypeID, to state: NodeState, now: Timestamp) async throws {

@@ -92,6 +92,9 @@ final class ClusterHarness: @unchecked Sendable {
                 defer { group.cancelAll() }
                 for _ in 0..<count { try await harness.addNode() }
                 try await harness.waitAllReady()
+                // Ready means joined; two heartbeat intervals more and every node has heard every
+                // other, so the tests' first pins are placed over the whole cluster.
+                try await Task.sleep(for: .seconds(2))
                 let (code, out) = try await harness.admin(["mint-token", "--org", "acme", "--create-org", "--ttl", "1h"])
                 try #require(code == 0, "\(out)")
                 harness.token = String(out.split(separator: "\n").last ?? "")
