@@ -35,7 +35,6 @@ public actor ClusterAgent {
     var nextReconcile: Timestamp
     var nextMaintenanceLog: Timestamp
     var nextWatchdogWarning: Timestamp
-    var balanceRequested = false
     var nextReplicateScan: Timestamp
     var lastEligibleCount = 0
     public internal(set) var status = ClusterStatus()
@@ -154,8 +153,6 @@ public actor ClusterAgent {
         }
     }
 
-    /// Asks this node, when it leads, to run one `balance` round at its next step.
-    public func requestBalance() { balanceRequested = true }
 
     // MARK: presence
 

@@ -32,11 +32,9 @@ extension ClusterAgent {
                 nextSweep = now.adding(seconds: settings.sweepSeconds)
                 try await sweep(fence: fence, now: now)
             }
-            if now >= nextRebalance || balanceRequested {
+            if now >= nextRebalance {
                 nextRebalance = now.adding(seconds: settings.rebalanceSeconds)
-                let balance = settings.autoBalance || balanceRequested
-                balanceRequested = false
-                try await rebalance(fence: fence, balance: balance, now: now)
+                try await rebalance(fence: fence, balance: settings.autoBalance, now: now)
             }
         } catch let error as ClusterStoreError {
             if case .staleFence = error { stepDown("\(error)") } else { logger.error("leader duty failed", metadata: ["error": "\(error)"]) }
