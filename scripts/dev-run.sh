@@ -12,13 +12,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 dev="$root/.anchorage/dev"
-pgdata="$dev/pg"
+# As root, PostgreSQL runs as the postgres user, which must reach its directory: a checkout under
+# a private directory (mktemp -d, /root) is out of its reach, so its cluster goes to /var/tmp.
+pgdir="$dev"
+if [ "$(id -u)" -eq 0 ] && ! runuser -u postgres -- test -x "$root" 2>/dev/null; then
+  pgdir="/var/tmp/anchorage-dev-$(printf %s "$root" | sha256sum | cut -c1-12)"
+fi
+pgdata="$pgdir/pg"
 pgport=${ANCHORAGE_DEV_PG_PORT:-54329}
 httpport=${ANCHORAGE_HTTP_PORT:-8080}
 pg_bin=${ANCHORAGE_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
-mkdir -p "$dev"
+mkdir -p "$dev" "$pgdir"
 
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
 stop_pg() {
   if [ -f "$pgdata/postmaster.pid" ]; then
@@ -31,15 +37,15 @@ if [ "${1:-}" = "--stop-only" ]; then stop_pg; exit 0; fi
 if [ ! -f "$pgdata/PG_VERSION" ]; then
   echo "==> creating PostgreSQL cluster in $pgdata"
   mkdir -p "$pgdata"
-  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$dev"; fi
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$pgdir"; fi
   as_pg "$pg_bin/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
 fi
-if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$dev"; fi
+if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$pgdir"; fi
 
 if ! as_pg "$pg_bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
   echo "==> starting PostgreSQL on 127.0.0.1:$pgport"
-  as_pg "$pg_bin/pg_ctl" -D "$pgdata" -l "$dev/postgres.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $pgport -k $dev" start >/dev/null
+  as_pg "$pg_bin/pg_ctl" -D "$pgdata" -l "$pgdir/postgres.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -p $pgport -k $pgdir" start >/dev/null
 fi
 trap 'trap "" INT TERM; echo "==> stopping PostgreSQL"; stop_pg' EXIT
 
