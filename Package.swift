@@ -82,10 +82,13 @@ let package = Package(
             dependencies: ["Seams", "NATS", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
+        // LocalProcess: child processes (posix_spawn + waitpid) and free loopback ports, for the
+        // throwaway servers of LocalNATS and LocalPostgres and for process-level tests.
+        .target(name: "LocalProcess", swiftSettings: swiftSettings),
         // LocalNATS: finds nats-server, runs throwaway servers (tests) and the supervised embedded one (serve).
         .target(
             name: "LocalNATS",
-            dependencies: [.product(name: "Logging", package: "swift-log")],
+            dependencies: ["LocalProcess", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Tokens: HS256 API tokens with kid-named signing keys, pinned algorithm, denylist.
@@ -117,7 +120,7 @@ let package = Package(
         .target(
             name: "LocalPostgres",
             dependencies: [
-                "PostgresStore",
+                "PostgresStore", "LocalProcess", "Seams",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -127,9 +130,25 @@ let package = Package(
         .target(
             name: "AnchorageTesting",
             dependencies: [
-                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live", "Worker",
+                "AnchorageNode", "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Worker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // AnchorageNode: the one node builder (DESIGN §9): configuration + environment → router,
+        // pin worker, cluster agent and the production shells that run them. Called by serve,
+        // the test kit, the benchmark, the conformance targets and every simulated node.
+        .target(
+            name: "AnchorageNode",
+            dependencies: [
+                "Seams", "Pins", "Tokens", "Worker", "Cluster", "PinsHTTP", "PostgresStore",
+                .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -151,7 +170,7 @@ let package = Package(
         .target(
             name: "FakeKubo",
             dependencies: [
-                "Seams",
+                "Seams", "Pins",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -178,12 +197,10 @@ let package = Package(
         .target(
             name: "Simulation",
             dependencies: [
-                "Sim", "Seams", "Cluster", "Worker", "Pins", "PinsHTTP", "Tokens", "PostgresStore", "LocalPostgres", "FakeKubo",
+                "AnchorageNode", "FakeKubo", "Sim", "Seams", "Cluster", "Worker", "Pins", "PinsHTTP", "Tokens", "PostgresStore", "LocalPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
-                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -210,7 +227,7 @@ let package = Package(
         .executableTarget(
             name: "Server",
             dependencies: [
-                "Worker", "Cluster", "NATS", "NATSBus", "LocalNATS",
+                "AnchorageNode", "Worker", "Cluster", "NATS", "NATSBus", "LocalNATS",
                 "Pins", "Tokens", "PinsHTTP", "PostgresStore", "Live", "Seams", "ConformanceKit", "KuboRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
@@ -227,7 +244,7 @@ let package = Package(
         .executableTarget(
             name: "Bench",
             dependencies: [
-                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Live", "Seams",
+                "AnchorageNode", "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Live", "Seams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -242,6 +259,16 @@ let package = Package(
             dependencies: [
                 "Seams", "NATS", "NATSBus", "LocalNATS",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: testSwiftSettings
+        ),
+        // BusContract: the ClusterBus contract, one suite run against NATSBus (a throwaway
+        // nats-server) and the simulator's SimBus.
+        .testTarget(
+            name: "BusContract",
+            dependencies: [
+                "Seams", "NATS", "NATSBus", "LocalNATS", "Sim",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: testSwiftSettings
@@ -270,7 +297,7 @@ let package = Package(
         ),
         .testTarget(
             name: "ClusterTests",
-            dependencies: ["Cluster", "Seams"],
+            dependencies: ["Cluster", "Worker", "Seams"],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
@@ -281,7 +308,7 @@ let package = Package(
         .testTarget(
             name: "Integration",
             dependencies: [
-                "Worker", "FakeKubo", "KuboRPC", "Cluster", "NATSBus", "LocalNATS",
+                "AnchorageNode", "Worker", "FakeKubo", "KuboRPC", "Cluster", "NATSBus", "LocalNATS",
                 "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live", "AnchorageTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -302,7 +329,7 @@ let package = Package(
         .testTarget(
             name: "Conformance",
             dependencies: [
-                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "AnchorageTesting",
+                "AnchorageNode", "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "AnchorageTesting",
                 "ConformanceKit", "Worker", "FakeKubo",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,3 +1,4 @@
+import AnchorageNode
 import Hummingbird
 import LocalPostgres
 import Logging
@@ -6,6 +7,7 @@ import PinsHTTP
 import PostgresNIO
 import PostgresStore
 import Seams
+import ServiceLifecycle
 import Sim
 import Tokens
 import Worker
@@ -42,47 +44,60 @@ public actor SharedPostgres {
     }
 }
 
-/// A node's worth of wiring over a fresh database: the real Postgres stores, the real router,
-/// a virtual clock and seeded entropy so that every run is the same.
+/// A node's worth of wiring over a fresh database, built by the production node builder
+/// (`buildNode`) with a virtual clock and seeded entropy so that every run is the same.
+/// `service` and `router()` are a storage-only node's (no worker); ``node(id:kubo:configure:)``
+/// builds a standalone node that places pins on itself and has a worker when given a Kubo.
 public struct TestNode: Sendable {
     public let database: LocalPostgres.Database
     public let clock: VirtualWallClock
     public let entropy: SeededEntropy
     public let apiClient: PostgresClient
     public let opsClient: PostgresClient
-    public let store: PostgresPinStore
     public let admin: PostgresAdmin
     public let lookup: PostgresTokenLookup
-    public let service: PinService<PostgresPinStore>
     public let delegates: [String]
+    /// Production's defaults, standalone (no NATS), with the limits and options of the test.
+    public let configuration: NodeConfiguration
+    /// The storage-only node (`worker.enabled` off): its service never places pins.
+    public let storage: Node
 
     public static let defaultDelegates = ["/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"]
+    static let storageNodeID = TypeID(prefix: IDPrefix.node, high: 0x0193_0000_0000_7000, low: 0x8000_0000_0000_0001)
+
+    public var service: PinService<PostgresPinStore> { storage.service }
+    public var store: PostgresPinStore { storage.service.store }
 
     public func router(logRequests: Bool = false) -> Router<AppRequestContext> {
-        router(service: service, logRequests: logRequests)
+        var configuration = configuration
+        configuration.logRequests = logRequests
+        configuration.workerEnabled = false
+        return buildNode(configuration, environment(id: Self.storageNodeID, ops: nil, kubo: nil)).router
     }
 
-    /// The real router over another service (e.g. one that places pins, `placingService`).
-    public func router(service: PinService<PostgresPinStore>, logRequests: Bool = false) -> Router<AppRequestContext> {
-        let verifier = TokenVerifier(keys: lookup, denylist: lookup, clock: clock)
-        return makeRouter(
-            HTTPDependencies(
-                service: service, verifier: verifier, delegates: StaticDelegates(delegates),
-                readiness: ReadinessProbe { await lookup.notReadyReason() }, logRequests: logRequests))
+    func environment(id: TypeID, ops: PostgresClient?, kubo: (any KuboAPI)?) -> NodeEnvironment {
+        NodeEnvironment(
+            nodeID: id, nodeName: "test", version: "test", clock: clock, entropy: entropy, api: apiClient, ops: ops, kubo: kubo,
+            delegates: delegates, logger: { Logger(label: $0) })
+    }
+
+    /// A standalone node `id` (every new pin placed on it) through the production builder; with
+    /// a Kubo it has a worker (`node.worker`, or run `node.services` for the production shell).
+    public func node(id: TypeID, kubo: (any KuboAPI)? = nil, configure: (inout NodeConfiguration) -> Void = { _ in }) -> Node {
+        var configuration = configuration
+        configure(&configuration)
+        return buildNode(configuration, environment(id: id, ops: opsClient, kubo: kubo))
     }
 
     /// The pin service as `serve` runs it with its worker on: every new pin is placed on `node`.
     public func placingService(on node: TypeID) -> PinService<PostgresPinStore> {
-        PinService(
-            store: store, clock: clock, entropy: entropy, limits: service.limits, options: service.options,
-            placement: { _ in [node] })
+        self.node(id: node).service
     }
 
     /// A pin worker for `node` over this database (ops role) and the given Kubo.
     public func worker(node: TypeID, kubo: any KuboAPI, settings: WorkerSettings = WorkerSettings()) -> PinWorker {
-        PinWorker(
-            node: node, store: PostgresPlacementStore(client: opsClient, logger: Logger(label: "anchorage.test.worker")),
-            kubo: kubo, clock: clock, entropy: entropy, settings: settings, logger: Logger(label: "anchorage.test.worker"))
+        // Non-nil: the node has the ops role and a Kubo.
+        self.node(id: node, kubo: kubo) { $0.worker = settings }.worker!
     }
 
     /// Mints a token for the org named `org`, creating the org if needed.
@@ -110,17 +125,41 @@ public func withTestNode<T: Sendable>(
     let ops = PostgresClient(configuration: database.ops.clientConfiguration(maxConnections: 4), backgroundLogger: logger)
     let clock = VirtualWallClock()
     let entropy = SeededEntropy(seed: seed)
+    var configuration = NodeConfiguration()
+    configuration.clusterEnabled = false
+    configuration.limits = limits
+    configuration.api = options
+    configuration.logRequests = false
+    // Tokens are minted and revoked mid-test; a key cache would hide a rotation for 30 s.
+    configuration.keyCacheSeconds = 0
+    var storageConfiguration = configuration
+    storageConfiguration.workerEnabled = false
     return try await withThrowingTaskGroup(of: Void.self) { group in
         group.addTask { await api.run() }
         group.addTask { await ops.run() }
         defer { group.cancelAll() }
-        let store = PostgresPinStore(client: api, logger: logger)
+        let storage = buildNode(
+            storageConfiguration,
+            NodeEnvironment(
+                nodeID: TestNode.storageNodeID, nodeName: "test", version: "test", clock: clock, entropy: entropy, api: api,
+                delegates: TestNode.defaultDelegates))
         let node = TestNode(
-            database: database, clock: clock, entropy: entropy, apiClient: api, opsClient: ops, store: store,
+            database: database, clock: clock, entropy: entropy, apiClient: api, opsClient: ops,
             admin: PostgresAdmin(client: ops, clock: clock, entropy: entropy, logger: logger),
-            lookup: PostgresTokenLookup(client: api, logger: logger),
-            service: PinService(store: store, clock: clock, entropy: entropy, limits: limits, options: options),
-            delegates: TestNode.defaultDelegates)
+            lookup: PostgresTokenLookup(client: api, logger: logger), delegates: TestNode.defaultDelegates,
+            configuration: configuration, storage: storage)
         return try await body(node)
+    }
+}
+
+/// Runs `node`'s production shells (`node.services`: the worker service, and the cluster
+/// service or registration) for exactly as long as `body` runs.
+public func withRunning<T: Sendable>(_ node: Node, _ body: () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        for service in node.services {
+            group.addTask { try await service.run() }
+        }
+        defer { group.cancelAll() }
+        return try await body()
     }
 }

@@ -1,3 +1,4 @@
+import AnchorageNode
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
@@ -84,16 +85,18 @@ struct APIBench: AsyncParsableCommand {
 
             // The API, in-process, on a loopback port.
             // As `serve` with its worker on: every new pin also gets its placement on this node.
-            let benchNode = TypeID.make(IDPrefix.node, clock: clock, entropy: entropy)
-            let service = PinService(
-                store: PostgresPinStore(client: api, logger: quiet), clock: clock, entropy: entropy, limits: Limits(),
-                options: APIOptions(), placement: { _ in [benchNode] })
-            let lookup = PostgresTokenLookup(client: api, logger: quiet)
-            let router = makeRouter(HTTPDependencies(
-                service: service,
-                verifier: TokenVerifier(keys: CachedKeySource(source: lookup, clock: clock), denylist: lookup, clock: clock),
-                delegates: StaticDelegates(["/ip4/127.0.0.1/tcp/4001/p2p/QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c"]),
-                readiness: AlwaysReady(), logRequests: false))
+            // Built by the production node builder, standalone: every new pin also gets its
+            // placement on this node (no Kubo: nothing is pinned, as the bench measures the API).
+            var configuration = NodeConfiguration()
+            configuration.clusterEnabled = false
+            configuration.logRequests = false
+            let node = buildNode(
+                configuration,
+                NodeEnvironment(
+                    nodeID: TypeID.make(IDPrefix.node, clock: clock, entropy: entropy), nodeName: "bench", version: "bench", clock: clock,
+                    entropy: entropy, api: api, ops: ops,
+                    delegates: ["/ip4/127.0.0.1/tcp/4001/p2p/QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c"], logger: { _ in quiet }))
+            let router = node.router
             let portBox = PortBox()
             let app = Application(
                 router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),

@@ -206,6 +206,9 @@ public struct ClusterStatus: Sendable, Equatable {
     public var maintenance: MaintenanceFlag?
     /// The maintenance watchdog's gauge: 1 while a flag is older than the maximum duration.
     public var maintenanceOverdue = false
+    /// How many times the watchdog has warned about a forgotten maintenance flag (a coverage
+    /// mark the simulator reads instead of matching log text).
+    public var watchdogWarnings = 0
     public var lastPlan: [Move] = []
     public var movesApplied = 0
     public var requeued = 0

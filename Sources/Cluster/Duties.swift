@@ -106,6 +106,7 @@ extension ClusterAgent {
         status.maintenanceOverdue = true
         guard now >= nextWatchdogWarning else { return }
         nextWatchdogWarning = now.adding(seconds: settings.watchdogRepeatSeconds)
+        status.watchdogWarnings += 1
         let minutes = (now.microseconds - flag.since) / 60_000_000
         logger.critical(
             "MAINTENANCE FLAG FORGOTTEN? maintenance has been on for \(minutes) min (max \(settings.maintenanceMaxSeconds / 60) min): rebalancer and requeue sweeper are paused, lost nodes are NOT being repaired; run `anchorage admin maintenance off` when the work is done",

@@ -21,16 +21,20 @@ public struct FakeKuboKnobs: Codable, Sendable, Equatable {
     /// Probability (0...1) per command that it fails with `failureMessage` before doing anything.
     /// Drawn from the node's seeded `Entropy`.
     public var failureRate: [String: Double]
+    /// Probability (0...1) per command that it finds the daemon unreachable (`.unreachable`;
+    /// over HTTP, a dropped connection) before doing anything. Drawn from the node's `Entropy`.
+    public var unreachableRate: [String: Double]
     /// The message of injected failures (delivered as Kubo's `{"Message","Code":0,"Type":"error"}`).
     public var failureMessage: String
-    /// CIDs (as submitted) that never resolve: pin/add hangs until cancelled or timed out.
+    /// CIDs that never resolve (any spelling; matched by binary CID): pin/add hangs until
+    /// cancelled or timed out (deterministic mode: fails at once, see `FakeKuboNode`).
     public var neverResolve: [String]
     /// When set, every pin/add stops making progress after this many progress frames (it keeps
     /// emitting frames with the same `Progress`, like Kubo does while stuck) until cancelled.
     public var stallAfterFrames: Int?
     /// Interval between pin/add progress frames (Kubo: 500 ms).
     public var progressIntervalMs: Int
-    /// Per-CID network scripts; CIDs not listed use `defaultScript` (or `.never` if in `neverResolve`).
+    /// Per-CID network scripts (keys in any spelling; matched by binary CID); CIDs not listed use `defaultScript` (or `.never` if in `neverResolve`).
     public var scripts: [String: ContentScript]
     public var defaultScript: ContentScript
     /// Peer IDs whose `swarm/connect` fails.
@@ -38,16 +42,28 @@ public struct FakeKuboKnobs: Codable, Sendable, Equatable {
     /// `repo/stat` StorageMax; and the size charged per fetched block.
     public var storageMax: UInt64
     public var blockSize: UInt64
+    /// Deterministic mode only: the range `plannedLatency(for:stallTimeout:)` draws a pin's
+    /// duration from, in milliseconds (JSON: `[lower, upper]`).
+    public var pinLatencyRangeMs: ClosedRange<Int>
 
     public init(
-        latencyMs: [String: Int] = [:], failureRate: [String: Double] = [:],
-        failureMessage: String = "fake kubo: injected failure", neverResolve: [String] = [],
-        stallAfterFrames: Int? = nil, progressIntervalMs: Int = 500, scripts: [String: ContentScript] = [:],
-        defaultScript: ContentScript = .available(afterMs: 0, blocks: 1), undialable: [String] = [],
-        storageMax: UInt64 = 10_000_000_000, blockSize: UInt64 = 262_144
+        latencyMs: [String: Int] = [:],
+        failureRate: [String: Double] = [:],
+        unreachableRate: [String: Double] = [:],
+        failureMessage: String = "fake kubo: injected failure",
+        neverResolve: [String] = [],
+        stallAfterFrames: Int? = nil,
+        progressIntervalMs: Int = 500,
+        scripts: [String: ContentScript] = [:],
+        defaultScript: ContentScript = .available(afterMs: 0, blocks: 1),
+        undialable: [String] = [],
+        storageMax: UInt64 = 10_000_000_000,
+        blockSize: UInt64 = 262_144,
+        pinLatencyRangeMs: ClosedRange<Int> = 1_000...20_000
     ) {
         self.latencyMs = latencyMs
         self.failureRate = failureRate
+        self.unreachableRate = unreachableRate
         self.failureMessage = failureMessage
         self.neverResolve = neverResolve
         self.stallAfterFrames = stallAfterFrames
@@ -57,6 +73,7 @@ public struct FakeKuboKnobs: Codable, Sendable, Equatable {
         self.undialable = undialable
         self.storageMax = storageMax
         self.blockSize = blockSize
+        self.pinLatencyRangeMs = pinLatencyRangeMs
     }
 
     public init(from decoder: any Decoder) throws {
@@ -64,6 +81,7 @@ public struct FakeKuboKnobs: Codable, Sendable, Equatable {
         let d = FakeKuboKnobs()
         latencyMs = try c.decodeIfPresent([String: Int].self, forKey: .latencyMs) ?? d.latencyMs
         failureRate = try c.decodeIfPresent([String: Double].self, forKey: .failureRate) ?? d.failureRate
+        unreachableRate = try c.decodeIfPresent([String: Double].self, forKey: .unreachableRate) ?? d.unreachableRate
         failureMessage = try c.decodeIfPresent(String.self, forKey: .failureMessage) ?? d.failureMessage
         neverResolve = try c.decodeIfPresent([String].self, forKey: .neverResolve) ?? d.neverResolve
         stallAfterFrames = try c.decodeIfPresent(Int.self, forKey: .stallAfterFrames)
@@ -73,6 +91,7 @@ public struct FakeKuboKnobs: Codable, Sendable, Equatable {
         undialable = try c.decodeIfPresent([String].self, forKey: .undialable) ?? d.undialable
         storageMax = try c.decodeIfPresent(UInt64.self, forKey: .storageMax) ?? d.storageMax
         blockSize = try c.decodeIfPresent(UInt64.self, forKey: .blockSize) ?? d.blockSize
+        pinLatencyRangeMs = try c.decodeIfPresent(ClosedRange<Int>.self, forKey: .pinLatencyRangeMs) ?? d.pinLatencyRangeMs
     }
 }
 

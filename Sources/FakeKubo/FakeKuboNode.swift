@@ -1,49 +1,106 @@
 import Foundation
+import Pins
 import Seams
 import Synchronization
 
 /// An in-process model of one Kubo node: identity, recursive pins, a scripted "network" per CID,
 /// and fault knobs. The HTTP `FakeKuboServer` serves it over Kubo's wire format; it also conforms
-/// to `KuboAPI` directly for in-process use (simulator, unit tests).
+/// to `KuboAPI` directly for in-process use (unit tests, the simulator).
 ///
 /// Time passes only through the injected `sleep` (default `Task.sleep`) and randomness comes only
 /// from the injected `Entropy`, so a simulator can drive it deterministically.
 ///
-/// Fidelity notes: pins are keyed by the CID string as submitted (root of `/ipfs/<cid>/...`), so
-/// a CIDv0 and its CIDv1 twin are distinct pins (as in Kubo) but two spellings of the same CIDv1
-/// (base32 vs base58) are also distinct (unlike Kubo, which keys by binary CID). All pins are
-/// recursive; there is no block graph, so no indirect pins.
-public actor FakeKuboNode: KuboAPI {
+/// Two modes of the in-process `pin`:
+/// - default (timed): pin/add runs like Kubo's: progress frames every `progressIntervalMs`,
+///   stalls, `deadline`/`stallTimeout` watchdogs, cancellation, in-flight work lost on `restart()`.
+/// - `deterministic: true` (the simulator): `pin` starts no child task and never sleeps; its
+///   outcome is decided at the call from the seeded entropy and the knobs, and progress is
+///   reported once. How long the pin would take is `plannedLatency(for:stallTimeout:)`: the
+///   caller schedules the attempt that far ahead. No command sleeps (`latencyMs` is ignored).
+///
+/// Fidelity notes: pins are keyed by the binary CID, as in Kubo (`CIDKey.canonical`): every
+/// multibase spelling of a CIDv1 (`b…`, `B…`, `z…`, `k…`, …) names one pin, printed as Kubo
+/// prints it (lowercase base32); a CIDv0 and its CIDv1 twin are distinct pins (as in Kubo).
+/// All pins are recursive; there is no block graph, so no indirect pins.
+public final class FakeKuboNode: KuboAPI, Sendable {
     public typealias Sleeper = @Sendable (Duration) async throws -> Void
 
-    public nonisolated let peerID: String
+    public let peerID: String
     /// The libp2p public key (protobuf, base64), as `id` reports it.
-    public nonisolated let publicKey: String
-    public nonisolated let kuboVersion: String
-    public nonisolated let addresses: [String]
-    public nonisolated var agentVersion: String { "kubo/\(kuboVersion)/fake" }
+    public let publicKey: String
+    public let kuboVersion: String
+    public let addresses: [String]
+    public var agentVersion: String { "kubo/\(kuboVersion)/fake" }
+    /// Decided-at-call `pin`, no sleeping (see the type's documentation).
+    public let deterministic: Bool
 
-    private var knobs: FakeKuboKnobs
-    private var pins: [String: FakeKuboSnapshot.Pin] = [:]
-    private var inFlight: [Int: String] = [:]
-    private var restartSignals: [Int: AsyncStream<Void>.Continuation] = [:]
-    private var nextOp = 0
-    private var pinsStarted = 0, pinsCompleted = 0, pinsFailed = 0, pinsCancelled = 0, restarts = 0
-    private var connectedPeers: Set<String> = []
-    private var commands: [String: Int] = [:]
+    private struct State {
+        var knobs: FakeKuboKnobs
+        // `knobs.neverResolve` and `knobs.scripts` re-keyed by binary CID (rebuilt on change).
+        var neverResolveKeys: Set<String> = []
+        var scriptKeys: [String: ContentScript] = [:]
+        var pins: [String: FakeKuboSnapshot.Pin] = [:]
+        var inFlight: [Int: String] = [:]
+        /// Per in-flight pin/add: yields why it was dropped (restart, down).
+        var dropSignals: [Int: AsyncStream<String>.Continuation] = [:]
+        var nextOp = 0
+        var pinsStarted = 0, pinsCompleted = 0, pinsFailed = 0, pinsCancelled = 0, restarts = 0
+        var connectedPeers: Set<String> = []
+        var commands: [String: Int] = [:]
+        var down = false
+        var destroyed = false
+
+        init(knobs: FakeKuboKnobs) {
+            self.knobs = knobs
+            reindex()
+        }
+
+        mutating func reindex() {
+            neverResolveKeys = Set(knobs.neverResolve.map(FakeKuboNode.key))
+            scriptKeys = [:]
+            for cid in knobs.scripts.keys.sorted() { scriptKeys[FakeKuboNode.key(cid)] = knobs.scripts[cid] }
+        }
+
+        /// What the network does for `key`, and whether the script was set for it explicitly.
+        func script(for key: String) -> (ContentScript, explicit: Bool) {
+            if neverResolveKeys.contains(key) { return (.never, true) }
+            if let script = scriptKeys[key] { return (script, true) }
+            return (knobs.defaultScript, false)
+        }
+
+        mutating func dropInFlight(_ reason: String) {
+            for op in dropSignals.keys.sorted() {
+                dropSignals[op]?.yield(reason)
+                dropSignals[op]?.finish()
+            }
+            dropSignals = [:]
+        }
+    }
+
+    private let state: Mutex<State>
     private let sleep: Sleeper
     private let entropy: any Entropy
     private let stateFile: String?
+    private let onUnpin: (@Sendable (String) async -> Void)?
 
     /// - Parameters:
     ///   - seed: derives the identity (an Ed25519-shaped `12D3KooW...` peer ID) and, unless
     ///     `entropy` is given, the failure-injection randomness.
     ///   - pins: initial pins (e.g. from `loadState(file:)`).
     ///   - stateFile: when set, the pin set is written there (JSON) after every change.
-    ///   - sleep: how time passes (the simulator injects a virtual clock here).
+    ///   - deterministic: decide `pin` at the call, never sleep (the simulator's mode).
+    ///   - onUnpin: awaited with the (canonical) CID just before an unpin takes effect (the
+    ///     simulator's refcount checker).
+    ///   - sleep: how time passes in the default mode (a virtual clock can be injected here).
     public init(
-        seed: UInt64 = 1, version: String = "0.44.0", knobs: FakeKuboKnobs = FakeKuboKnobs(),
-        entropy: (any Entropy)? = nil, pins: [FakeKuboSnapshot.Pin] = [], stateFile: String? = nil,
+        seed: UInt64 = 1,
+        version: String = "0.44.0",
+        knobs: FakeKuboKnobs = FakeKuboKnobs(),
+        entropy: (any Entropy)? = nil,
+        pins: [FakeKuboSnapshot.Pin] = [],
+        stateFile: String? = nil,
+        deterministic: Bool = false,
+        onUnpin: (@Sendable (String) async -> Void)? = nil,
         sleep: @escaping Sleeper = { try await Task.sleep(for: $0) }
     ) {
         let key = SeededEntropy(seed: seed).bytes(32)
@@ -58,68 +115,181 @@ public actor FakeKuboNode: KuboAPI {
             "/ip4/127.0.0.1/udp/4001/quic-v1/p2p/\(id)",
             "/ip6/::1/tcp/4001/p2p/\(id)",
         ].sorted()
-        self.knobs = knobs
+        self.deterministic = deterministic
+        self.onUnpin = onUnpin
         self.entropy = entropy ?? SeededEntropy(seed: seed &+ 0x5EED)
         self.stateFile = stateFile
         self.sleep = sleep
-        for pin in pins { self.pins[pin.cid] = pin }
+        var initial = State(knobs: knobs)
+        for var pin in pins {
+            pin.cid = Self.key(pin.cid)
+            initial.pins[pin.cid] = pin
+        }
+        self.state = Mutex(initial)
     }
+
+    /// The pin-map key of a CID: its canonical spelling, or the string itself when it is not a
+    /// CID (knob entries only; commands reject non-CIDs first).
+    static func key(_ cid: String) -> String { CIDKey.canonical(cid) ?? cid }
 
     // MARK: State file
 
-    private struct State: Codable { var pins: [FakeKuboSnapshot.Pin] }
+    private struct Saved: Codable { var pins: [FakeKuboSnapshot.Pin] }
 
     /// Reads the pins saved by a node created with `stateFile:`; a missing file is an empty set.
     public static func loadState(file: String) throws -> [FakeKuboSnapshot.Pin] {
         guard FileManager.default.fileExists(atPath: file) else { return [] }
         let data = try Data(contentsOf: URL(fileURLWithPath: file))
-        return try JSONDecoder().decode(State.self, from: data).pins
+        return try JSONDecoder().decode(Saved.self, from: data).pins
     }
 
-    private func persist() {
+    /// Called with the lock held, so that writes land in the order of the changes.
+    private func persist(_ s: State) {
         guard let stateFile else { return }
-        let state = State(pins: pins.values.sorted { $0.cid < $1.cid })
+        let saved = Saved(pins: s.pins.values.sorted { $0.cid < $1.cid })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        if let data = try? encoder.encode(state) {
+        if let data = try? encoder.encode(saved) {
             try? data.write(to: URL(fileURLWithPath: stateFile), options: .atomic)
         }
     }
 
     // MARK: Knobs, snapshot, restart
 
-    public func setKnobs(_ knobs: FakeKuboKnobs) { self.knobs = knobs }
-    public func currentKnobs() -> FakeKuboKnobs { knobs }
-    public func updateKnobs(_ change: @Sendable (inout FakeKuboKnobs) -> Void) { change(&knobs) }
+    public func setKnobs(_ knobs: FakeKuboKnobs) async {
+        state.withLock { s in
+            s.knobs = knobs
+            s.reindex()
+        }
+    }
 
-    public func snapshot() -> FakeKuboSnapshot {
-        FakeKuboSnapshot(
-            peerID: peerID, pins: pins.values.sorted { $0.cid < $1.cid },
-            inFlight: inFlight.keys.sorted().compactMap { inFlight[$0] },
-            pinsStarted: pinsStarted, pinsCompleted: pinsCompleted, pinsFailed: pinsFailed,
-            pinsCancelled: pinsCancelled, restarts: restarts, connectedPeers: connectedPeers.sorted(),
-            commands: commands, knobs: knobs)
+    public func currentKnobs() async -> FakeKuboKnobs { state.withLock { $0.knobs } }
+
+    public func updateKnobs(_ change: @Sendable (inout FakeKuboKnobs) -> Void) async {
+        adjustKnobs(change)
+    }
+
+    /// ``updateKnobs(_:)`` without a suspension point, for a simulator's synchronous scripts.
+    public func adjustKnobs(_ change: (inout FakeKuboKnobs) -> Void) {
+        state.withLock { s in
+            change(&s.knobs)
+            s.reindex()
+        }
+    }
+
+    public func snapshot() async -> FakeKuboSnapshot {
+        state.withLock { s in
+            FakeKuboSnapshot(
+                peerID: peerID,
+                pins: s.pins.values.sorted { $0.cid < $1.cid },
+                inFlight: s.inFlight.keys.sorted().compactMap { s.inFlight[$0] },
+                pinsStarted: s.pinsStarted,
+                pinsCompleted: s.pinsCompleted,
+                pinsFailed: s.pinsFailed,
+                pinsCancelled: s.pinsCancelled,
+                restarts: s.restarts,
+                connectedPeers: s.connectedPeers.sorted(),
+                commands: s.commands,
+                knobs: s.knobs
+            )
+        }
     }
 
     /// Simulates a daemon restart: pins persist, in-flight pin/adds fail (`.unreachable`, which the
     /// HTTP server turns into a dropped connection), swarm connections are lost.
-    public func restart() {
-        restarts += 1
-        for signal in restartSignals.values { signal.finish() }
-        restartSignals = [:]
-        connectedPeers = []
+    public func restart() async {
+        state.withLock { s in
+            s.restarts += 1
+            s.dropInFlight("fake kubo restarted; in-flight pin/add lost")
+            s.connectedPeers = []
+        }
+    }
+
+    // MARK: Simulator controls (synchronous: the simulator calls them between events)
+
+    /// While down, every command fails with `.unreachable` (`connect` returns 0) and in-flight
+    /// pin/adds are dropped. A destroyed node stays down.
+    public func setDown(_ value: Bool) {
+        state.withLock { s in
+            guard !s.destroyed else { return }
+            s.down = value
+            if value {
+                s.dropInFlight("fake kubo is down")
+                s.connectedPeers = []
+            }
+        }
+    }
+
+    public var isDown: Bool { state.withLock { $0.down } }
+
+    /// The machine is gone: its pins are lost and it is down for good.
+    public func destroy() {
+        state.withLock { s in
+            s.destroyed = true
+            s.down = true
+            s.pins = [:]
+            s.dropInFlight("fake kubo destroyed")
+            s.connectedPeers = []
+            persist(s)
+        }
+    }
+
+    public var isDestroyed: Bool { state.withLock { $0.destroyed } }
+
+    /// Makes `cid` (any spelling) unfindable: appends it to the `neverResolve` knob.
+    public func markNeverResolving(_ cid: String) {
+        state.withLock { s in
+            s.knobs.neverResolve.append(cid)
+            s.neverResolveKeys.insert(Self.key(cid))
+        }
+    }
+
+    /// Whether the node holds a recursive pin of `cid` (any spelling).
+    public func holds(_ cid: String) -> Bool {
+        let key = Self.key(cid)
+        return state.withLock { !$0.destroyed && $0.pins[key] != nil }
+    }
+
+    /// The (canonical) CIDs pinned under `name`, sorted.
+    public func anchoragePins(name: String = "anchorage") -> [String] {
+        state.withLock { s in s.pins.values.filter { $0.name == name }.map(\.cid).sorted() }
+    }
+
+    /// How long a pin of `cid` takes from now: `stallTimeout` for a CID that never resolves (or
+    /// stalls), the script's `afterMs` for a CID with an explicit `.available` script, else drawn
+    /// uniformly from `pinLatencyRangeMs` with the seeded entropy. Meant for deterministic mode.
+    public func plannedLatency(for cid: String, stallTimeout: Duration) -> Duration {
+        guard let key = CIDSyntax.root(of: cid) else { return .zero }
+        let (script, explicit, stalls, range) = state.withLock { s in
+            let (script, explicit) = s.script(for: key)
+            return (script, explicit, Self.stalls(script, knobs: s.knobs), s.knobs.pinLatencyRangeMs)
+        }
+        if script == .never || stalls { return stallTimeout }
+        if explicit, case .available(let afterMs, _) = script { return .milliseconds(afterMs) }
+        let lo = max(range.lowerBound, 0)
+        let hi = max(range.upperBound, lo)
+        return .milliseconds(Int64(lo) + Int64(entropy.uniform(UInt64(hi - lo) + 1)))
     }
 
     // MARK: Commands (shared by the HTTP server and the in-process KuboAPI conformance)
 
-    /// Counts the call, applies the latency knob, then the failure-rate knob.
+    private func chance(_ rate: Double?) -> Bool {
+        guard let rate, rate > 0 else { return false }
+        return Double(entropy.uniform(1 << 53)) / Double(UInt64(1) << 53) < rate
+    }
+
+    /// Counts the call, then applies the knobs in order: down, unreachable rate, latency (not in
+    /// deterministic mode), failure rate.
     func preamble(_ command: String) async throws {
-        commands[command, default: 0] += 1
-        if let ms = knobs.latencyMs[command], ms > 0 { try await sleep(.milliseconds(ms)) }
-        if let rate = knobs.failureRate[command], rate > 0 {
-            let draw = Double(entropy.uniform(1 << 53)) / Double(UInt64(1) << 53)
-            if draw < rate { throw KuboError.command(message: knobs.failureMessage, code: 0) }
+        let (down, unreachableRate, latency) = state.withLock { s in
+            s.commands[command, default: 0] += 1
+            return (s.down, s.knobs.unreachableRate[command], s.knobs.latencyMs[command])
         }
+        if down { throw KuboError.unreachable("fake kubo is down") }
+        if chance(unreachableRate) { throw KuboError.unreachable("fake kubo: injected connection refused") }
+        if !deterministic, let latency, latency > 0 { try await sleep(.milliseconds(latency)) }
+        let (failureRate, message) = state.withLock { ($0.knobs.failureRate[command], $0.knobs.failureMessage) }
+        if chance(failureRate) { throw KuboError.command(message: message, code: 0) }
     }
 
     public func idCommand() async throws -> KuboIdentity {
@@ -132,39 +302,70 @@ public actor FakeKuboNode: KuboAPI {
         return kuboVersion
     }
 
-    /// `pin/add` of one argument. `onProgress` receives each progress frame (`nil` = `{}`, the
-    /// tick Kubo sends before anything arrived). `timeout` is Kubo's `timeout=` option.
-    /// Returns the pinned CID.
-    public func pinAdd(
-        arg: String, name: String?, timeout: Duration? = nil,
-        onProgress: @escaping @Sendable (Int?) async throws -> Void = { _ in }
-    ) async throws -> String {
-        try await preamble("pin/add")
-        guard let cid = CIDSyntax.root(of: arg) else {
-            throw KuboError.command(message: "invalid path \"\(arg)\": invalid cid: not a CID", code: 0)
-        }
+    private static func invalidPath(_ arg: String) -> KuboError {
+        .command(message: "invalid path \"\(arg)\": invalid cid: not a CID", code: 0)
+    }
+
+    /// The CID key of a pin/add argument, after Kubo's argument checks.
+    private func pinAddKey(arg: String, name: String?) throws -> String {
+        guard let key = CIDSyntax.root(of: arg) else { throw Self.invalidPath(arg) }
         if let name, name.utf8.count > 255 {
             throw KuboError.command(message: "pin name is \(name.utf8.count) bytes (max 255 bytes)", code: 0)
         }
-        if let existing = pins[cid] {
-            if let name { pins[cid]?.name = name.isEmpty ? nil : name }
-            persist()
-            try await onProgress(existing.blocks)
+        return key
+    }
+
+    /// Re-pinning keeps the pin; a name given replaces the old one. Returns its blocks, or nil
+    /// when `key` is not pinned.
+    private func repin(_ key: String, name: String?) -> Int? {
+        state.withLock { s in
+            guard let existing = s.pins[key] else { return nil }
+            if let name { s.pins[key]?.name = name.isEmpty ? nil : name }
+            persist(s)
+            return existing.blocks
+        }
+    }
+
+    /// Whether the `stallAfterFrames` knob stops `script` before it completes (the timed model
+    /// emits one frame per `progressIntervalMs` until `afterMs`).
+    private static func stalls(_ script: ContentScript, knobs: FakeKuboKnobs) -> Bool {
+        guard let stallAfter = knobs.stallAfterFrames, case .available(let afterMs, _) = script, afterMs > 0 else {
+            return false
+        }
+        let interval = max(1, knobs.progressIntervalMs)
+        return stallAfter <= (afterMs + interval - 1) / interval - 1
+    }
+
+    /// `pin/add` of one argument in the timed model. `onProgress` receives each progress frame
+    /// (`nil` = `{}`, the tick Kubo sends before anything arrived). `timeout` is Kubo's
+    /// `timeout=` option. Returns the pinned CID as Kubo prints it.
+    public func pinAdd(
+        arg: String,
+        name: String?,
+        timeout: Duration? = nil,
+        onProgress: @escaping @Sendable (Int?) async throws -> Void = { _ in }
+    ) async throws -> String {
+        try await preamble("pin/add")
+        let cid = try pinAddKey(arg: arg, name: name)
+        if let blocks = repin(cid, name: name) {
+            try await onProgress(blocks)
             return cid
         }
-        let op = nextOp
-        nextOp += 1
-        inFlight[op] = cid
-        pinsStarted += 1
-        let (restartSignal, restartContinuation) = AsyncStream<Void>.makeStream()
-        restartSignals[op] = restartContinuation
-        defer {
-            inFlight[op] = nil
-            restartSignals[op] = nil
+        let (op, dropSignal, script, knobs) = state.withLock { s in
+            let op = s.nextOp
+            s.nextOp += 1
+            s.inFlight[op] = cid
+            s.pinsStarted += 1
+            let (signal, continuation) = AsyncStream<String>.makeStream()
+            s.dropSignals[op] = continuation
+            return (op, signal, s.script(for: cid).0, s.knobs)
         }
-        let script: ContentScript =
-            knobs.neverResolve.contains(cid) || knobs.neverResolve.contains(arg)
-            ? .never : (knobs.scripts[cid] ?? knobs.scripts[arg] ?? knobs.defaultScript)
+        defer {
+            state.withLock { s in
+                s.inFlight[op] = nil
+                s.dropSignals[op] = nil
+            }
+        }
         let intervalMs = max(1, knobs.progressIntervalMs)
         let stallAfter = knobs.stallAfterFrames
         let sleep = self.sleep
@@ -174,9 +375,13 @@ public actor FakeKuboNode: KuboAPI {
                     try await Self.fetch(script, intervalMs: intervalMs, stallAfter: stallAfter, sleep: sleep, emit: onProgress)
                 }
                 group.addTask {
-                    for await _ in restartSignal {}
+                    var reason: String? = nil
+                    for await why in dropSignal {
+                        reason = why
+                        break
+                    }
                     if Task.isCancelled { throw CancellationError() }
-                    throw KuboError.unreachable("fake kubo restarted; in-flight pin/add lost")
+                    throw KuboError.unreachable(reason ?? "fake kubo: in-flight pin/add lost")
                 }
                 if let timeout {
                     group.addTask {
@@ -187,18 +392,26 @@ public actor FakeKuboNode: KuboAPI {
                 defer { group.cancelAll() }
                 return try await group.next()!
             }
-            pins[cid] = FakeKuboSnapshot.Pin(cid: cid, name: (name?.isEmpty ?? true) ? nil : name, blocks: blocks)
-            pinsCompleted += 1
-            persist()
+            try state.withLock { s in
+                // Finished in the same instant the daemon went away: the pin is lost with it.
+                if s.down { throw KuboError.unreachable("fake kubo is down") }
+                s.pins[cid] = FakeKuboSnapshot.Pin(cid: cid, name: (name?.isEmpty ?? true) ? nil : name, blocks: blocks)
+                s.pinsCompleted += 1
+                persist(s)
+            }
             return cid
         } catch {
-            if error is CancellationError || Task.isCancelled { pinsCancelled += 1 } else { pinsFailed += 1 }
+            let cancelled = error is CancellationError || Task.isCancelled
+            state.withLock { s in if cancelled { s.pinsCancelled += 1 } else { s.pinsFailed += 1 } }
             throw error
         }
     }
 
     private static func fetch(
-        _ script: ContentScript, intervalMs: Int, stallAfter: Int?, sleep: Sleeper,
+        _ script: ContentScript,
+        intervalMs: Int,
+        stallAfter: Int?,
+        sleep: Sleeper,
         emit: @Sendable (Int?) async throws -> Void
     ) async throws -> Int {
         let interval = Duration.milliseconds(intervalMs)
@@ -211,7 +424,8 @@ public actor FakeKuboNode: KuboAPI {
                 try await emit(nil)
             }
         case .available(let afterMs, let blocks):
-            var elapsed = 0, frames = 0
+            var elapsed = 0
+            var frames = 0
             var last: Int? = nil
             while elapsed < afterMs {
                 if let stallAfter, frames >= stallAfter {
@@ -234,16 +448,17 @@ public actor FakeKuboNode: KuboAPI {
         }
     }
 
-    /// `pin/rm` of one argument. Returns the unpinned CID.
+    /// `pin/rm` of one argument. Returns the unpinned CID as Kubo prints it.
     public func pinRm(arg: String) async throws -> String {
         try await preamble("pin/rm")
-        guard let cid = CIDSyntax.root(of: arg) else {
-            throw KuboError.command(message: "invalid path \"\(arg)\": invalid cid: not a CID", code: 0)
+        guard let cid = CIDSyntax.root(of: arg) else { throw Self.invalidPath(arg) }
+        if let onUnpin { await onUnpin(cid) }
+        let removed = state.withLock { s in
+            guard s.pins.removeValue(forKey: cid) != nil else { return false }
+            persist(s)
+            return true
         }
-        guard pins.removeValue(forKey: cid) != nil else {
-            throw KuboError.command(message: "not pinned or pinned indirectly", code: 0)
-        }
-        persist()
+        guard removed else { throw KuboError.command(message: "not pinned or pinned indirectly", code: 0) }
         return cid
     }
 
@@ -251,16 +466,15 @@ public actor FakeKuboNode: KuboAPI {
     public func pinLs(type: String) async throws -> [FakeKuboSnapshot.Pin] {
         try await preamble("pin/ls")
         guard type == "recursive" || type == "all" else { return [] }
-        return pins.values.sorted { $0.cid < $1.cid }
+        return state.withLock { $0.pins.values.sorted { $0.cid < $1.cid } }
     }
 
-    /// `pin/ls?arg=`: the pin, or Kubo's `path '<arg>' is not pinned`.
+    /// `pin/ls?arg=`: the pin (its CID as Kubo prints it), or Kubo's `path '<arg>' is not pinned`.
     public func pinLs(arg: String, type: String) async throws -> FakeKuboSnapshot.Pin {
         try await preamble("pin/ls")
-        guard let cid = CIDSyntax.root(of: arg) else {
-            throw KuboError.command(message: "invalid path \"\(arg)\": invalid cid: not a CID", code: 0)
-        }
-        guard type == "recursive" || type == "all", let pin = pins[cid] else {
+        guard let cid = CIDSyntax.root(of: arg) else { throw Self.invalidPath(arg) }
+        let pin = state.withLock { $0.pins[cid] }
+        guard type == "recursive" || type == "all", let pin else {
             throw KuboError.command(message: "path '\(arg)' is not pinned", code: 0)
         }
         return pin
@@ -274,19 +488,25 @@ public actor FakeKuboNode: KuboAPI {
             throw KuboError.command(message: "invalid peer address: multiaddr \"\(address)\" has no /p2p/ component", code: 0)
         }
         let peer = String(parts[p2p + 1])
-        if knobs.undialable.contains(peer) || peer == peerID {
-            throw KuboError.command(message: "connect \(peer) failure: failed to dial: all dials failed", code: 0)
+        try state.withLock { s in
+            if s.knobs.undialable.contains(peer) || peer == peerID {
+                throw KuboError.command(message: "connect \(peer) failure: failed to dial: all dials failed", code: 0)
+            }
+            s.connectedPeers.insert(peer)
         }
-        connectedPeers.insert(peer)
         return peer
     }
 
     public func repoStatCommand(sizeOnly: Bool) async throws -> KuboRepoStat {
         try await preamble("repo/stat")
-        let blocks = pins.values.reduce(0) { $0 + $1.blocks }
-        return KuboRepoStat(
-            repoSize: UInt64(blocks) * knobs.blockSize, storageMax: knobs.storageMax,
-            numObjects: sizeOnly ? 0 : UInt64(blocks))
+        return state.withLock { s in
+            let blocks = s.pins.values.reduce(0) { $0 + $1.blocks }
+            return KuboRepoStat(
+                repoSize: UInt64(blocks) * s.knobs.blockSize,
+                storageMax: s.knobs.storageMax,
+                numObjects: sizeOnly ? 0 : UInt64(blocks)
+            )
+        }
     }
 
     // MARK: KuboAPI (in-process)
@@ -295,9 +515,16 @@ public actor FakeKuboNode: KuboAPI {
     public func version() async throws -> String { try await versionCommand() }
 
     public func pin(
-        cid: String, name: String?, stallTimeout: Duration, deadline: Duration,
+        cid: String,
+        name: String?,
+        stallTimeout: Duration,
+        deadline: Duration,
         progress: @Sendable (Int) async -> Void
     ) async throws {
+        if deterministic {
+            try await decidedPin(cid: cid, name: name, stallTimeout: stallTimeout, deadline: deadline, progress: progress)
+            return
+        }
         let watch = GrowthWatch()
         let sleep = self.sleep
         try await withoutActuallyEscaping(progress) { progress in
@@ -329,6 +556,47 @@ public actor FakeKuboNode: KuboAPI {
                 try await group.next()
             }
         }
+    }
+
+    /// Deterministic mode's pin: the outcome the timed model would reach, decided now. A CID
+    /// that never resolves (or stalls) fails as the first watchdog would: `.stalled`, or
+    /// `.timeout` when the deadline is shorter than the stall timeout.
+    private func decidedPin(
+        cid: String,
+        name: String?,
+        stallTimeout: Duration,
+        deadline: Duration,
+        progress: @Sendable (Int) async -> Void
+    ) async throws {
+        try await preamble("pin/add")
+        let key = try pinAddKey(arg: cid, name: name)
+        let outcome: Result<Int, KuboError> = state.withLock { s in
+            if let existing = s.pins[key] {
+                if let name { s.pins[key]?.name = name.isEmpty ? nil : name }
+                persist(s)
+                return .success(existing.blocks)
+            }
+            s.pinsStarted += 1
+            let script = s.script(for: key).0
+            let failure: KuboError
+            switch script {
+            case .available(_, let blocks) where !Self.stalls(script, knobs: s.knobs):
+                s.pins[key] = FakeKuboSnapshot.Pin(cid: key, name: (name?.isEmpty ?? true) ? nil : name, blocks: blocks)
+                s.pinsCompleted += 1
+                persist(s)
+                return .success(blocks)
+            case .fail(let message):
+                failure = .command(message: message, code: 0)
+            case .available, .never:
+                failure =
+                    deadline < stallTimeout
+                    ? .timeout("pin/add \(cid) exceeded its \(deadline) deadline")
+                    : .stalled("no progress on \(cid) for \(stallTimeout)")
+            }
+            s.pinsFailed += 1
+            return .failure(failure)
+        }
+        await progress(try outcome.get())
     }
 
     public func unpin(cid: String) async throws {

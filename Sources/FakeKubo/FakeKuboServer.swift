@@ -29,7 +29,8 @@ public struct FakeKuboServer: Sendable {
             responder: FakeKuboResponder(node: node),
             configuration: .init(address: .hostname(host, port: port), serverName: nil),
             onServerRunning: { channel in await onRunning(channel.localAddress?.port ?? 0) },
-            logger: logger)
+            logger: logger
+        )
     }
 
     /// Serves until the task is cancelled. `onRunning` receives the bound port (useful with port 0).
@@ -45,7 +46,8 @@ public struct FakeKuboServer: Sendable {
     /// Runs a server for `node` on `127.0.0.1:0` for the duration of `body`, which receives the
     /// base URL (`http://127.0.0.1:<port>`). The server is stopped when `body` returns or throws.
     public static func withRunning<T: Sendable>(
-        node: FakeKuboNode, logger: Logger = Logger(label: "fake-kubo"),
+        node: FakeKuboNode,
+        logger: Logger = Logger(label: "fake-kubo"),
         _ body: @Sendable (_ baseURL: String) async throws -> T
     ) async throws -> T {
         let server = FakeKuboServer(node: node, host: "127.0.0.1", port: 0, logger: logger)
@@ -103,6 +105,9 @@ struct FakeKuboResponder: HTTPResponder {
             return try await dispatch(command, query: query, request: request)
         } catch let failure as Wire.PreDispatch {
             return Wire.text(failure.status, failure.message)
+        } catch KuboError.unreachable(let message) {
+            // A down daemon does not answer: drop the connection (the client's `.unreachable`).
+            return Response(status: .ok, headers: [.connection: "close"], body: ResponseBody { _ in throw KuboError.unreachable(message) })
         } catch let error as KuboError {
             return Wire.commandError(error, version: node.kuboVersion)
         }
@@ -123,14 +128,20 @@ struct FakeKuboResponder: HTTPResponder {
             let identity = try await node.idCommand()
             return Wire.single(
                 IDOutput(
-                    ID: identity.peerID, PublicKey: node.publicKey, Addresses: identity.addresses,
-                    AgentVersion: identity.agentVersion, Protocols: ["/ipfs/bitswap/1.2.0", "/ipfs/id/1.0.0", "/ipfs/kad/1.0.0"]),
-                version: node.kuboVersion)
+                    ID: identity.peerID,
+                    PublicKey: node.publicKey,
+                    Addresses: identity.addresses,
+                    AgentVersion: identity.agentVersion,
+                    Protocols: ["/ipfs/bitswap/1.2.0", "/ipfs/id/1.0.0", "/ipfs/kad/1.0.0"]
+                ),
+                version: node.kuboVersion
+            )
         case "version":
             let version = try await node.versionCommand()
             return Wire.single(
                 VersionOutput(Version: version, Commit: "", Repo: "18", System: "amd64/linux", Golang: "go1.26.0"),
-                version: node.kuboVersion)
+                version: node.kuboVersion
+            )
         case "pin/add":
             return try await pinAdd(query: query, timeout: timeout, request: request)
         case "pin/rm":
@@ -159,9 +170,14 @@ struct FakeKuboResponder: HTTPResponder {
             let stat = try await node.repoStatCommand(sizeOnly: sizeOnly)
             return Wire.single(
                 RepoStatOutput(
-                    RepoSize: stat.repoSize, StorageMax: stat.storageMax, NumObjects: stat.numObjects,
-                    RepoPath: sizeOnly ? "" : "/fake-kubo/.ipfs", Version: sizeOnly ? "" : "fs-repo@18"),
-                version: node.kuboVersion)
+                    RepoSize: stat.repoSize,
+                    StorageMax: stat.storageMax,
+                    NumObjects: stat.numObjects,
+                    RepoPath: sizeOnly ? "" : "/fake-kubo/.ipfs",
+                    Version: sizeOnly ? "" : "fs-repo@18"
+                ),
+                version: node.kuboVersion
+            )
         default:
             return Wire.text(.notFound, "404 page not found")
         }
@@ -232,7 +248,8 @@ struct FakeKuboResponder: HTTPResponder {
         headers[Wire.chunkedOutput] = "1"
         headers[.connection] = "close"
         return Response(
-            status: .ok, headers: headers,
+            status: .ok,
+            headers: headers,
             body: ResponseBody { writer in
                 try await request.body.consumeWithCancellationOnInboundClose { _ in
                     var event = first
@@ -255,7 +272,8 @@ struct FakeKuboResponder: HTTPResponder {
                     }
                     // Anything else (restart, cancellation) propagates and drops the connection.
                 }
-            })
+            }
+        )
     }
 
     // MARK: pin/ls
@@ -277,10 +295,10 @@ struct FakeKuboResponder: HTTPResponder {
         } else {
             for arg in args {
                 do {
-                    var pin = try await node.pinLs(arg: arg, type: type)
-                    pin.cid = arg  // Kubo echoes the argument's CID
-                    pins.append(pin)
+                    // Kubo prints the resolved CID (canonical: lowercase base32 for v1), not the argument.
+                    pins.append(try await node.pinLs(arg: arg, type: type))
                 } catch let error as KuboError {
+                    if case .unreachable = error { throw error }  // the daemon is gone: no reply at all
                     failure = error
                     break
                 }
@@ -299,7 +317,8 @@ struct FakeKuboResponder: HTTPResponder {
                 return "\(error)"
             }
             return Response(
-                status: .ok, headers: headers,
+                status: .ok,
+                headers: headers,
                 body: ResponseBody { writer in
                     try await writer.write(contentsOf: lines)
                     if let trailerMessage {
@@ -309,7 +328,8 @@ struct FakeKuboResponder: HTTPResponder {
                     } else {
                         try await writer.finish(nil)
                     }
-                })
+                }
+            )
         }
         if pins.isEmpty { return Wire.single(EmptyOutput(), version: node.kuboVersion) }
         var keys: [String: PinLsKey] = [:]
@@ -473,11 +493,13 @@ enum Wire {
     static func single(_ value: some Encodable, version: String, status: HTTPResponse.Status = .ok) -> Response {
         let buffer = line(value)
         return Response(
-            status: status, headers: commandHeaders(version: version),
+            status: status,
+            headers: commandHeaders(version: version),
             body: ResponseBody { writer in
                 try await writer.write(buffer)
                 try await writer.finish(nil)
-            })
+            }
+        )
     }
 
     /// Kubo's error object: 500, or 400 for Code 1.
@@ -488,7 +510,11 @@ enum Wire {
         case .command(let m, let c): (message, code) = (m, c)
         case .unreachable(let m), .timeout(let m), .stalled(let m), .protocolError(let m): message = m
         }
-        return single(ErrorOutput(Message: message, Code: code, Type: "error"), version: version, status: code == 1 ? .badRequest : .internalServerError)
+        return single(
+            ErrorOutput(Message: message, Code: code, Type: "error"),
+            version: version,
+            status: code == 1 ? .badRequest : .internalServerError
+        )
     }
 
     static func json(_ status: HTTPResponse.Status, _ value: some Encodable) -> Response {
@@ -499,18 +525,43 @@ enum Wire {
 }
 
 // Output shapes, Go-cased as Kubo emits them.
-struct ErrorOutput: Encodable { var Message: String; var Code: Int; var `Type`: String }
+struct ErrorOutput: Encodable {
+    var Message: String
+    var Code: Int
+    var `Type`: String
+}
 struct PinsOutput: Encodable { var Pins: [String] }
 struct ProgressOutput: Encodable { var Progress: Int? }  // nil -> `{}` (omitempty)
 struct StringsOutput: Encodable { var Strings: [String] }
 struct EmptyOutput: Encodable {}
-struct PinLsLine: Encodable { var Cid: String; var `Type`: String; var Name: String? }
-struct PinLsKey: Encodable { var `Type`: String; var Name: String }
+struct PinLsLine: Encodable {
+    var Cid: String
+    var `Type`: String
+    var Name: String?
+}
+struct PinLsKey: Encodable {
+    var `Type`: String
+    var Name: String
+}
 struct PinLsOutput: Encodable { var Keys: [String: PinLsKey] }
 struct IDOutput: Encodable {
-    var ID: String; var PublicKey: String; var Addresses: [String]; var AgentVersion: String; var Protocols: [String]
+    var ID: String
+    var PublicKey: String
+    var Addresses: [String]
+    var AgentVersion: String
+    var Protocols: [String]
 }
-struct VersionOutput: Encodable { var Version: String; var Commit: String; var Repo: String; var System: String; var Golang: String }
+struct VersionOutput: Encodable {
+    var Version: String
+    var Commit: String
+    var Repo: String
+    var System: String
+    var Golang: String
+}
 struct RepoStatOutput: Encodable {
-    var RepoSize: UInt64; var StorageMax: UInt64; var NumObjects: UInt64; var RepoPath: String; var Version: String
+    var RepoSize: UInt64
+    var StorageMax: UInt64
+    var NumObjects: UInt64
+    var RepoPath: String
+    var Version: String
 }

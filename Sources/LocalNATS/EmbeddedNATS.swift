@@ -1,4 +1,5 @@
 import Foundation
+import LocalProcess
 import Logging
 import Synchronization
 
@@ -123,7 +124,7 @@ public final class EmbeddedNATS: Sendable {
             }
             if let code = process.poll() { return .exited(code, wasReady: ready) }
             if !ready {
-                if Ports.accepts(host: configuration.host, port: configuration.port) {
+                if FreePort.accepts(host: configuration.host, port: configuration.port) {
                     ready = true
                     markReady()
                     logger.info("nats-server ready", metadata: ["url": "\(clientURL)"])

@@ -1,4 +1,5 @@
 import Foundation
+import LocalProcess
 import Synchronization
 
 /// A throwaway nats-server (JetStream on) on a free loopback port, for tests and benchmarks.
@@ -18,7 +19,7 @@ public final class LocalNATSServer: Sendable {
     public var url: String { "nats://\(host):\(port)" }
 
     /// A loopback port that was free a moment ago (for EmbeddedNATS or cluster routes).
-    public static func freePort() async throws -> Int { try Ports.free() }
+    public static func freePort() async throws -> Int { try FreePort.loopback() }
 
     private init(binary: NATSServerBinary, port: Int, storeDir: String, ownsStoreDir: Bool, serverName: String?,
                  cluster: NATSClusterOptions?, extraArguments: [String], readyTimeout: Duration) {
@@ -46,7 +47,7 @@ public final class LocalNATSServer: Sendable {
         var lastError: any Error = LocalNATSError.failed("not started")
         for _ in 0..<(port == nil ? 3 : 1) {
             let server = LocalNATSServer(
-                binary: binary, port: try port ?? Ports.free(), storeDir: dir, ownsStoreDir: storeDir == nil,
+                binary: binary, port: try port ?? FreePort.loopback(), storeDir: dir, ownsStoreDir: storeDir == nil,
                 serverName: serverName, cluster: cluster, extraArguments: extraArguments, readyTimeout: readyTimeout)
             do {
                 try await server.launch()
@@ -72,7 +73,7 @@ public final class LocalNATSServer: Sendable {
                 ChildRegistry.remove(process.pid)
                 throw LocalNATSError.failed("nats-server exited with \(code): \(process.output.suffix(1500))")
             }
-            if Ports.accepts(host: host, port: port) { return }
+            if FreePort.accepts(host: host, port: port) { return }
             await ChildProcess.nap(.milliseconds(25))
         }
         await process.terminate(grace: .seconds(2))

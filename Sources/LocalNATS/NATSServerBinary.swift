@@ -1,4 +1,5 @@
 import Foundation
+import LocalProcess
 
 public enum LocalNATSError: Error, CustomStringConvertible {
     case notFound(String)

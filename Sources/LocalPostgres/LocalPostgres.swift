@@ -1,4 +1,5 @@
 import Foundation
+import LocalProcess
 import Logging
 import PostgresNIO
 import PostgresStore
@@ -47,7 +48,7 @@ public final class LocalPostgres: Sendable {
         try runPG(bin + "/initdb", ["-D", dir + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], asRoot: asRoot)
         var lastError: (any Error)?
         for _ in 0..<5 {
-            let port = try freePort()
+            let port = try FreePort.loopback()
             var settings = [
                 "-c listen_addresses=127.0.0.1", "-p \(port)", "-k \(dir)", "-c max_connections=\(options.maxConnections)",
             ]
@@ -130,22 +131,6 @@ public final class LocalPostgres: Sendable {
         guard code == 0 else {
             throw LocalPostgresError.failed("\(executable) \(args.joined(separator: " ")) exited \(code): \(output.suffix(2000))")
         }
-    }
-
-    public static func freePort() throws -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw LocalPostgresError.failed("socket() failed") }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = 0
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && getsockname(fd, $0, &len) == 0 }
-        }
-        guard bound else { throw LocalPostgresError.failed("could not find a free port") }
-        return Int(UInt16(bigEndian: addr.sin_port))
     }
 }
 

@@ -13,7 +13,17 @@ public enum CIDValidation {
     public static let maxLength = 512
 
     public static func validate(_ cid: String) -> Result<Info, PinsError> {
-        func bad(_ why: String) -> Result<Info, PinsError> {
+        parse(cid).map(\.info)
+    }
+
+    /// A decoded CID: its properties and, for CIDv1, its binary form (nil for CIDv0).
+    struct Parsed {
+        var info: Info
+        var binary: [UInt8]?
+    }
+
+    static func parse(_ cid: String) -> Result<Parsed, PinsError> {
+        func bad(_ why: String) -> Result<Parsed, PinsError> {
             .failure(.badRequest(reason: "INVALID_CID", details: "\"\(cid.prefix(100))\" is not a valid CID: \(why)"))
         }
         let utf8 = Array(cid.utf8)
@@ -24,7 +34,7 @@ public enum CIDValidation {
             guard let bytes = BaseN.decode(utf8, alphabet: BaseN.base58btc),
                 bytes.count == 34, bytes[0] == 0x12, bytes[1] == 0x20
             else { return bad("CIDv0 must be a base58btc sha2-256 multihash") }
-            return .success(Info(version: 0, codec: 0x70, hashCode: 0x12, digestLength: 32))
+            return .success(Parsed(info: Info(version: 0, codec: 0x70, hashCode: 0x12, digestLength: 32), binary: nil))
         }
         let body = Array(utf8.dropFirst())
         let decoded: [UInt8]?
@@ -57,7 +67,19 @@ public enum CIDValidation {
         guard reader.remaining == Int(length) else {
             return bad("multihash digest is \(reader.remaining) bytes, its header says \(length)")
         }
-        return .success(Info(version: 1, codec: codec, hashCode: hashCode, digestLength: Int(length)))
+        return .success(Parsed(info: Info(version: 1, codec: codec, hashCode: hashCode, digestLength: Int(length)), binary: bytes))
+    }
+}
+
+/// The identity of a CID as Kubo keys it (by its binary form), spelled as Kubo prints it.
+public enum CIDKey {
+    /// CIDv1 in any supported multibase (`b…`, `B…`, `z…`, `k…`, `f…`, `m…`, …) → lowercase
+    /// base32 `b…`; CIDv0 (`Qm…`) → unchanged (a different binary CID from its v1 twin, as in
+    /// Kubo); nil when `cid` is not a CID.
+    public static func canonical(_ cid: String) -> String? {
+        guard case .success(let parsed) = CIDValidation.parse(cid) else { return nil }
+        guard let binary = parsed.binary else { return cid }
+        return "b" + CIDText.base32Lower(binary)
     }
 }
 

@@ -135,6 +135,17 @@ public struct PostgresPlacementStore: PlacementStore {
             """, logger: logger)
     }
 
+    public func requeueOwnClaims(node: TypeID, now: Timestamp) async throws -> Int {
+        try await client.query(
+            """
+            UPDATE placements SET status = 'queued', lease_until = NULL, last_error = 'the node restarted during the attempt',
+              updated_at = \(now)
+            WHERE node_id = \(node.uuid) AND status = 'pinning'
+            RETURNING 1
+            """, logger: logger
+        ).collect().count
+    }
+
     public func requeueExpired(node: TypeID, now: Timestamp) async throws -> Int {
         try await client.query(
             """

@@ -1,6 +1,8 @@
 /// The Kubo seam: what anchorage needs from the IPFS node it is paired with, shaped by our
 /// needs rather than by Kubo's RPC surface. Production talks to Kubo's RPC API (`KuboRPC`);
-/// tests, dev mode and the simulator use `FakeKubo`. Both pass the same contract tests.
+/// tests and dev mode use `FakeKubo` (in-process or over HTTP), the simulator its deterministic
+/// mode. All of them pass the same contract tests (`Tests/KuboContract`). CIDs name pins by their
+/// binary form, as in Kubo: any multibase spelling of a CIDv1 is the same pin.
 public protocol KuboAPI: Sendable {
     /// The node's identity; its addresses (each ending in `/p2p/<peerID>`) become `delegates`.
     func identity() async throws -> KuboIdentity

@@ -1,3 +1,4 @@
+import AnchorageNode
 import ArgumentParser
 import Foundation
 import Live

@@ -1,3 +1,4 @@
+import AnchorageNode
 import Cluster
 import Foundation
 import LocalNATS

@@ -1,3 +1,4 @@
+import AnchorageNode
 import ArgumentParser
 import Cluster
 import Foundation

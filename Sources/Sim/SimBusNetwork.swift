@@ -112,12 +112,14 @@ public struct SimQueuedJob: Sendable, Equatable {
 /// within the window (also after the job was acked); one durable consumer per subject, created
 /// by `openQueue`. Closing a queue deletes its consumer: its jobs stay, and a new consumer
 /// delivers them again from scratch (their `deliveries` restart at 1, old handles are stale).
-/// `fetch` without a consumer throws `BusError.server(code: 404, …)` as NATS does. `fetch`
+/// `fetch` without a consumer throws `BusError.server(code: 10014, …)` as NATSBus does. `fetch`
 /// never waits: it returns the jobs due now (virtual time only moves in the scheduler).
 /// Jobs are delivered in sequence order. ack/nak/inProgress/term act on the job by its stream
-/// sequence while the consumer that delivered it exists (an ack from an earlier delivery of a
-/// redelivered job still counts, as in JetStream); from a deleted consumer, or for a job already
-/// gone, they are ignored and counted in ``SimBusStats/staleAcks``.
+/// sequence when the subject's current consumer has it pending, whichever delivery (or earlier
+/// consumer of the same queue) the handle came from, as in JetStream. Otherwise they change
+/// nothing and count in ``SimBusStats/staleAcks``; ack and term (synchronous in NATSBus) then
+/// fail as they do on NATS: `.unavailable` when the queue is not open (no responders),
+/// `.timeout` when the job is gone or not pending (the server does not reply).
 ///
 /// **KV**: one revision sequence for the bucket; deletes consume a revision (the delete marker);
 /// an expired key reads as absent and may be created again; update/delete with a revision of a
@@ -534,7 +536,8 @@ public final class SimBusNetwork: @unchecked Sendable {
         let maxDeliver = config.maxDeliver
         return try call(node, "fetch \(subject)") { now in
             guard let generation = state.consumers[subject] else {
-                throw BusError.server(code: 404, description: "consumer not found: no open queue on '\(subject)'")
+                // 10014: JetStream's "consumer not found", the code NATSBus surfaces.
+                throw BusError.server(code: 10014, description: "consumer not found: no open queue on '\(subject)'")
             }
             var out: [BusJob] = []
             guard max > 0 else { return out }
@@ -566,13 +569,31 @@ public final class SimBusNetwork: @unchecked Sendable {
 
     func settle(from node: String, _ job: BusJob, _ disposition: Disposition) throws {
         let parts = job.handle.split(separator: ".")
-        guard parts.count == 3, let generation = UInt64(parts[0]), let seq = UInt64(parts[1]), UInt64(parts[2]) != nil else {
+        guard parts.count == 3, UInt64(parts[0]) != nil, let seq = UInt64(parts[1]), UInt64(parts[2]) != nil else {
             throw BusError.server(code: 400, description: "not a job handle: '\(job.handle)'")
         }
         let ackWait = config.ackWait.simMicroseconds
+        // ack/term are requests (NATSBus acks synchronously), nak/inProgress fire-and-forget.
+        let expectsReply: Bool
+        switch disposition {
+        case .ack, .term: expectsReply = true
+        case .nak, .inProgress: expectsReply = false
+        }
         try call(node, "\(disposition) \(job.subject)#\(seq)") { now in
-            guard state.consumers[job.subject] == generation, let stored = state.jobs[seq], stored.subject == job.subject else {
+            // As JetStream: acks go to the consumer by name (the subject's durable), keyed by
+            // stream sequence, so a handle from an earlier consumer of the same queue still acts
+            // on a job the current one has pending.
+            guard state.consumers[job.subject] != nil else {
                 state.stats.staleAcks += 1
+                // No consumer, no subscriber on the ack subject.
+                if expectsReply { throw BusError.unavailable("no responders for the ack of \(job.subject)#\(seq): the queue is not open") }
+                return
+            }
+            guard let stored = state.jobs[seq], stored.subject == job.subject, stored.pendingUntil != nil else {
+                state.stats.staleAcks += 1
+                // JetStream does not answer an ack for a message its consumer does not have
+                // pending (gone, or not delivered yet): the synchronous ack times out.
+                if expectsReply { throw BusError.timeout }
                 return
             }
             switch disposition {

@@ -21,6 +21,10 @@ struct RunOptions: ParsableArguments {
     @Option(help: "Pin API calls in the main phase (default: the scenario's).") var pins: Int?
     @Option(help: "Length of the main phase in virtual time, e.g. 2h, 30m, 90s (default: the scenario's).") var duration: String?
     @Option(help: "Replication factor.") var replicationFactor: Int = 2
+    @Option(
+        name: .customLong("set"),
+        help: "A node configuration key to override, as key=value (e.g. kubo.maxConcurrentPins=8); repeatable. Without it every node runs production's defaults.")
+    var settings: [String] = []
     @Option(help: "A PostgreSQL superuser URL; without it a throwaway local PostgreSQL is started.") var databaseURL: String?
     @Flag(help: "Keep the run's database (its URL is printed).") var keepDb = false
     @Option(help: ArgumentHelp("Test kit: a deliberately broken policy (\(BrokenPolicy.allCases.map(\.rawValue).joined(separator: ", "))).", visibility: .hidden))
@@ -42,6 +46,10 @@ struct RunOptions: ParsableArguments {
         if let brokenPolicy {
             guard let b = BrokenPolicy(rawValue: brokenPolicy) else { throw ValidationError("unknown --broken-policy \(brokenPolicy)") }
             o.brokenPolicy = b
+        }
+        for pair in settings {
+            guard let eq = pair.firstIndex(of: "="), eq != pair.startIndex else { throw ValidationError("--set takes key=value, got \(pair)") }
+            o.configuration[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
         }
         if replicationFactor != 2 { o.replayExtra += ["--replication-factor", String(replicationFactor)] }
         if let databaseURL { o.replayExtra += ["--database-url", databaseURL] }

@@ -1,4 +1,5 @@
 import Cluster
+import FakeKubo
 import Foundation
 import PostgresNIO
 import PostgresStore

@@ -1,4 +1,6 @@
+import AnchorageNode
 import Cluster
+import FakeKubo
 import Foundation
 import Logging
 import PostgresNIO
@@ -40,6 +42,9 @@ public struct SimOptions: Sendable {
     /// Called now and then with a progress line.
     public var progress: (@Sendable (String) -> Void)?
     public var maxEvents = 5_000_000
+    /// Configuration keys to set on every node, by name (`kubo.maxConcurrentPins` → `8`), on
+    /// top of production's defaults and the scenario's own keys.
+    public var configuration: [String: String] = [:]
 
     public init(seed: UInt64 = 1) { self.seed = seed }
 }
@@ -75,6 +80,15 @@ public struct SimResult: Sendable {
     public var nodeNames: [String]
     public var maintenanceWindows: [(on: Double, off: Double?)]
     public var terms: [(fence: Int64, node: Int?, at: Double)]
+    /// The node configuration's keys that differ from production's defaults.
+    public var settingsDifferences: [(key: String, value: String, production: String)] = []
+
+    /// "production defaults", or each override with production's value.
+    public static func describe(_ differences: [(key: String, value: String, production: String)]) -> String {
+        differences.isEmpty
+            ? "production defaults"
+            : "production defaults except " + differences.map { "\($0.key)=\($0.value) (production \($0.production))" }.joined(separator: ", ")
+    }
 
     public var speedUp: Double { wallSeconds > 0 ? virtualSeconds / wallSeconds : 0 }
 
@@ -84,6 +98,7 @@ public struct SimResult: Sendable {
             return "\(t / 3600)h\(String(format: "%02d", (t / 60) % 60))m\(String(format: "%02d", t % 60))s"
         }
         var out = "\(passed ? "PASS" : "FAIL") \(scenario) seed=\(seed) nodes=\(nodes)\n"
+        out += "  settings: \(Self.describe(settingsDifferences))\n"
         out += "  virtual time \(hms(virtualSeconds)) in \(String(format: "%.1f", wallSeconds))s wall: speed-up \(String(format: "%.0f", speedUp))x\n"
         out += "  events \(events), pins \(pinsCreated) created / \(pinsDeleted) deleted (\(apiCalls) API calls), pin attempts \(pinOutcomes.pinned) pinned / \(pinOutcomes.retried) retried / \(pinOutcomes.failed) failed\n"
         out += "  moves \(moves), leader terms \(leaderTerms), stale-fence refusals \(staleFenceRefusals), invariant checks \(invariantChecks) (+\(fullChecks) PostgreSQL checks)\n"
@@ -107,23 +122,19 @@ public enum SimRunner {
         let api = PostgresClient(configuration: database.api.clientConfiguration(maxConnections: 4), backgroundLogger: pgLogger)
         let ops = PostgresClient(configuration: database.ops.clientConfiguration(maxConnections: 4), backgroundLogger: pgLogger)
 
-        var settings = ClusterSettings()
-        settings.replicationFactor = options.replicationFactor
-        scenario.configure(&settings, duration)
-        var workerSettings = WorkerSettings()
-        workerSettings.requeueOwnExpired = false  // clustered: the leader's sweeper does it
-        workerSettings.maxConcurrentPins = 8
-        workerSettings.stallTimeout = .seconds(60)
-        workerSettings.attemptTimeout = .seconds(600)
-        workerSettings.maxAttempts = 10
-        workerSettings.backoffSeconds = 5
-        workerSettings.maxBackoffSeconds = 120
+        // Production's configuration, with the scenario's and the options' keys set by name.
+        var keys = scenario.configure(duration)
+        keys["cluster.replicationFactor"] = "\(options.replicationFactor)"
+        for (key, value) in options.configuration { keys[key] = value }
+        let configuration = try NodeConfiguration(overrides: keys)
+        let differences = configuration.differencesFromProduction()
 
         var overrides = SimOverrides()
         if let broken = options.brokenPolicy { overrides = broken.overrides }
         var replayExtra: [String] = []
         if let d = options.duration { replayExtra += ["--duration", "\(d.components.seconds)s"] }
         if let b = options.brokenPolicy { replayExtra += ["--broken-policy", b.rawValue] }
+        for key in options.configuration.keys.sorted() { replayExtra += ["--set", "\(key)=\(options.configuration[key]!)"] }
         let replay = ReplayCommand(
             scenario: scenario.name, seed: options.seed, nodes: options.nodes, pins: options.pins,
             extraArguments: replayExtra + options.replayExtra)
@@ -133,8 +144,9 @@ public enum SimRunner {
             group.addTask { await ops.run() }
             defer { group.cancelAll() }
             let world = World(
-                seed: options.seed, api: api, ops: ops, settings: settings, workerSettings: workerSettings, overrides: overrides,
+                seed: options.seed, api: api, ops: ops, configuration: configuration, overrides: overrides,
                 traceRetention: options.traceRetention, traceSink: options.traceSink)
+            world.log.record("settings: \(SimResult.describe(differences))")
             world.log.record("sim \(scenario.name) seed=\(options.seed) nodes=\(nodes) pins=\(pins) duration=\(duration.components.seconds)s\(options.brokenPolicy.map { " broken-policy=\($0.rawValue)" } ?? "")")
             let perEvent = Checkers.perEvent()
             var violations: [Violation] = []
@@ -232,6 +244,7 @@ public enum SimRunner {
                 })
         }
         var out = result
+        out.settingsDifferences = differences
         if options.keepDatabase {
             out.database = await server.describe(dbName)
         } else {

@@ -1,4 +1,5 @@
 import Cluster
+import FakeKubo
 import Seams
 import Sim
 
@@ -11,8 +12,9 @@ public struct Scenario: Sendable {
     public var defaultNodes: Int
     public var defaultPins: Int
     public var defaultDuration: Duration
-    /// Adjusts the cluster settings (e.g. a shorter maintenance maxDuration).
-    public var configure: @Sendable (inout ClusterSettings, Duration) -> Void = { _, _ in }
+    /// Configuration keys the scenario sets, by name, on top of production's defaults (e.g. a
+    /// shorter `cluster.maintenance.maxDuration`), given the main phase's duration.
+    public var configure: @Sendable (Duration) -> [String: String] = { _ in [:] }
     /// Schedules the scenario's actions on the world (called once, before the run starts).
     public var script: @Sendable (World, ScenarioParameters) -> Void
     /// Checked once after convergence: what the scenario must have exercised.
@@ -20,7 +22,7 @@ public struct Scenario: Sendable {
 
     public init(
         name: String, summary: String, defaultNodes: Int, defaultPins: Int, defaultDuration: Duration,
-        configure: @escaping @Sendable (inout ClusterSettings, Duration) -> Void = { _, _ in },
+        configure: @escaping @Sendable (Duration) -> [String: String] = { _ in [:] },
         script: @escaping @Sendable (World, ScenarioParameters) -> Void, expectations: [Invariant<World>] = []
     ) {
         self.name = name
@@ -66,7 +68,7 @@ extension World {
 }
 
 public enum Scenarios {
-    public static let all: [Scenario] = [drainDuringUpgrade, leaderFailover, maintenanceForgotten, nodeLoss, kuboFlaky, busChaos]
+    public static let all: [Scenario] = [drainDuringUpgrade, leaderFailover, maintenanceForgotten, nodeLoss, kuboFlaky, busChaos, stuckCID]
 
     public static func named(_ name: String) -> Scenario? { all.first { $0.name == name } }
 
@@ -162,7 +164,7 @@ public enum Scenarios {
         name: "maintenance-forgotten",
         summary: "maintenance left on past maxDuration: the watchdog warns; a node dies for good and another crashes meanwhile, repaired only after off",
         defaultNodes: 5, defaultPins: 200, defaultDuration: .seconds(3600),
-        configure: { s, d in s.maintenanceMaxSeconds = max(60, Int64(d.components.seconds) / 4) },
+        configure: { d in ["cluster.maintenance.maxDuration": "\(max(60, Int64(d.components.seconds) / 4))s"] },
         script: { w, p in
             steadyChurn(w, p)
             w.at(p.at(0.10), "scenario: maintenance on") { w in try await w.maintenanceOn(reason: "storage work", ttl: p.at(2.0)) }
@@ -225,6 +227,43 @@ public enum Scenarios {
         },
         expectations: [
             .expect("pins were retried") { w in w.pinOutcomes.retried > 0 ? nil : "no retry happened" },
+        ])
+
+    /// Bound on how long a healthy pin may wait while never-resolving CIDs hold some of its
+    /// node's slots: a poll interval, the Kubo latency, a step; far below the stall timeout.
+    static let stuckCIDBound = 10.0
+
+    public static let stuckCID = Scenario(
+        name: "stuck-cid",
+        summary: "one org pins CIDs nobody has (they stall for the stall timeout); other orgs' pins on the same nodes are pinned at once regardless",
+        defaultNodes: 2, defaultPins: 60, defaultDuration: .seconds(900),
+        configure: { _ in ["kubo.maxAttempts": "2"] },
+        script: { w, p in
+            var f = KuboFaults()
+            f.maxLatencySeconds = 3
+            w.kubos.faults = f
+            w.at(.seconds(20), "scenario: org 1 pins three CIDs nobody has") { w in
+                for _ in 0..<3 {
+                    let cid = w.newCID()
+                    w.kubos.markNeverResolving(cid)
+                    await w.postPin(org: 0, cid: cid)
+                }
+            }
+            for k in 0..<p.pins {
+                w.at(.seconds(30) + .seconds(Int64(k) * 5), "scenario: another org pins") { w in
+                    await w.postPin(org: 1 + k % max(w.orgCount - 1, 1), cid: w.newCID())
+                }
+            }
+        },
+        expectations: [
+            .expect("other orgs' pins were pinned within \(Int(stuckCIDBound)) s, not after the stall timeout") { w in
+                let slow = w.timeToFirstPin.filter { rid, seconds in
+                    seconds > stuckCIDBound && !(w.acceptedCID(rid).map(w.kubos.isNeverResolving) ?? false)
+                }
+                guard w.timeToFirstPin.count > 10 else { return "too few pins were pinned (\(w.timeToFirstPin.count))" }
+                return slow.isEmpty ? nil : "\(slow.count) pin(s) waited longer, e.g. \(slow.sorted { $0.key < $1.key }.prefix(3).map { "\($0.key) \(Int($0.value)) s" })"
+            },
+            .expect("the stuck CIDs stalled and failed with a reason") { w in w.pinOutcomes.failed >= 3 ? nil : "only \(w.pinOutcomes.failed) failure(s)" },
         ])
 
     public static let busChaos = Scenario(

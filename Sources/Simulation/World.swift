@@ -1,4 +1,6 @@
+import AnchorageNode
 import Cluster
+import FakeKubo
 import Foundation
 import HTTPTypes
 import Logging
@@ -10,63 +12,6 @@ import Seams
 import Sim
 import Tokens
 import Worker
-
-/// A node's wall clock: the world's virtual clock, except while it is frozen (a suspended VM
-/// whose guest clock has not caught up yet). Behind the `WallClock` seam, like every fault.
-final class NodeClock: WallClock, @unchecked Sendable {
-    // @unchecked: `frozenAt` is only touched under `lock`.
-    let world: VirtualWallClock
-    private let lock = Lock()
-    private var frozenAt: Timestamp?
-
-    init(world: VirtualWallClock) { self.world = world }
-
-    func now() -> Timestamp { lock.withLock { frozenAt } ?? world.now() }
-    func freeze(at t: Timestamp) { lock.withLock { frozenAt = t } }
-    func unfreeze() { lock.withLock { frozenAt = nil } }
-    var isFrozen: Bool { lock.withLock { frozenAt != nil } }
-}
-
-/// One virtual anchorage node: the production cluster agent, pin worker and HTTP router,
-/// wired as `anchorage serve` wires them, over the simulated bus, a simulated Kubo and the
-/// run's PostgreSQL. A restart makes them anew (a new incarnation); events of an older
-/// incarnation are dropped when they fire (the process that scheduled them is gone).
-public final class SimNode: @unchecked Sendable {
-    // @unchecked: only touched by the world's event loop, one event at a time.
-    public enum Life: String, Sendable { case up, down, dead }
-
-    public let index: Int
-    public let name: String
-    public let id: TypeID
-    public let kubo: SimKubo
-    let clock: NodeClock
-    public internal(set) var life: Life = .down
-    public internal(set) var release = 1
-    var pausedUntil: Timestamp?
-    var incarnation = 0
-    var agent: ClusterAgent?
-    var worker: PinWorker?
-    var http: InProcessHTTP?
-    var bus: (any ClusterBus)?
-    var inflight = 0
-    var roundOpen = false
-    var heldJobs: [BusJob] = []
-    /// Attempts that ended while the node was paused: they complete when it resumes (at the
-    /// pause's planned end, or earlier if a scenario wakes it up).
-    var deferredAttempts: [Claim] = []
-    var nextPoll = Timestamp(microsecondsSinceEpoch: 0)
-    var diedAt: Timestamp?
-
-    init(index: Int, name: String, id: TypeID, kubo: SimKubo, clock: NodeClock) {
-        self.index = index
-        self.name = name
-        self.id = id
-        self.kubo = kubo
-        self.clock = clock
-    }
-
-    public var isPaused: Bool { pausedUntil != nil }
-}
 
 /// An org of the workload, with its API token.
 struct SimOrg: Sendable {
@@ -97,20 +42,18 @@ public final class World: @unchecked Sendable {
     public let kubos = KuboWorld()
     let api: PostgresClient
     let ops: PostgresClient
-    public let settings: ClusterSettings
-    public let workerSettings: WorkerSettings
+    /// Every node's configuration: production's defaults with the scenario's overrides.
+    public let configuration: NodeConfiguration
+    public var settings: ClusterSettings { configuration.cluster }
     let overrides: SimOverrides
     public internal(set) var nodes: [SimNode] = []
     var orgs: [SimOrg] = []
+    public var orgCount: Int { orgs.count }
     let operatorBus: SimBus
     let adminStore: PostgresClusterStore
     let lookup: PostgresTokenLookup
     let workload: SeededEntropy
     let start: Timestamp
-
-    /// Node tick (the agent's step and the worker's fetch) and the worker's poll interval.
-    public var tick: Duration = .seconds(1)
-    public var pollInterval: Duration = .seconds(5)
 
     // Workload bookkeeping.
     var accepted: [String: AcceptedPin] = [:]  // requestid → pin; lookups only
@@ -125,6 +68,8 @@ public final class World: @unchecked Sendable {
 
     // What the checkers observed.
     var everPinned: [String: String] = [:]  // pin (requestid) → cid, pinned at least once and not deleted
+    /// When each accepted pin's first replica was pinned, after how long (seconds); lookups only.
+    public internal(set) var timeToFirstPin: [String: Double] = [:]
     var pinsByCID: [String: Set<String>] = [:]  // cid → such pins; lookups only
     var dirtyCIDs: Set<String> = []  // CIDs a Kubo lost since the last check; drained sorted
     public internal(set) var leaderWrites: [LeaderWrite] = []
@@ -146,8 +91,7 @@ public final class World: @unchecked Sendable {
     var converging = false
 
     init(
-        seed: UInt64, api: PostgresClient, ops: PostgresClient, settings: ClusterSettings, workerSettings: WorkerSettings,
-        overrides: SimOverrides, traceRetention: Int, traceSink: (@Sendable (String) -> Void)?
+        seed: UInt64, api: PostgresClient, ops: PostgresClient, configuration: NodeConfiguration, overrides: SimOverrides, traceRetention: Int, traceSink: (@Sendable (String) -> Void)?
     ) {
         self.seed = seed
         let clock = VirtualWallClock()
@@ -158,13 +102,12 @@ public final class World: @unchecked Sendable {
         self.network = SimBusNetwork(scheduler: scheduler, entropy: SeededEntropy(seed: derive(seed, "bus")), log: log)
         self.api = api
         self.ops = ops
-        self.settings = settings
-        self.workerSettings = workerSettings
+        self.configuration = configuration
         self.overrides = overrides
         self.operatorBus = network.endpoint(node: "admin")
         network.setFaults(.none, for: "admin")
         let adminEntropy = SeededEntropy(seed: derive(seed, "admin"))
-        self.adminStore = PostgresClusterStore(client: ops, entropy: adminEntropy, minReplicas: settings.minReplicas, logger: silentLogger("sim.admin"))
+        self.adminStore = PostgresClusterStore(client: ops, entropy: adminEntropy, minReplicas: configuration.cluster.minReplicas, logger: silentLogger("sim.admin"))
         self.lookup = PostgresTokenLookup(client: api, logger: silentLogger("sim.tokens"))
         self.workload = SeededEntropy(seed: derive(seed, "workload"))
     }
@@ -202,8 +145,8 @@ public final class World: @unchecked Sendable {
         for i in 0..<nodeCount {
             let name = "n\(i + 1)"
             let id = TypeID.make(IDPrefix.node, clock: clock, entropy: ids)
-            let kubo = SimKubo(node: name, entropy: SeededEntropy(seed: derive(seed, "kubo.\(name)")), world: kubos) { [unowned self] node, cid in
-                await self.checkUnpin(node: node, cid: cid)
+            let kubo = kubos.make(seed: derive(seed, "kubo.\(name)")) { [unowned self] cid in
+                await self.checkUnpin(node: name, cid: cid)
             }
             nodes.append(SimNode(index: i, name: name, id: id, kubo: kubo, clock: NodeClock(world: clock)))
         }
@@ -212,259 +155,6 @@ public final class World: @unchecked Sendable {
             let offset = Duration.milliseconds(Int64(node.index) * 173 + Int64(workload.uniform(100)))
             scheduler.schedule(after: offset, label: "boot \(node.name)") { [unowned self] in await self.boot(node) }
         }
-    }
-
-    // MARK: node lifecycle
-
-    /// Starts a new incarnation of `node` (a process start): new agent, worker and router.
-    func boot(_ node: SimNode) async {
-        guard node.life != .dead else { return }
-        node.incarnation += 1
-        let incarnation = node.incarnation
-        let entropy = SeededEntropy(seed: derive(seed, "node.\(node.name).\(incarnation)"))
-        let logger = TraceLogHandler.logger(node: node.name, label: "anchorage.\(node.name)", log: log) { [unowned self] n, level, message in
-            self.observeLog(node: n, level: level, message: message)
-        }
-        let endpoint: any ClusterBus = network.endpoint(node: node.name)
-        let bus = overrides.bus?(node.name, endpoint) ?? endpoint
-        let postgresStore = PostgresClusterStore(client: ops, entropy: entropy, minReplicas: settings.minReplicas, logger: silentLogger("sim.db"))
-        let inner: any ClusterStore = overrides.clusterStore?(node.name, postgresStore, ops) ?? postgresStore
-        let store = ObservedClusterStore(
-            inner: inner, node: node.name,
-            record: { [unowned self] write in self.recordLeaderWrite(write) },
-            maintenanceOn: { [unowned self] in self.maintenanceIsOn() })
-        let policy = PlacementPolicy(replicationFactor: settings.replicationFactor)
-        let agent = ClusterAgent(
-            node: node.id, name: node.name, version: "sim-r\(node.release)", bus: bus, store: store, kubo: node.kubo,
-            clock: node.clock, settings: settings, policy: policy, logger: logger)
-        let worker = PinWorker(
-            node: node.id, store: PostgresPlacementStore(client: ops, minReplicas: settings.minReplicas, logger: silentLogger("sim.db")),
-            kubo: node.kubo, clock: node.clock, entropy: entropy, settings: workerSettings, logger: logger)
-        // As `anchorage serve` wires a clustered node: placement by rendezvous over the live
-        // set, one job per placement published once the pin is stored.
-        let service = PinService(
-            store: PostgresPinStore(client: api, logger: silentLogger("sim.db")), clock: node.clock, entropy: entropy,
-            limits: Limits(), options: APIOptions(),
-            placement: { request in policy.nodes(for: request.cid) },
-            placed: { org, pin in
-                await ClusterAgent.publish(
-                    Dispatch.forNewPin(org: org, pin: pin.id, cid: pin.request.cid, nodes: pin.nodes, created: pin.created),
-                    bus: bus, logger: logger)
-            })
-        let lookup = self.lookup
-        let router = makeRouter(
-            HTTPDependencies(
-                service: service, verifier: TokenVerifier(keys: lookup, denylist: lookup, clock: node.clock),
-                delegates: StaticDelegates(["/dns4/\(node.name).sim/tcp/4001/p2p/sim-\(node.name)"]),
-                readiness: ReadinessProbe {
-                    if let reason = await lookup.notReadyReason() { return reason }
-                    return await agent.notReadyReason()
-                }, logRequests: false))
-        node.bus = bus
-        node.worker = worker
-        node.http = InProcessHTTP(router: router)
-        node.inflight = 0
-        node.roundOpen = false
-        node.heldJobs = []
-        node.deferredAttempts = []
-        node.nextPoll = now
-        node.pausedUntil = nil
-        node.clock.unfreeze()
-        await join(node, agent: agent, incarnation: incarnation, attempt: 1)
-    }
-
-    /// `ClusterService`: joins (register, subscribe, open the queue), retrying while the bus is
-    /// unreachable; then the node steps every tick.
-    func join(_ node: SimNode, agent: ClusterAgent, incarnation: Int, attempt: Int) async {
-        guard node.incarnation == incarnation, node.life != .dead else { return }
-        do {
-            try await agent.start()
-            node.agent = agent
-            node.life = .up
-            trace("\(node.name) joined (release \(node.release), incarnation \(incarnation))")
-            scheduleStep(node, after: tick)
-        } catch {
-            trace("\(node.name) could not join yet: \(error)")
-            let delay = Duration.milliseconds(min(200 << min(attempt, 6), 10_000))
-            scheduler.schedule(after: delay, label: "join \(node.name)") { [unowned self] in
-                await self.join(node, agent: agent, incarnation: incarnation, attempt: attempt + 1)
-            }
-        }
-    }
-
-    func scheduleStep(_ node: SimNode, after delay: Duration) {
-        let incarnation = node.incarnation
-        scheduler.schedule(after: delay, label: "step \(node.name)", key: "step.\(node.name)") { [unowned self] in
-            try await self.step(node, incarnation: incarnation)
-        }
-    }
-
-    func step(_ node: SimNode, incarnation: Int) async throws {
-        guard node.incarnation == incarnation, node.life == .up, let agent = node.agent else { return }
-        if let until = node.pausedUntil {
-            if now < until {
-                scheduler.schedule(at: until, label: "step \(node.name)", key: "step.\(node.name)") { [unowned self] in
-                    try await self.step(node, incarnation: incarnation)
-                }
-                return
-            }
-            node.pausedUntil = nil
-            trace("\(node.name) resumes\(node.clock.isFrozen ? " (its clock still reads \(node.clock.now()))" : "")")
-            // Attempts that ended during the pause complete now (their planned wake-ups are
-            // cancelled), so an early wake-up does not leave the worker's round open.
-            let deferred = node.deferredAttempts
-            node.deferredAttempts = []
-            for claim in deferred {
-                _ = scheduler.cancel(key: "deferred.\(node.name).\(claim.pin)")
-                scheduler.schedule(at: now, label: "attempt \(node.name) \(claim.pin)") { [unowned self] in
-                    try await self.attemptEnded(node, incarnation: incarnation, claim: claim)
-                }
-            }
-        }
-        await agent.step()
-        node.clock.unfreeze()
-        try await workerRound(node, agent: agent)
-        scheduleStep(node, after: tick)
-    }
-
-    /// `WorkerService.clusteredRound`, one phase at a time: fetch jobs (they only wake the
-    /// worker), unpin released CIDs, claim; each claim's attempt then runs as its own event
-    /// after the Kubo latency, and the jobs are acked once the round's claims have ended.
-    func workerRound(_ node: SimNode, agent: ClusterAgent) async throws {
-        guard !node.roundOpen, let worker = node.worker, let bus = node.bus else { return }
-        let accepts = await agent.acceptsJobs
-        if accepts, let jobs = try? await bus.fetch(Subjects.jobs(node.id), max: 256, wait: .zero) {
-            node.heldJobs += jobs
-        }
-        guard !node.heldJobs.isEmpty || now >= node.nextPoll else { return }
-        node.nextPoll = now.adding(microseconds: pollInterval.simMicroseconds)
-        var report = PinWorker.TickReport()
-        report.requeued = try await worker.requeueExpired()
-        try await worker.unpinReleased(into: &report)
-        if report.unpinned > 0 || report.leftAlone > 0 { trace("worker \(node.name) unpinned \(report.unpinned), left alone \(report.leftAlone)") }
-        let claims = accepts ? try await worker.claim() : []
-        guard !claims.isEmpty else {
-            await ackHeld(node)
-            return
-        }
-        node.roundOpen = true
-        node.inflight = claims.count
-        await agent.setInflight(claims.count)
-        trace("worker \(node.name) claimed \(claims.count): \(claims.map { $0.pin.description }.joined(separator: ","))")
-        let incarnation = node.incarnation
-        for claim in claims {
-            let latency = node.kubo.isDown ? Duration.milliseconds(50) : node.kubo.latency(for: claim.cid, stallTimeout: workerSettings.stallTimeout)
-            scheduler.schedule(after: latency, label: "attempt \(node.name) \(claim.pin)") { [unowned self] in
-                try await self.attemptEnded(node, incarnation: incarnation, claim: claim)
-            }
-        }
-    }
-
-    func attemptEnded(_ node: SimNode, incarnation: Int, claim: Claim) async throws {
-        guard node.incarnation == incarnation, node.life == .up, let worker = node.worker else { return }
-        if let until = node.pausedUntil, now < until {
-            node.deferredAttempts.append(claim)
-            scheduler.schedule(at: until, label: "attempt \(node.name) \(claim.pin)", key: "deferred.\(node.name).\(claim.pin)") { [unowned self] in
-                node.deferredAttempts.removeAll { $0.pin == claim.pin }
-                try await self.attemptEnded(node, incarnation: incarnation, claim: claim)
-            }
-            return
-        }
-        let outcome = await worker.attempt(claim)
-        try await worker.finish(claim, outcome: outcome)
-        switch outcome {
-        case .pinned:
-            pinOutcomes.pinned += 1
-            trace("pin \(claim.pin) on \(node.name): pinned (attempt \(claim.attempts))")
-            notePinned(claim.pin.description, cid: claim.cid)
-        case .retry(let at, let reason):
-            pinOutcomes.retried += 1
-            trace("pin \(claim.pin) on \(node.name): retry at \(at) (\(reason))")
-        case .failed(let reason):
-            pinOutcomes.failed += 1
-            trace("pin \(claim.pin) on \(node.name): failed (\(reason))")
-        }
-        node.inflight -= 1
-        if node.inflight == 0 {
-            node.roundOpen = false
-            await node.agent?.setInflight(0)
-            await ackHeld(node)
-        }
-    }
-
-    func ackHeld(_ node: SimNode) async {
-        let jobs = node.heldJobs
-        node.heldJobs = []
-        guard let bus = node.bus else { return }
-        for job in jobs { try? await bus.ack(job) }
-    }
-
-    /// The process dies: no graceful shutdown (the lease is not given up), its connection to
-    /// the bus is gone, its in-flight attempts are lost (their claims stay leased in PostgreSQL).
-    public func crash(_ node: SimNode, forGood: Bool = false) {
-        guard node.life != .dead else { return }
-        node.incarnation += 1
-        node.life = forGood ? .dead : .down
-        node.agent = nil
-        node.worker = nil
-        node.http = nil
-        node.heldJobs = []
-        node.inflight = 0
-        node.roundOpen = false
-        node.pausedUntil = nil
-        node.deferredAttempts = []
-        scheduler.cancel(key: "step.\(node.name)")
-        network.closeSubscriptions(of: node.name)
-        if forGood {
-            // A machine dying takes the data with it. A pin whose only replica was there (its
-            // other replicas not pinned yet) is lost to hardware, not to anything anchorage
-            // did: the checker stops tracking it (the invariant is about releases and unpins).
-            for cid in node.kubo.anchoragePins() where !nodes.contains(where: { $0 !== node && $0.kubo.holds(cid) }) {
-                for pin in (pinsByCID[cid] ?? []).sorted() {
-                    trace("pin \(pin) had its only replica on \(node.name) (replication incomplete): lost with the machine")
-                    forgetPin(pin)
-                }
-            }
-            node.kubo.destroy()
-            node.diedAt = now
-        }
-        trace("\(node.name) \(forGood ? "dies for good (machine and Kubo gone)" : "crashes")")
-        mark(forGood ? "dead" : "crash", node: node.index)
-    }
-
-    /// Graceful shutdown (SIGTERM): the agent gives up the lease; in-flight attempts are
-    /// cancelled (their leases expire and the sweeper requeues them).
-    public func shutDown(_ node: SimNode) async {
-        guard node.life == .up else { return }
-        await node.agent?.stop()
-        crash(node)
-        trace("\(node.name) was shut down gracefully")
-    }
-
-    /// Starts the node again (optionally with the next release).
-    public func restart(_ node: SimNode, release: Int? = nil) async {
-        guard node.life == .down else { return }
-        if let release { node.release = release }
-        mark("start r\(node.release)", node: node.index)
-        await boot(node)
-    }
-
-    /// The process stops being scheduled for `duration` (GC pause, suspended VM). With
-    /// `freezeClock` its clock reads the pause's start until its first step after it.
-    public func pause(_ node: SimNode, for duration: Duration, freezeClock: Bool) {
-        guard node.life == .up else { return }
-        node.pausedUntil = now.adding(microseconds: duration.simMicroseconds)
-        if freezeClock { node.clock.freeze(at: now) }
-        trace("\(node.name) paused for \(duration)\(freezeClock ? " (clock frozen)" : "")")
-        mark("pause", node: node.index)
-    }
-
-    /// Ends a pause now and runs the node's step at once (in this event).
-    public func resume(_ node: SimNode) async throws {
-        guard node.life == .up, node.pausedUntil != nil else { return }
-        node.pausedUntil = now
-        scheduler.cancel(key: "step.\(node.name)")
-        try await step(node, incarnation: node.incarnation)
     }
 
     // MARK: operator actions (as `anchorage admin` does them)
@@ -532,14 +222,6 @@ public final class World: @unchecked Sendable {
 
     // MARK: observations (hooks called from inside events)
 
-    func observeLog(node: String, level: Logger.Level, message: String) {
-        if level >= .warning { warnings += 1 }
-        if level == .critical, message.contains("MAINTENANCE FLAG FORGOTTEN") {
-            watchdogWarnings.append(now)
-            if watchdogWarnings.count == 1 { mark("watchdog warns") }
-        }
-    }
-
     func recordLeaderWrite(_ write: LeaderWrite) {
         leaderWrites.append(write)
         newLeaderWrites.append(write)
@@ -558,6 +240,7 @@ public final class World: @unchecked Sendable {
     func notePinned(_ pin: String, cid: String) {
         guard let p = accepted[pin], !p.deleted, everPinned[pin] == nil else { return }
         everPinned[pin] = cid
+        timeToFirstPin[pin] = Double(now.microseconds - p.acceptedAt.microseconds) / 1_000_000
         pinsByCID[cid, default: []].insert(pin)
     }
 
@@ -596,7 +279,7 @@ public final class World: @unchecked Sendable {
 
     // MARK: workload (through the real router)
 
-    func newCID() -> String {
+    public func newCID() -> String {
         cidCounter += 1
         var bytes: [UInt8] = [0x12, 0x20]
         bytes += workload.bytes(32)
@@ -651,6 +334,25 @@ public final class World: @unchecked Sendable {
             }
         }
     }
+
+    /// `POST /pins` of `cid` for org number `org` through a node's API; the requestid if accepted.
+    @discardableResult
+    public func postPin(org o: Int, cid: String) async -> String? {
+        guard let node = entryNode(), let http = node.http else { return nil }
+        let org = orgs[o]
+        let reply = await http.send(.post, "/pins", token: org.token, json: #"{"cid":"\#(cid)","name":"p\#(pinsCreated + 1)"}"#)
+        apiCalls += 1
+        guard reply.status == 202, let rid = requestID(reply.body) else {
+            apiErrors.append("POST \(reply.status) \(reply.body.prefix(200))")
+            return nil
+        }
+        trace("api \(node.name) POST /pins \(org.name) \(cid) → 202 \(rid)")
+        acceptPin(rid, org: o, cid: cid)
+        return rid
+    }
+
+    /// The CIDs of accepted pins, by requestid.
+    public func acceptedCID(_ rid: String) -> String? { accepted[rid]?.cid }
 
     /// A new CID, or (a third of the time) one another pin already uses: several orgs pinning
     /// the same CID is what the cross-org refcount is for.

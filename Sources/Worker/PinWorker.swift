@@ -39,6 +39,9 @@ public protocol PlacementStore: Sendable {
     func claim(node: TypeID, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [Claim]
     /// Records how a claimed pin ended and derives the pin's status from its placements.
     func complete(_ claim: Claim, node: TypeID, outcome: PinOutcome, now: Timestamp) async throws
+    /// Returns every placement `node` holds as `pinning` to `queued` (the node just started, so
+    /// none of its attempts can still run); returns how many.
+    func requeueOwnClaims(node: TypeID, now: Timestamp) async throws -> Int
     /// Returns placements whose lease ran out (their worker died) to `queued`; returns how many.
     func requeueExpired(node: TypeID, now: Timestamp) async throws -> Int
     /// CIDs released on `node` that no placement of any org needs there any more.
@@ -158,6 +161,13 @@ public struct PinWorker: Sendable {
         return report
     }
 
+    /// At start: this process holds no attempt yet, so every claim of this node in PostgreSQL
+    /// belongs to a previous run (a crash, a deploy) and is requeued now rather than when its
+    /// lease (the attempt timeout plus the grace, about an hour) runs out.
+    public func recoverClaims() async throws -> Int {
+        try await store.requeueOwnClaims(node: node, now: clock.now())
+    }
+
     /// Phase 1: requeues this node's own expired claims, when `requeueOwnExpired` is set.
     public func requeueExpired() async throws -> Int {
         guard settings.requeueOwnExpired else { return 0 }
@@ -184,12 +194,12 @@ public struct PinWorker: Sendable {
         }
     }
 
-    /// Phase 3: claims up to `maxConcurrentPins` due placements (fair between orgs), with a
-    /// lease of the attempt timeout plus the grace.
-    public func claim() async throws -> [Claim] {
+    /// Phase 3: claims up to `limit` (default `maxConcurrentPins`) due placements (fair
+    /// between orgs), with a lease of the attempt timeout plus the grace.
+    public func claim(limit: Int? = nil) async throws -> [Claim] {
         let now = clock.now()
         let lease = now.adding(seconds: Int64(settings.attemptTimeout.components.seconds) + settings.leaseGraceSeconds)
-        return try await store.claim(node: node, now: now, limit: settings.maxConcurrentPins, leaseUntil: lease)
+        return try await store.claim(node: node, now: now, limit: limit ?? settings.maxConcurrentPins, leaseUntil: lease)
     }
 
     /// Phase 5: records how a claim ended (and the pin's derived status).

@@ -4,6 +4,7 @@ import Cluster
 import Foundation
 import LocalNATS
 import LocalPostgres
+import LocalProcess
 import Logging
 import NIOCore
 import NIOHTTP1

@@ -1,3 +1,4 @@
+import AnchorageNode
 import AnchorageTesting
 import ConformanceKit
 import Foundation
@@ -64,18 +65,8 @@ enum FixtureSuite {
         _ body: @Sendable @escaping (TestNode, Router<AppRequestContext>) async throws -> T
     ) async throws -> T {
         try await withTestNode { node in
-            let worker = node.worker(node: nodeID, kubo: FakeKuboNode(seed: 5))
-            let router = node.router(service: node.placingService(on: nodeID))
-            return try await withThrowingTaskGroup(of: Void.self) { group in
-                group.addTask {
-                    while !Task.isCancelled {
-                        _ = try? await worker.tick()
-                        try? await Task.sleep(for: .milliseconds(50))
-                    }
-                }
-                defer { group.cancelAll() }
-                return try await body(node, router)
-            }
+            let pinning = node.node(id: nodeID, kubo: FakeKuboNode(seed: 5)) { $0.workerPollMilliseconds = 50 }
+            return try await withRunning(pinning) { try await body(node, pinning.router) }
         }
     }
 }

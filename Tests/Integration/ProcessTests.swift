@@ -2,6 +2,7 @@ import AnchorageTesting
 import AsyncHTTPClient
 import Foundation
 import LocalPostgres
+import LocalProcess
 import NIOCore
 import Testing
 
@@ -61,13 +62,13 @@ import Testing
 
         // serve: flags beat the environment (port), logs are JSON lines with the org. No nats.url:
         // serve runs its own nats-server (embedded mode) with its store under the data dir.
-        let port = try LocalPostgres.freePort()
+        let port = try FreePort.loopback()
         let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("anchorage-serve-\(UInt32.random(in: 0 ... .max))").path
         defer { try? FileManager.default.removeItem(atPath: dataDir) }
         var serveEnv = env
         serveEnv["ANCHORAGE_HTTP_PORT"] = "1"  // overridden by --port
         serveEnv["ANCHORAGE_NODE_DATA_DIR"] = dataDir
-        serveEnv["ANCHORAGE_NATS_PORT"] = "\(try LocalPostgres.freePort())"
+        serveEnv["ANCHORAGE_NATS_PORT"] = "\(try FreePort.loopback())"
         let server = try ChildProcess(Self.binary, ["serve", "--port", "\(port)", "--log-format", "json"], environment: serveEnv)
         defer { if server.poll() == nil { server.signal(SIGKILL); server.wait() } }
         let http = HTTPClient(eventLoopGroupProvider: .singleton)

@@ -1,3 +1,4 @@
+import AnchorageNode
 import AnchorageTesting
 import FakeKubo
 import KuboRPC
@@ -32,11 +33,9 @@ import Worker
     ) async throws -> T {
         try await withTestNode { node in
             let kubo = FakeKuboNode(seed: 3, knobs: knobs)
-            let worker = node.worker(node: Self.nodeID, kubo: kubo, settings: settings)
-            let service = node.placingService(on: Self.nodeID)
-            let router = node.router(service: service)
-            return try await Application(router: router).test(.router) { client in
-                try await body(Rig(node: node, kubo: kubo, worker: worker, service: service), client)
+            let built = node.node(id: Self.nodeID, kubo: kubo) { $0.worker = settings }
+            return try await Application(router: built.router).test(.router) { client in
+                try await body(Rig(node: node, kubo: kubo, worker: built.worker!, service: built.service), client)
             }
         }
     }
@@ -237,5 +236,64 @@ import Worker
             #expect(await kuboPins(rig.kubo) == [cidA])
             #expect(try await rig.worker.tick().leftAlone == 0, "the release is forgotten once handled")
         }
+    }
+
+    /// One never-resolving CID must hold one slot, not the node: with production's settings
+    /// (stall timeout 120 s, poll 500 ms, 16 slots) and the production worker shell, another
+    /// org's pin posted after it is pinned within about a poll interval. The round-based worker
+    /// this replaced recorded a round's outcomes after its slowest attempt, so the second pin
+    /// waited for the stall timeout.
+    @Test func aNeverResolvingPinDoesNotHoldUpAnotherOrgsPin() async throws {
+        try await withTestNode { node in
+            let kubo = FakeKuboNode(seed: 3, knobs: FakeKuboKnobs(progressIntervalMs: 20))
+            let stuck = CIDText.synthetic(901), other = CIDText.synthetic(902)
+            await kubo.updateKnobs { $0.neverResolve.append(stuck) }
+            let built = node.node(id: Self.nodeID, kubo: kubo)
+            #expect(built.configuration.worker.stallTimeout == .seconds(120), "production's default stall timeout")
+            let orgA = try await node.admin.createOrg(name: "stuck-org"), orgB = try await node.admin.createOrg(name: "other-org")
+            try await withRunning(built) {
+                let first = try await built.service.add(org: orgA.id, request: PinRequest(cid: stuck))
+                try await Self.waitUntil("the stuck pin is being attempted", within: .seconds(10)) {
+                    await kubo.snapshot().inFlight.contains(stuck)
+                }
+                let posted = ContinuousClock.now
+                let second = try await built.service.add(org: orgB.id, request: PinRequest(cid: other))
+                try await Self.waitUntil("the second pin is pinned", within: .seconds(20)) {
+                    (try? await built.service.get(org: orgB.id, requestID: second.id.description).status) == .pinned
+                }
+                let waited = ContinuousClock.now - posted
+                #expect(waited < .seconds(10), "pinned after \(waited); the stall timeout is 120 s")
+                #expect(try await built.service.get(org: orgA.id, requestID: first.id.description).status == .pinning)
+            }
+        }
+    }
+
+    /// A crash or a deploy right after a claim left the placement `pinning` with a lease of
+    /// about an hour (the attempt timeout plus the grace). The restarted node requeues its own
+    /// claims at start, so the pin is pinned at once instead of an hour later.
+    @Test func aRestartedNodeRequeuesTheClaimsItsPreviousRunLeft() async throws {
+        try await withTestNode { node in
+            let kubo = FakeKuboNode(seed: 3, knobs: FakeKuboKnobs(progressIntervalMs: 20))
+            let built = node.node(id: Self.nodeID, kubo: kubo)
+            let org = try await node.admin.createOrg(name: "restarted")
+            let pin = try await built.service.add(org: org.id, request: PinRequest(cid: CIDText.synthetic(903)))
+            // The previous run claimed it, then died.
+            #expect(try await built.worker!.claim().count == 1)
+            try await withRunning(built) {
+                try await Self.waitUntil("the pin is pinned after the restart", within: .seconds(20)) {
+                    (try? await built.service.get(org: org.id, requestID: pin.id.description).status) == .pinned
+                }
+            }
+        }
+    }
+
+    static func waitUntil(_ what: String, within bound: Duration, _ condition: () async throws -> Bool) async throws {
+        let deadline = ContinuousClock.now + bound
+        while ContinuousClock.now < deadline {
+            if try await condition() { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        Issue.record("not within \(bound): \(what)")
+        throw CancellationError()
     }
 }

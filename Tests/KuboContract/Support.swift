@@ -11,6 +11,9 @@ enum Arm: String, CaseIterable, Sendable, CustomStringConvertible {
     case httpFake
     /// The in-process `FakeKuboNode`.
     case inProcess
+    /// The in-process `FakeKuboNode` in deterministic mode (the simulator's Kubo): `pin` is
+    /// decided at the call, nothing sleeps.
+    case inProcessDeterministic
     /// `KuboRPCClient` -> the real Kubo at `$KUBO_API` (e.g. `http://127.0.0.1:5001`).
     case realKubo
 
@@ -20,7 +23,11 @@ enum Arm: String, CaseIterable, Sendable, CustomStringConvertible {
 
     /// The arms to run: the real-Kubo arm only when `KUBO_API` is set (otherwise it records
     /// nothing; `KuboRealArmNotice` shows the skip).
-    static let active: [Arm] = realKuboURL == nil ? [.httpFake, .inProcess] : [.httpFake, .inProcess, .realKubo]
+    static let active: [Arm] = [.httpFake, .inProcess, .inProcessDeterministic] + (realKuboURL == nil ? [] : [.realKubo])
+
+    /// The arms whose `pin` runs over time (progress, watchdogs, cancellation): all but the
+    /// deterministic fake, which decides a pin's outcome at the call.
+    static let timed: [Arm] = active.filter { $0 != .inProcessDeterministic }
 
     static var logger: Logger {
         var logger = Logger(label: "kubo-contract")
@@ -41,6 +48,9 @@ enum Arm: String, CaseIterable, Sendable, CustomStringConvertible {
         switch self {
         case .inProcess:
             let node = FakeKuboNode(seed: 7, knobs: Self.fastKnobs)
+            try await body(Env(arm: self, api: node, node: node))
+        case .inProcessDeterministic:
+            let node = FakeKuboNode(seed: 7, knobs: Self.fastKnobs, deterministic: true)
             try await body(Env(arm: self, api: node, node: node))
         case .httpFake:
             let node = FakeKuboNode(seed: 7, knobs: Self.fastKnobs)
@@ -95,16 +105,28 @@ struct Env: Sendable {
 /// CIDs for tests. Identity CIDs carry their data inline, so even a real Kubo pins them with no
 /// network; random sha2-256 CIDs are (practically) unfindable anywhere.
 enum TestCID {
-    static func identity(_ label: String = "anchorage") -> String {
-        let data = Array("\(label)-\(UInt64.random(in: 0...UInt64.max))".utf8)
-        precondition(data.count < 128)
-        return "b" + base32([0x01, 0x55, 0x00, UInt8(data.count)] + data)  // CIDv1 raw identity
-    }
+    static func identity(_ label: String = "anchorage") -> String { "b" + base32(identityBinary(label)) }
 
-    static func unfindable() -> String {
+    static func unfindable() -> String { "b" + base32(sha256RawBinary()) }
+
+    /// A random CIDv1 raw sha2-256 (`bafkrei…`), binary.
+    static func sha256RawBinary() -> [UInt8] {
         var digest: [UInt8] = []
         for _ in 0..<32 { digest.append(UInt8.random(in: 0...255)) }
-        return "b" + base32([0x01, 0x55, 0x12, 0x20] + digest)  // CIDv1 raw sha2-256
+        return [0x01, 0x55, 0x12, 0x20] + digest
+    }
+
+    /// A random CIDv1 raw identity CID, binary (pinnable on real Kubo with no network).
+    static func identityBinary(_ label: String = "anchorage") -> [UInt8] {
+        let data = Array("\(label)-\(UInt64.random(in: 0...UInt64.max))".utf8)
+        precondition(data.count < 128)
+        return [0x01, 0x55, 0x00, UInt8(data.count)] + data
+    }
+
+    /// Three multibase spellings of one binary CIDv1.
+    static func spellings(_ binary: [UInt8]) -> (lower: String, upper: String, base58: String) {
+        let b32 = base32(binary)
+        return ("b" + b32, "B" + b32.uppercased(), "z" + Base58.encode(binary))
     }
 
     static func base32(_ bytes: [UInt8]) -> String {

@@ -121,7 +121,8 @@ import Testing
         try await Self.withServer { url, _ in
             let empty = try await Self.call("\(url)/api/v0/pin/ls?type=recursive")
             #expect(empty.body == "{}\n")
-            let a = TestCID.identity(), b = TestCID.identity()
+            let a = TestCID.identity()
+            let b = TestCID.identity()
             _ = try await Self.call("\(url)/api/v0/pin/add?arg=\(a)&name=alpha")
             _ = try await Self.call("\(url)/api/v0/pin/add?arg=\(b)")
             let stream = try await Self.call("\(url)/api/v0/pin/ls?type=recursive&stream=true&names=true")
@@ -196,9 +197,18 @@ import Testing
             _ = try await client.version()
             Issue.record("version against a closed port succeeded")
         } catch let error as KuboError {
-            guard case .unreachable = error else { Issue.record("expected .unreachable, got \(error)"); return }
+            guard case .unreachable = error else {
+                Issue.record("expected .unreachable, got \(error)")
+                return
+            }
         }
-        #expect(await client.connect(to: ["/ip4/127.0.0.1/tcp/1/p2p/12D3KooWQJSbJ7ekXm1RtKnGMFoWsj7nBqRxmmTCVeKbmqqZzwNZ"], limit: 5, timeout: .seconds(1)) == 0)
+        #expect(
+            await client.connect(
+                to: ["/ip4/127.0.0.1/tcp/1/p2p/12D3KooWQJSbJ7ekXm1RtKnGMFoWsj7nBqRxmmTCVeKbmqqZzwNZ"],
+                limit: 5,
+                timeout: .seconds(1)
+            ) == 0
+        )
         try await client.shutdown()
     }
 }

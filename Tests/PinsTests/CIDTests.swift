@@ -46,3 +46,46 @@ import Testing
         #expect(v0.version == 0)
     }
 }
+
+@Suite struct CIDKeyTests {
+    static let lower = "bafkreidnwituhru37x4zfkrgpqrmynjmui6mireazghnlcfql675i2xgme"
+
+    /// Every multibase spelling of one CIDv1 keys as its lowercase base32 form.
+    @Test(arguments: [
+        "bafkreidnwituhru37x4zfkrgpqrmynjmui6mireazghnlcfql675i2xgme",
+        "BAFKREIDNWITUHRU37X4ZFKRGPQRMYNJMUI6MIREAZGHNLCFQL675I2XGME",
+        "zb2rhe2VC6LNbeJUjsZnxMfrQff5sdbkyshn9gzr6Ach3HsGL",
+        "f015512206db22743c69bfdf992aa267c22cc352ca23cc44480c98ed588b05fbfd46ae661",
+        "k2cwuebdtvuowyxnauvi86ay7ol6m22vowtm5d1hmflib3i5cn0ux55t",
+        "mAVUSIG2yJ0PGm/35kqomfCLMNSyiPMREgMmO1YiwX7/UauZh",
+        "uAVUSIG2yJ0PGm_35kqomfCLMNSyiPMREgMmO1YiwX7_UauZh",
+    ])
+    func v1SpellingsShareOneKey(_ spelling: String) {
+        #expect(CIDKey.canonical(spelling) == Self.lower)
+    }
+
+    @Test func v0StaysDistinctFromItsV1Twin() {
+        let v0 = "QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c"  // same digest, dag-pb v0
+        #expect(CIDKey.canonical(v0) == v0)
+        #expect(CIDKey.canonical(v0) != Self.lower)
+        let dagPB = "bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi"
+        #expect(CIDKey.canonical(dagPB) == dagPB)
+    }
+
+    @Test(arguments: [
+        "", "notacid", "Qm",
+        "bafkreidnwituhru37x4zfkrgpqrmynjmui6mireazghnlcfql675i2xgm",  // truncated
+        "/ipfs/bafkreidnwituhru37x4zfkrgpqrmynjmui6mireazghnlcfql675i2xgme",  // a path, not a CID
+    ])
+    func nonCIDsHaveNoKey(_ text: String) {
+        #expect(CIDKey.canonical(text) == nil)
+    }
+
+    @Test func syntheticCIDsAreCanonical() {
+        for n in UInt64(0)..<20 {
+            let cid = CIDText.synthetic(n)
+            #expect(CIDKey.canonical(cid) == cid)
+            #expect(CIDKey.canonical(cid.uppercased()) == cid)
+        }
+    }
+}

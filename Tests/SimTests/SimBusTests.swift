@@ -20,6 +20,10 @@ struct BusWorld {
 
 let q = "pin.jobs.nod_a"
 
+// The `ClusterBus` semantics shared with NATSBus are checked by the contract suite in
+// `Tests/BusContract`; these are the simulator's own: exact virtual-time boundaries, stats,
+// maxDeliver, inspection, crashes.
+
 @Suite("SimBus work queue")
 struct SimBusQueueTests {
     @Test func duplicatesInsideTheWindowAreDroppedAndAfterItStored() async throws {
@@ -42,16 +46,6 @@ struct SimBusQueueTests {
         #expect(w.network.stats.duplicateEnqueues == 3)
     }
 
-    @Test func theDuplicateWindowIsConfigurable() async throws {
-        let w = BusWorld(config: SimBusConfig(duplicateWindow: .seconds(5)))
-        let bus = w.bus("nod_a")
-        _ = try await bus.enqueue(q, msgID: "m", [])
-        try await w.advance(.seconds(4))
-        #expect(try await bus.enqueue(q, msgID: "m", []) == .duplicate(sequence: 1))
-        try await w.advance(.seconds(1))
-        #expect(try await bus.enqueue(q, msgID: "m", []) == .stored(sequence: 2))
-    }
-
     @Test func unackedJobsAreRedeliveredAfterTheAckWait() async throws {
         let w = BusWorld()
         let bus = w.bus("nod_a")
@@ -72,17 +66,6 @@ struct SimBusQueueTests {
         #expect(w.network.queuedJobs(q).isEmpty)
         #expect(w.network.stats.redelivered == 1)
         #expect(w.network.stats.acked == 1)
-    }
-
-    @Test func fetchHonoursMaxAndSequenceOrder() async throws {
-        let w = BusWorld()
-        let bus = w.bus("nod_a")
-        try await bus.openQueue(q)
-        for i in 0..<5 { _ = try await bus.enqueue(q, msgID: "j\(i)", [UInt8(i)]) }
-        _ = try await bus.enqueue("pin.jobs.nod_b", msgID: "other", [])
-        #expect(try await bus.fetch(q, max: 2, wait: .zero).map(\.payload) == [[0], [1]])
-        #expect(try await bus.fetch(q, max: 0, wait: .zero).isEmpty)
-        #expect(try await bus.fetch(q, max: 10, wait: .zero).map(\.payload) == [[2], [3], [4]])
     }
 
     @Test func nakRedeliversAfterItsDelay() async throws {
@@ -147,7 +130,7 @@ struct SimBusQueueTests {
         let a = w.bus("nod_a")
         let other = w.bus("nod_b")
         // No consumer yet: fetch fails like NATS (consumer not found).
-        await #expect(throws: BusError.server(code: 404, description: "consumer not found: no open queue on 'pin.jobs.nod_a'")) {
+        await #expect(throws: BusError.server(code: 10014, description: "consumer not found: no open queue on 'pin.jobs.nod_a'")) {
             try await a.fetch(q, max: 1, wait: .zero)
         }
         try await a.openQueue(q)
@@ -162,12 +145,14 @@ struct SimBusQueueTests {
             _ = try await a.fetch(q, max: 1, wait: .zero)
             Issue.record("fetch on a closed queue must fail")
         } catch let error as BusError {
-            guard case .server(404, _) = error else { Issue.record("unexpected \(error)"); return }
+            guard case .server(10014, _) = error else { Issue.record("unexpected \(error)"); return }
         }
         // The unacked job and the never-delivered one stay.
         #expect(w.network.queuedJobs(q).map(\.sequence) == [2, 3])
-        // A handle from the deleted consumer is stale: acking it changes nothing.
-        try await a.ack(jobs[1])
+        // No consumer: nobody answers the ack (NATS: no responders), and nothing changes.
+        await #expect(throws: BusError.unavailable("no responders for the ack of pin.jobs.nod_a#2: the queue is not open")) {
+            try await a.ack(jobs[1])
+        }
         #expect(w.network.stats.staleAcks == 1)
         // The next consumer (on any node: the queue is durable) delivers them again from scratch.
         try await other.openQueue(q)
@@ -237,47 +222,23 @@ struct SimBusKVTests {
 
 @Suite("SimBus pub/sub")
 struct SimBusPubSubTests {
-    @Test func wildcardSubscriptions() async throws {
-        let w = BusWorld()
-        let bus = w.bus("nod_a")
-        let star = try await bus.subscribe("node.heartbeat.*", capacity: 100)
-        let tail = try await bus.subscribe("node.>", capacity: 100)
-        let exact = try await bus.subscribe("node.heartbeat.n1", capacity: 100)
-        let mid = try await bus.subscribe("*.heartbeat.n2", capacity: 100)
-        for s in ["node.heartbeat.n1", "node.heartbeat.n2", "node.heartbeat.n1.extra", "node", "cache.invalidate"] {
-            try await bus.publish(s, Array(s.utf8))
-        }
-        #expect(await star.drain().map(\.subject) == ["node.heartbeat.n1", "node.heartbeat.n2"])
-        #expect(await tail.drain().map(\.subject) == ["node.heartbeat.n1", "node.heartbeat.n2", "node.heartbeat.n1.extra"])
-        #expect(await exact.drain().map(\.subject) == ["node.heartbeat.n1"])
-        #expect(await mid.drain().map(\.subject) == ["node.heartbeat.n2"])
-        #expect(await star.drain().isEmpty)  // drained
+    @Test func invalidSubjectsAreRefused() async throws {
+        let bus = BusWorld().bus("nod_a")
         await #expect(throws: BusError.self) { try await bus.subscribe("node.>.x", capacity: 1) }
         await #expect(throws: BusError.self) { try await bus.subscribe("node..x", capacity: 1) }
         await #expect(throws: BusError.self) { try await bus.publish("node.*", []) }
     }
 
-    @Test func otherNodesReceiveAndClosedInboxesDoNot() async throws {
-        let w = BusWorld()
-        let a = w.bus("nod_a")
-        let b = w.bus("nod_b")
-        let inbox = try await b.subscribe("node.heartbeat.*", capacity: 10)
-        try await a.publish("node.heartbeat.nod_a", [1])
-        #expect(await inbox.drain() == [BusMessage(subject: "node.heartbeat.nod_a", payload: [1])])
-        await inbox.close()
-        try await a.publish("node.heartbeat.nod_a", [2])
-        #expect(await inbox.drain().isEmpty)
-        #expect(w.network.stats.delivered == 1)
-    }
-
-    @Test func aFullInboxDropsItsOldest() async throws {
+    @Test func deliveriesAndDropsAreCounted() async throws {
         let w = BusWorld()
         let bus = w.bus("nod_a")
         let inbox = try await bus.subscribe("x.>", capacity: 2)
         for i in 0..<5 { try await bus.publish("x.y", [UInt8(i)]) }
-        #expect(await inbox.drain().map(\.payload) == [[3], [4]])
-        #expect(await inbox.dropped() == 3)
+        #expect(w.network.stats.delivered == 5)
         #expect(w.network.stats.inboxDropped == 3)
+        await inbox.close()
+        try await bus.publish("x.y", [9])
+        #expect(w.network.stats.delivered == 5)
     }
 
     @Test func crashedNodesLoseTheirSubscriptions() async throws {

@@ -12,7 +12,9 @@ func smallOptions(seed: UInt64, duration: Duration = .seconds(900), pins: Int = 
     var o = SimOptions(seed: seed)
     o.duration = duration
     o.pins = pins
-    o.convergenceBound = .seconds(2400)
+    // Production's retry policy fails a never-resolving CID after about 50 minutes (10
+    // attempts, 120 s stall each, backoff up to 600 s); settling may take that long.
+    o.convergenceBound = .seconds(3600)
     return o
 }
 
@@ -67,6 +69,26 @@ struct BrokenPolicyTests {
         #expect(!r.passed)
         #expect(r.violations.contains { $0.invariant == Checkers.lastReplica })
         #expect(r.failureReport?.contains("replay: ") == true)
+    }
+
+    @Test("a node whose only slot a stuck CID holds is caught by stuck-cid's expectation, with the override in the replay")
+    func oneSlotHeldByAStuckCID() async throws {
+        var o = smallOptions(seed: 1)
+        o.configuration = ["kubo.maxConcurrentPins": "1"]
+        let r = try await run("stuck-cid", o)
+        #expect(!r.passed)
+        #expect(r.violations.contains { $0.invariant.hasPrefix("expect: other orgs' pins were pinned within") })
+        #expect(r.summary.contains("kubo.maxConcurrentPins=1 (production 16)"))
+        #expect(r.failureReport?.contains("--set kubo.maxConcurrentPins=1") == true)
+    }
+
+    @Test("the simulated nodes run production's configuration unless a scenario overrides a key by name")
+    func productionSettings() async throws {
+        let r = try await run("node-loss", smallOptions(seed: 5, duration: .seconds(300), pins: 10))
+        #expect(r.settingsDifferences.isEmpty, "\(r.settingsDifferences)")
+        #expect(r.summary.contains("settings: production defaults\n"))
+        let s = try await run("stuck-cid", smallOptions(seed: 5, duration: .seconds(300), pins: 10))
+        #expect(s.settingsDifferences.map(\.key) == ["kubo.maxAttempts"])
     }
 
     @Test("the HTML report is self-contained SVG, no script")

@@ -1,18 +1,27 @@
 import Foundation
 
-/// A child process started with `posix_spawn`, output to a file, reaped with `waitpid`.
-/// (Foundation's `Process` proved unreliable at reaping children on this platform.)
-/// Copied from LocalPostgres so that this module stays independent of it.
-final class ChildProcess: @unchecked Sendable {
+/// A child process started with `posix_spawn`, its stdout and stderr appended to a file, reaped
+/// with `waitpid` for its own pid.
+///
+/// Not Foundation's `Process`: it hung in `waitUntilExit()` on `runuser` children here. Not a
+/// pipe: a pipe never reaches end-of-file when the child leaves a daemon holding it, as
+/// `pg_ctl start` does.
+public final class ChildProcess: @unchecked Sendable {
     // @unchecked: `status` is written once, by `wait()`/`poll()`, under `lock`.
-    let pid: pid_t
-    let outputPath: String
+    public let pid: pid_t
+    /// Where stdout and stderr go (appended to if the file exists).
+    public let outputPath: String
     private var status: Int32?
     private let lock = NSLock()
 
-    init(_ executable: String, _ args: [String], outputPath: String? = nil) throws {
-        let path = outputPath ?? FileManager.default.temporaryDirectory
-            .appendingPathComponent("anchorage-nats-\(getpid())-\(UInt32.random(in: 0 ... .max)).log").path
+    /// Starts `executable` (an absolute path; PATH is not searched) with `args`. Without
+    /// `environment`, the child inherits this process's. Without `outputPath`, output goes to a
+    /// new temporary file.
+    public init(_ executable: String, _ args: [String], environment: [String: String]? = nil, outputPath: String? = nil) throws {
+        let path =
+            outputPath
+            ?? FileManager.default.temporaryDirectory
+            .appendingPathComponent("anchorage-child-\(getpid())-\(UInt32.random(in: 0 ... .max)).log").path
         self.outputPath = path
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -22,17 +31,18 @@ final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + args).map { strdup($0) } + [nil]
         defer { for a in argv { free(a) } }
-        let envp: [UnsafeMutablePointer<CChar>?] = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let env = environment ?? ProcessInfo.processInfo.environment
+        let envp: [UnsafeMutablePointer<CChar>?] = env.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for e in envp { free(e) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        guard rc == 0 else { throw LocalNATSError.failed("cannot run \(executable): \(String(cString: strerror(rc)))") }
+        guard rc == 0 else { throw LocalProcessError("cannot run \(executable): \(String(cString: strerror(rc)))") }
         self.pid = pid
     }
 
     /// Blocks until the child exits; returns its exit code (128 + signal if killed).
     @discardableResult
-    func wait() -> Int32 {
+    public func wait() -> Int32 {
         if let s = lock.withLock({ status }) { return s }
         var raw: Int32 = 0
         while waitpid(pid, &raw, 0) < 0, errno == EINTR {}
@@ -40,7 +50,7 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// Non-blocking: the exit code if the child has exited.
-    func poll() -> Int32? {
+    public func poll() -> Int32? {
         if let s = lock.withLock({ status }) { return s }
         var raw: Int32 = 0
         guard waitpid(pid, &raw, WNOHANG) == pid else { return nil }
@@ -53,13 +63,14 @@ final class ChildProcess: @unchecked Sendable {
         return code
     }
 
-    func signal(_ sig: Int32) {
+    /// Sends `sig` unless the child has already exited (and been reaped: its pid may be reused).
+    public func signal(_ sig: Int32) {
         if poll() == nil { kill(pid, sig) }
     }
 
     /// SIGTERM, then SIGKILL if still alive after `grace`; reaps it. Not cancellable: a
     /// child is never left running because its caller was cancelled.
-    func terminate(grace: Duration) async {
+    public func terminate(grace: Duration) async {
         signal(SIGTERM)
         let deadline = ContinuousClock.now + grace
         while poll() == nil, ContinuousClock.now < deadline { await Self.nap(.milliseconds(20)) }
@@ -69,8 +80,8 @@ final class ChildProcess: @unchecked Sendable {
         }
     }
 
-    /// Exits within `timeout`? (polls)
-    func waitForExit(timeout: Duration) async -> Int32? {
+    /// The exit code if the child exits within `timeout` (polls), else nil.
+    public func waitForExit(timeout: Duration) async -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let code = poll() { return code }
@@ -80,19 +91,20 @@ final class ChildProcess: @unchecked Sendable {
     }
 
     /// A sleep that ignores cancellation (used while reaping).
-    static func nap(_ d: Duration) async {
+    public static func nap(_ d: Duration) async {
+        let (seconds, attoseconds) = d.components
+        let nanoseconds = Int(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
         await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(Int(d.components.attoseconds / 1_000_000_000 + d.components.seconds * 1_000_000_000))) {
-                c.resume()
-            }
+            DispatchQueue.global().asyncAfter(deadline: .now() + .nanoseconds(nanoseconds)) { c.resume() }
         }
     }
 
-    var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
+    /// Everything the child wrote so far (stdout and stderr).
+    public var output: String { (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? "" }
 
-    /// Runs to completion; returns (exit code, output).
-    static func run(_ executable: String, _ args: [String]) throws -> (Int32, String) {
-        let child = try ChildProcess(executable, args)
+    /// Runs to completion; returns (exit code, output) and removes the output file.
+    public static func run(_ executable: String, _ args: [String], environment: [String: String]? = nil) throws -> (Int32, String) {
+        let child = try ChildProcess(executable, args, environment: environment)
         let code = child.wait()
         let out = child.output
         unlink(child.outputPath)
@@ -100,13 +112,14 @@ final class ChildProcess: @unchecked Sendable {
     }
 }
 
-/// Children still running when the test process exits are killed (atexit).
-enum ChildRegistry {
+/// Long-running children (servers) that are SIGKILLed if this process exits normally while
+/// they still run (atexit), so a failed test run leaves none behind.
+public enum ChildRegistry {
     private static let lock = NSLock()
     nonisolated(unsafe) private static var pids: Set<pid_t> = []  // guarded by `lock`
     nonisolated(unsafe) private static var installed = false  // guarded by `lock`
 
-    static func add(_ pid: pid_t) {
+    public static func add(_ pid: pid_t) {
         lock.withLock {
             pids.insert(pid)
             if !installed {
@@ -116,9 +129,15 @@ enum ChildRegistry {
         }
     }
 
-    static func remove(_ pid: pid_t) { _ = lock.withLock { pids.remove(pid) } }
+    public static func remove(_ pid: pid_t) { _ = lock.withLock { pids.remove(pid) } }
 
     static func killAll() {
         for pid in lock.withLock({ pids }) { kill(pid, SIGKILL) }
     }
+}
+
+/// A child could not be started, or no free port could be found.
+public struct LocalProcessError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -6,8 +6,8 @@ import Seams
 
 /// This node's ID: `node.id` if configured, else the one kept in `<node.dataDir>/node-id`
 /// (created on first start), so that a restarted node keeps its placements.
-enum NodeIdentity {
-    static func resolve(_ settings: Settings, clock: any WallClock, entropy: any Entropy) throws -> TypeID {
+public enum NodeIdentity {
+    public static func resolve(_ settings: NodeConfiguration, clock: any WallClock, entropy: any Entropy) throws -> TypeID {
         if let configured = settings.nodeID, let id = TypeID(parsing: configured, prefix: IDPrefix.node) { return id }
         let file = URL(fileURLWithPath: settings.dataDir).appendingPathComponent("node-id")
         if let text = try? String(contentsOf: file, encoding: .utf8),
@@ -22,7 +22,7 @@ enum NodeIdentity {
     }
 
     /// Registers (or refreshes) the node in PostgreSQL.
-    static func register(_ id: TypeID, name: String, client: PostgresClient, clock: any WallClock, logger: Logger) async throws {
+    public static func register(_ id: TypeID, name: String, client: PostgresClient, clock: any WallClock, logger: Logger) async throws {
         let now = clock.now()
         try await client.query(
             """

@@ -1,0 +1,186 @@
+import Cluster
+import Hummingbird
+import Logging
+import Pins
+import PinsHTTP
+import PostgresNIO
+import PostgresStore
+import Seams
+import ServiceLifecycle
+import Tokens
+import Worker
+
+/// Everything a node reaches outside itself. `anchorage serve` passes the live environment
+/// (wall clock, system entropy, NATS, the Kubo RPC client, PostgreSQL); the tests, the benchmark
+/// and every simulated node pass theirs. The caller owns and runs the PostgreSQL clients.
+public struct NodeEnvironment: Sendable {
+    public var nodeID: TypeID
+    /// A human name for the node (the host name in production).
+    public var nodeName: String
+    public var version: String
+    public var clock: any WallClock
+    public var entropy: any Entropy
+    /// The API role's client (forced row-level security).
+    public var api: PostgresClient
+    /// The ops role's client; without it the node only stores pins (no worker, no cluster).
+    public var ops: PostgresClient?
+    /// The paired Kubo; without it there is no worker (pins are still placed on this node).
+    public var kubo: (any KuboAPI)?
+    /// Connects to the bus (clustered nodes); called again after a failed join.
+    public var connectBus: (@Sendable () async throws -> any ClusterBus)?
+    /// The addresses answered as `delegates`.
+    public var delegates: [String]
+    /// A logger for a component label (`anchorage.worker`, …).
+    public var logger: @Sendable (String) -> Logger
+    /// Wraps the cluster store (the simulator observes leader writes and plants broken policies
+    /// here; production passes nil).
+    public var decorateClusterStore: (@Sendable (any ClusterStore) -> any ClusterStore)?
+
+    public init(
+        nodeID: TypeID, nodeName: String, version: String, clock: any WallClock, entropy: any Entropy, api: PostgresClient,
+        ops: PostgresClient? = nil, kubo: (any KuboAPI)? = nil, connectBus: (@Sendable () async throws -> any ClusterBus)? = nil,
+        delegates: [String], logger: @escaping @Sendable (String) -> Logger = { Logger(label: $0) },
+        decorateClusterStore: (@Sendable (any ClusterStore) -> any ClusterStore)? = nil
+    ) {
+        self.nodeID = nodeID
+        self.nodeName = nodeName
+        self.version = version
+        self.clock = clock
+        self.entropy = entropy
+        self.api = api
+        self.ops = ops
+        self.kubo = kubo
+        self.connectBus = connectBus
+        self.delegates = delegates
+        self.logger = logger
+        self.decorateClusterStore = decorateClusterStore
+    }
+}
+
+/// What the HTTP layer and the worker need from the cluster once the node has joined.
+public struct ClusterRuntime: Sendable {
+    public let agent: ClusterAgent
+    public let bus: any ClusterBus
+}
+
+/// One assembled node: its API, its pin worker and its cluster agent's factory, plus the
+/// production shells that run them (``services``). Built only by ``buildNode(_:_:)``.
+public struct Node: @unchecked Sendable {
+    // @unchecked: Hummingbird's `Router` is a builder class; it is complete when `buildNode`
+    // returns and only read after (by `Application`, or a test client), like every other field.
+    public let id: TypeID
+    public let configuration: NodeConfiguration
+    public let environment: NodeEnvironment
+    public let service: PinService<PostgresPinStore>
+    public let router: Router<AppRequestContext>
+    /// Nil when the node only stores pins (worker off, or no ops role or Kubo).
+    public let worker: PinWorker?
+    /// Whether the node takes part in a cluster (placement by rendezvous, jobs on the bus).
+    public let isClustered: Bool
+    public let policy: PlacementPolicy
+    /// The joined cluster, once ``join()`` succeeded (nil before and after).
+    public let runtime: LockedBox<ClusterRuntime?>
+    let clusterStore: (any ClusterStore)?
+
+    /// Connects to the bus, makes the cluster agent and starts it (register, subscribe, open
+    /// the job queue); on success the runtime is published for the API and the worker.
+    public func join() async throws -> ClusterRuntime {
+        guard isClustered, let connect = environment.connectBus, let clusterStore else {
+            throw ConfigurationError("this node is not clustered")
+        }
+        let bus = try await connect()
+        let agent = ClusterAgent(
+            node: id, name: environment.nodeName, version: environment.version, bus: bus, store: clusterStore,
+            kubo: environment.kubo, clock: environment.clock, settings: configuration.cluster, policy: policy,
+            logger: environment.logger("anchorage.cluster"))
+        try await agent.start()
+        let joined = ClusterRuntime(agent: agent, bus: bus)
+        runtime.value = joined
+        return joined
+    }
+
+    /// A worker loop whose performed actions are this node's, with `hooks` for the shell.
+    public func workerLoop(hooks: WorkerLoop.Hooks) -> WorkerLoop? {
+        worker.map { WorkerLoop(worker: $0, hooks: hooks) }
+    }
+
+    /// The production shells, to run in a `ServiceGroup` beside the HTTP server and the
+    /// PostgreSQL clients: the cluster service (clustered), the worker service (when there is a
+    /// worker), or a one-off registration (standalone).
+    public var services: [any Service] {
+        var out: [any Service] = []
+        let logger = environment.logger("anchorage.node")
+        if isClustered {
+            out.append(ClusterService(node: self, logger: environment.logger("anchorage.cluster")))
+        } else if let ops = environment.ops, worker != nil {
+            out.append(RegisterNode(id: id, name: environment.nodeName, client: ops, clock: environment.clock, logger: logger))
+        }
+        if worker != nil {
+            out.append(WorkerService(node: self, logger: environment.logger("anchorage.worker")))
+        }
+        return out
+    }
+}
+
+/// Assembles a node from its configuration and environment: the one place where the pin
+/// service, the router, the worker and the cluster are wired (DESIGN §9). `anchorage serve`,
+/// the test kit, the benchmark, the conformance targets and every simulated node call it.
+public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnvironment) -> Node {
+    let env = environment
+    let dbLogger = env.logger("anchorage.db")
+    let store = PostgresPinStore(client: env.api, logger: dbLogger)
+    let lookup = PostgresTokenLookup(client: env.api, logger: dbLogger)
+    let verifier = TokenVerifier(
+        keys: CachedKeySource(source: lookup, clock: env.clock, ttlSeconds: configuration.keyCacheSeconds),
+        denylist: lookup, clock: env.clock, leewaySeconds: configuration.leewaySeconds)
+
+    // The worker serves every org, so it runs with the ops role.
+    let places = configuration.workerEnabled && env.ops != nil
+    var worker: PinWorker?
+    if places, let ops = env.ops, let kubo = env.kubo {
+        var settings = configuration.worker
+        // In a cluster the leader's sweeper requeues abandoned claims of every node.
+        settings.requeueOwnExpired = !configuration.clusterEnabled
+        worker = PinWorker(
+            node: env.nodeID, store: PostgresPlacementStore(client: ops, minReplicas: configuration.cluster.minReplicas, logger: dbLogger),
+            kubo: kubo, clock: env.clock, entropy: env.entropy, settings: settings, logger: env.logger("anchorage.worker"))
+    }
+    let clustered = configuration.clusterEnabled && worker != nil && env.connectBus != nil
+    var clusterStore: (any ClusterStore)?
+    if clustered, let ops = env.ops {
+        let postgres = PostgresClusterStore(client: ops, entropy: env.entropy, minReplicas: configuration.cluster.minReplicas, logger: dbLogger)
+        clusterStore = env.decorateClusterStore?(postgres) ?? postgres
+    }
+
+    // Clustered: placement by rendezvous over the live set, one job per placement on the bus
+    // once the pin is stored. Standalone: every pin is placed on this node. Storage only:
+    // pins are stored, never placed.
+    let runtime = LockedBox<ClusterRuntime?>(nil)
+    let policy = PlacementPolicy(replicationFactor: configuration.cluster.replicationFactor)
+    let nodeID = env.nodeID
+    let clusterLogger = env.logger("anchorage.cluster")
+    let service = PinService(
+        store: store, clock: env.clock, entropy: env.entropy, limits: configuration.limits, options: configuration.api,
+        placement: { request in
+            guard places else { return [] }
+            guard clustered else { return [nodeID] }
+            return policy.nodes(for: request.cid)
+        },
+        placed: { org, pin in
+            guard clustered, let joined = runtime.value else { return }
+            let dispatches = Dispatch.forNewPin(org: org, pin: pin.id, cid: pin.request.cid, nodes: pin.nodes, created: pin.created)
+            await ClusterAgent.publish(dispatches, bus: joined.bus, logger: clusterLogger)
+        })
+    let router = makeRouter(
+        HTTPDependencies(
+            service: service, verifier: verifier, delegates: StaticDelegates(env.delegates),
+            readiness: ReadinessProbe {
+                if let reason = await lookup.notReadyReason() { return reason }
+                guard clustered else { return nil }
+                guard let joined = runtime.value else { return "joining the cluster (NATS not reachable yet)" }
+                return await joined.agent.notReadyReason()
+            }, logRequests: configuration.logRequests))
+    return Node(
+        id: env.nodeID, configuration: configuration, environment: env, service: service, router: router, worker: worker,
+        isClustered: clustered, policy: policy, runtime: runtime, clusterStore: clusterStore)
+}

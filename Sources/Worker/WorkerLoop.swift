@@ -1,0 +1,106 @@
+import Logging
+import Seams
+
+/// Performs a ``WorkerDriver``'s actions against a ``PinWorker``: the one place that turns the
+/// driver's decisions into store and Kubo calls, shared by production and the simulator. The
+/// shell feeds events in order (one `send` at a time) and supplies what differs between them:
+/// how an attempt is carried (a child task, or an event of the simulator's scheduler), how
+/// fetched jobs are acked, and who hears the count of pins in flight.
+public actor WorkerLoop {
+    public struct Hooks: Sendable {
+        /// Starts `worker.attempt(claim)` somewhere; its end comes back as `.attemptEnded`.
+        public var startAttempt: @Sendable (Claim) -> Void
+        /// Acks the jobs fetched so far.
+        public var ackJobs: @Sendable () async -> Void
+        /// Pins in flight (the cluster agent's drain waits for zero).
+        public var inflight: @Sendable (Int) async -> Void
+        /// Hears every recorded outcome (the simulator's checkers).
+        public var recorded: @Sendable (Claim, PinOutcome) async -> Void
+
+        public init(
+            startAttempt: @escaping @Sendable (Claim) -> Void, ackJobs: @escaping @Sendable () async -> Void = {},
+            inflight: @escaping @Sendable (Int) async -> Void = { _ in },
+            recorded: @escaping @Sendable (Claim, PinOutcome) async -> Void = { _, _ in }
+        ) {
+            self.startAttempt = startAttempt
+            self.ackJobs = ackJobs
+            self.inflight = inflight
+            self.recorded = recorded
+        }
+    }
+
+    public nonisolated let worker: PinWorker
+    let hooks: Hooks
+    var driver: WorkerDriver
+    /// Counts since the loop started.
+    public private(set) var totals = PinWorker.TickReport()
+
+    public init(worker: PinWorker, hooks: Hooks) {
+        self.worker = worker
+        self.hooks = hooks
+        self.driver = WorkerDriver(maxConcurrentPins: worker.settings.maxConcurrentPins)
+    }
+
+    public var inflight: [Claim] { driver.inflight }
+    public var isStopped: Bool { driver.isStopped }
+
+    /// Feeds one event and performs every action it leads to. Store errors are logged, never
+    /// thrown: a failed claim claims nothing, a failed finish leaves the claim to its lease.
+    public func send(_ event: WorkerDriver.Event) async {
+        var queue = driver.handle(event)
+        // Shutting down: what is left is the next run's (its start requeues this node's claims).
+        while !queue.isEmpty, !Task.isCancelled {
+            let action = queue.removeFirst()
+            switch action {
+            case .recoverClaims:
+                do {
+                    totals.requeued += try await worker.recoverClaims()
+                    queue += driver.handle(.recovered)
+                } catch {
+                    // Nothing claimed yet: the next wake tries again.
+                    worker.logger.warning("requeueing the previous run's claims failed; will retry", metadata: ["error": "\(error)"])
+                    driver.retryRecovery()
+                }
+            case .housekeep:
+                do {
+                    totals.requeued += try await worker.requeueExpired()
+                    var report = PinWorker.TickReport()
+                    try await worker.unpinReleased(into: &report)
+                    totals.unpinned += report.unpinned
+                    totals.leftAlone += report.leftAlone
+                } catch {
+                    worker.logger.warning("worker housekeeping failed; will retry", metadata: ["error": "\(error)"])
+                }
+                queue += driver.handle(.housekept)
+            case .claim(let limit):
+                var claims: [Claim] = []
+                do {
+                    claims = try await worker.claim(limit: limit)
+                } catch {
+                    worker.logger.warning("claiming placements failed; will retry", metadata: ["error": "\(error)"])
+                }
+                totals.claimed += claims.count
+                queue += driver.handle(.claimed(claims))
+            case .attempt(let claim):
+                hooks.startAttempt(claim)
+            case .finish(let claim, let outcome):
+                do {
+                    try await worker.finish(claim, outcome: outcome)
+                    totals.count(outcome)
+                    await hooks.recorded(claim, outcome)
+                } catch {
+                    // Each outcome is recorded on its own: this one waits for its lease, the
+                    // others are unaffected.
+                    worker.logger.warning(
+                        "recording a pin outcome failed; its lease will requeue it",
+                        metadata: ["pin": "\(claim.pin)", "error": "\(error)"])
+                }
+                queue += driver.handle(.finished(claim))
+            case .ackJobs:
+                await hooks.ackJobs()
+            case .inflight(let n):
+                await hooks.inflight(n)
+            }
+        }
+    }
+}
