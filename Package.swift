@@ -19,11 +19,14 @@ let package = Package(
         .executable(name: "anchorage-bench", targets: ["Bench"]),
         .executable(name: "fake-kubo", targets: ["FakeKuboServer"]),
         .executable(name: "anchorage-sim", targets: ["SimCLI"]),
+        .executable(name: "anchorage-conformance", targets: ["ConformanceCLI"]),
         .library(name: "Pins", targets: ["Pins"]),
         .library(name: "PinsHTTP", targets: ["PinsHTTP"]),
         .library(name: "PostgresStore", targets: ["PostgresStore"]),
         .library(name: "LocalPostgres", targets: ["LocalPostgres"]),
-        .library(name: "Sim", targets: ["Sim"]),
+        .library(name: "DeterministicSeams", targets: ["DeterministicSeams"]),
+        .library(name: "SimKernel", targets: ["SimKernel"]),
+        .library(name: "SimBus", targets: ["SimBus"]),
         .library(name: "AnchorageTesting", targets: ["AnchorageTesting"]),
         .library(name: "ConformanceKit", targets: ["ConformanceKit"]),
     ],
@@ -130,7 +133,7 @@ let package = Package(
         .target(
             name: "AnchorageTesting",
             dependencies: [
-                "AnchorageNode", "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Worker",
+                "AnchorageNode", "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "DeterministicSeams", "Seams", "Worker",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -170,6 +173,7 @@ let package = Package(
         .target(
             name: "FakeKubo",
             dependencies: [
+                "DeterministicSeams",
                 "Seams", "Pins",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -189,15 +193,24 @@ let package = Package(
         ),
         // Live: production implementations of the seams (wall clock, system entropy).
         .target(name: "Live", dependencies: ["Seams"], swiftSettings: swiftSettings),
-        // Sim: deterministic implementations of the seams (virtual clock, seeded entropy), the
-        // world's event loop and trace, the in-memory bus with faults, invariants.
-        .target(name: "Sim", dependencies: ["Seams", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: swiftSettings),
+        // DeterministicSeams: the seams' deterministic implementations (virtual clock, seeded
+        // entropy), for the simulator, the tests and the fakes. No I/O.
+        .target(name: "DeterministicSeams", dependencies: ["Seams"], swiftSettings: swiftSettings),
+        // SimKernel: a generic deterministic simulation kernel: the event scheduler on virtual
+        // time, the trace and its digest, invariants. Knows nothing of anchorage.
+        .target(
+            name: "SimKernel",
+            dependencies: ["Seams", "DeterministicSeams", .product(name: "Crypto", package: "swift-crypto")],
+            swiftSettings: swiftSettings),
+        // SimBus: the cluster bus seam in memory, with NATS semantics and faults (delay, loss,
+        // duplication, reordering, partitions), driven by the kernel's scheduler.
+        .target(name: "SimBus", dependencies: ["Seams", "SimKernel"], swiftSettings: swiftSettings),
         // Simulation: the deterministic cluster simulator: N virtual nodes running the production
         // cluster core, worker and HTTP router against one real PostgreSQL, scenarios, invariants.
         .target(
             name: "Simulation",
             dependencies: [
-                "AnchorageNode", "FakeKubo", "Sim", "Seams", "Cluster", "Worker", "Pins", "PinsHTTP", "Tokens", "PostgresStore", "LocalPostgres",
+                "AnchorageNode", "FakeKubo", "DeterministicSeams", "SimKernel", "SimBus", "Seams", "Cluster", "Worker", "Pins", "PinsHTTP", "Tokens", "PostgresStore", "LocalPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -207,7 +220,7 @@ let package = Package(
         .executableTarget(
             name: "SimCLI",
             dependencies: [
-                "Simulation", "Sim", "Seams", "LocalPostgres",
+                "Simulation", "SimKernel", "Seams", "LocalPostgres", "PostgresStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -224,11 +237,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // ConformanceCLI: `anchorage-conformance`, the suite against any pinning service (the
+        // server's `anchorage conformance` runs it, without linking the kit).
+        .executableTarget(
+            name: "ConformanceCLI",
+            dependencies: [
+                "ConformanceKit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "Server",
             dependencies: [
                 "AnchorageNode", "Worker", "Cluster", "NATS", "NATSBus", "LocalNATS",
-                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "Live", "Seams", "ConformanceKit", "KuboRPC",
+                "Tokens", "PostgresStore", "Live", "Seams", "KuboRPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -268,7 +291,7 @@ let package = Package(
         .testTarget(
             name: "BusContract",
             dependencies: [
-                "Seams", "NATS", "NATSBus", "LocalNATS", "Sim",
+                "Seams", "NATSBus", "LocalNATS", "DeterministicSeams", "SimKernel", "SimBus",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: testSwiftSettings
@@ -276,7 +299,7 @@ let package = Package(
         .testTarget(
             name: "ClusterProcessTests",
             dependencies: [
-                "Cluster", "Pins", "Seams", "PostgresStore", "LocalPostgres", "LocalNATS", "AnchorageTesting",
+                "Cluster", "Pins", "Seams", "PostgresStore", "LocalPostgres", "LocalNATS", "LocalProcess", "DeterministicSeams", "AnchorageTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -287,12 +310,12 @@ let package = Package(
         ),
         .testTarget(
             name: "SimTests",
-            dependencies: ["Sim", "Seams"],
+            dependencies: ["DeterministicSeams", "SimKernel", "SimBus", "Seams"],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "SimulationTests",
-            dependencies: ["Simulation", "Sim", "Seams", "Cluster", "LocalPostgres"],
+            dependencies: ["Simulation"],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
@@ -302,14 +325,14 @@ let package = Package(
         ),
         .testTarget(
             name: "PinsTests",
-            dependencies: ["Pins", "Seams", "Sim", "Tokens"],
+            dependencies: ["Pins", "Seams", "DeterministicSeams", "Tokens"],
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
             name: "Integration",
             dependencies: [
-                "AnchorageNode", "Worker", "FakeKubo", "KuboRPC", "Cluster", "NATSBus", "LocalNATS",
-                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "Live", "AnchorageTesting",
+                "AnchorageNode", "Worker", "FakeKubo", "KuboRPC", "Cluster", "NATSBus", "LocalNATS", "LocalProcess",
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "DeterministicSeams", "Seams", "AnchorageTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
@@ -321,7 +344,6 @@ let package = Package(
             name: "KuboContract",
             dependencies: [
                 "KuboRPC", "FakeKubo", "Seams",
-                .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: testSwiftSettings
@@ -329,7 +351,7 @@ let package = Package(
         .testTarget(
             name: "Conformance",
             dependencies: [
-                "AnchorageNode", "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Sim", "Seams", "AnchorageTesting",
+                "AnchorageNode", "Pins", "Tokens", "PinsHTTP", "PostgresStore", "Seams", "AnchorageTesting",
                 "ConformanceKit", "Worker", "FakeKubo",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -12,10 +12,10 @@ struct ClusterService: Service {
 
     func run() async throws {
         let node = self.node, logger = self.logger
-        let joined = try? await cancelWhenGracefulShutdown { await Self.drive(node: node, logger: logger) }
+        let joined = await cancelWhenGracefulShutdown { await Self.drive(node: node, logger: logger) }
         // Shutdown: leave outside the cancelled scope, so that giving up the lease completes.
         node.runtime.value = nil
-        if let joined = joined ?? nil {
+        if let joined {
             await joined.agent.stop()
             await (joined.bus as? any ClosableBus)?.close()
         }

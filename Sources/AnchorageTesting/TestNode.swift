@@ -1,4 +1,5 @@
 import AnchorageNode
+import DeterministicSeams
 import Hummingbird
 import LocalPostgres
 import Logging
@@ -8,7 +9,6 @@ import PostgresNIO
 import PostgresStore
 import Seams
 import ServiceLifecycle
-import Sim
 import Tokens
 import Worker
 

@@ -23,17 +23,7 @@ public enum Rendezvous {
     /// FNV-1a over the node's UUID and the CID, finished with the SplitMix64 mixer: cheap,
     /// stable across processes and releases (unlike `Hasher`), and well spread.
     public static func score(node: TypeID, cid: String) -> UInt64 {
-        var h: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in node.bytes {
-            h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
-        }
-        for byte in cid.utf8 {
-            h = (h ^ UInt64(byte)) &* 0x0000_0100_0000_01b3
-        }
-        var z = h &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+        StableHash.mix(StableHash.fnv1a(StableHash.fnv1a(StableHash.fnvOffset, node.bytes), cid.utf8) &+ StableHash.golden)
     }
 }
 

@@ -1,3 +1,4 @@
+import DeterministicSeams
 import Foundation
 import Pins
 import Seams

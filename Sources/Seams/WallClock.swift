@@ -35,36 +35,3 @@ extension Entropy {
     }
 }
 
-/// A deterministic generator (SplitMix64) for the simulator and for tests. The standard library
-/// has no seedable generator; SplitMix64 is tiny, fast and passes BigCrush, which is all we need
-/// for IDs and jitter (never for secrets in production).
-public final class SeededEntropy: Entropy, @unchecked Sendable {
-    // @unchecked: `state` is only touched under `lock`.
-    private var state: UInt64
-    private let lock = Lock()
-
-    public init(seed: UInt64) { self.state = seed }
-
-    public func next() -> UInt64 {
-        lock.withLock {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
-    public func bytes(_ count: Int) -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(count + 8)
-        while out.count < count {
-            var word = next()
-            for _ in 0..<8 {
-                out.append(UInt8(truncatingIfNeeded: word))
-                word >>= 8
-            }
-        }
-        return Array(out.prefix(count))
-    }
-}

@@ -4,7 +4,7 @@ import LocalPostgres
 import Logging
 import PostgresStore
 import Seams
-import Sim
+import SimKernel
 import Simulation
 
 @main

@@ -4,7 +4,8 @@ import Foundation
 import PostgresNIO
 import PostgresStore
 import Seams
-import Sim
+import SimBus
+import SimKernel
 
 /// The named invariants. Per-event checks read only what the world tracked in memory (cheap);
 /// the PostgreSQL checks run every `fullCheckInterval` of virtual time and at the end.

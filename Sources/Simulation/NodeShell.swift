@@ -1,9 +1,11 @@
 import AnchorageNode
 import Cluster
+import DeterministicSeams
 import FakeKubo
 import Logging
 import Seams
-import Sim
+import SimBus
+import SimKernel
 import Worker
 
 /// A node's wall clock: the world's virtual clock, except while it is frozen (a suspended VM

@@ -1,6 +1,7 @@
 import Cluster
 import Foundation
-import Sim
+import SimBus
+import SimKernel
 
 /// The run as one self-contained HTML page: a per-node timeline in inline SVG (up / down /
 /// dead / paused, drained, leader terms, the maintenance window, placement counts), the

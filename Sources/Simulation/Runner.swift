@@ -6,7 +6,8 @@ import Logging
 import PostgresNIO
 import PostgresStore
 import Seams
-import Sim
+import SimBus
+import SimKernel
 import Worker
 
 /// Replacements behind seams for one run: how the test kit injects a deliberately broken

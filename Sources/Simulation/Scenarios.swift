@@ -1,7 +1,8 @@
 import Cluster
 import FakeKubo
 import Seams
-import Sim
+import SimBus
+import SimKernel
 
 /// A named, timed script of workload, operator actions and faults, plus the things the run must
 /// have shown (expectations: e.g. that a drain really moved placements). Times are fractions of

@@ -1,8 +1,8 @@
+import DeterministicSeams
 import LocalPostgres
 import Logging
 import PostgresNIO
 import PostgresStore
-import Sim
 
 /// Where runs get their databases: a throwaway cluster this process starts (`LocalPostgres`),
 /// or a server given by a superuser URL. A migrated template is made once per process; each run

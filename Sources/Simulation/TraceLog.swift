@@ -1,6 +1,7 @@
 import Logging
 import Seams
-import Sim
+import SimBus
+import SimKernel
 
 /// Routes a simulated node's logs into the world's trace: one line per statement at `notice`
 /// or above (`  log <node> <level>: <message> {k=v, …}`), metadata sorted by key, no

@@ -1,5 +1,6 @@
 import AnchorageNode
 import Cluster
+import DeterministicSeams
 import FakeKubo
 import Foundation
 import HTTPTypes
@@ -9,7 +10,8 @@ import PinsHTTP
 import PostgresNIO
 import PostgresStore
 import Seams
-import Sim
+import SimBus
+import SimKernel
 import Tokens
 import Worker
 
@@ -418,12 +420,7 @@ public final class World: @unchecked Sendable {
 /// A seed for one consumer of randomness, derived from the run's seed and a fixed label, so that
 /// adding a consumer never shifts the others' streams.
 func derive(_ seed: UInt64, _ label: String) -> UInt64 {
-    var h: UInt64 = 0xcbf2_9ce4_8422_2325 ^ seed
-    for b in label.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
-    var z = h &+ 0x9E37_79B9_7F4A_7C15
-    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-    return z ^ (z >> 31)
+    StableHash.mix(StableHash.fnv1a(StableHash.fnvOffset ^ seed, label.utf8) &+ StableHash.golden)
 }
 
 /// One sample of the cluster for the report's timeline.

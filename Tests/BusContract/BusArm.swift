@@ -1,8 +1,10 @@
+import DeterministicSeams
 import LocalNATS
 import Logging
 import NATSBus
 import Seams
-import Sim
+import SimBus
+import SimKernel
 import Synchronization
 import Testing
 

@@ -1,6 +1,7 @@
 import AnchorageTesting
 import AsyncHTTPClient
 import Cluster
+import DeterministicSeams
 import Foundation
 import LocalNATS
 import LocalPostgres

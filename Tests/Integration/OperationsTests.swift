@@ -1,16 +1,16 @@
 import AnchorageTesting
+import DeterministicSeams
 import Foundation
 import Hummingbird
 import HummingbirdTesting
 import LocalPostgres
 import Logging
-import Pins
-import PostgresNIO
-import PinsHTTP
 import NIOFoundationCompat
+import Pins
+import PinsHTTP
+import PostgresNIO
 import PostgresStore
 import Seams
-import Sim
 import Testing
 
 @Suite struct MigrationTests {

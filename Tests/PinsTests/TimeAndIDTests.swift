@@ -1,5 +1,5 @@
+import DeterministicSeams
 import Seams
-import Sim
 import Testing
 
 @Suite struct TimestampTests {

@@ -1,7 +1,7 @@
+import DeterministicSeams
 import Foundation
 import Pins
 import Seams
-import Sim
 import Testing
 import Tokens
 

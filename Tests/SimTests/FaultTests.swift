@@ -1,5 +1,6 @@
+import DeterministicSeams
 import Seams
-import Sim
+import SimBus
 import Testing
 
 @Suite("SimBus faults")

@@ -1,5 +1,6 @@
+import DeterministicSeams
 import Seams
-import Sim
+import SimKernel
 import Testing
 
 /// A tiny world for tests: clock, scheduler, log.

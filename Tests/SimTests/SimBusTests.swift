@@ -1,5 +1,7 @@
+import DeterministicSeams
 import Seams
-import Sim
+import SimBus
+import SimKernel
 import Testing
 
 /// A scheduler plus a network with `nodes` endpoints.

@@ -1,4 +1,3 @@
-import Sim
 import Simulation
 import Testing
 

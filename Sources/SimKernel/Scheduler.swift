@@ -1,3 +1,4 @@
+import DeterministicSeams
 import Seams
 
 /// An action the world runs at a point in virtual time.

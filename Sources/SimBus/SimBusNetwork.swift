@@ -1,4 +1,5 @@
 import Seams
+import SimKernel
 
 /// Broker settings of the simulated bus (the JetStream stream/consumer settings production uses).
 public struct SimBusConfig: Sendable, Equatable {

@@ -1,4 +1,5 @@
 import Seams
+import SimKernel
 
 /// One node's view of the simulated bus (``SimBusNetwork/endpoint(node:)``): the `ClusterBus`
 /// the node's production code is given. Every call completes at once in virtual time; faults
