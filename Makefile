@@ -1,7 +1,7 @@
 # The two commands that set up a fresh machine (see README.md):
 #   make run    a working node on 127.0.0.1:8080 (PostgreSQL, nats-server and a Kubo started for you)
 #   make test   the whole test suite
-.PHONY: run test deps build bench clean-dev
+.PHONY: run test deps build bench clean-dev validate format
 
 deps:
 	@scripts/install-deps.sh
@@ -16,6 +16,13 @@ run: deps
 # PostgreSQL) and the timing-checked Kubo contract tests starve each other on 2 cores.
 test: deps
 	swift test --no-parallel
+
+# Format lint, module layers and declared-vs-imported dependencies (docs/contributing.md).
+validate:
+	@scripts/validate.sh
+
+format:
+	swift format -i -r --parallel Sources Tests Package.swift
 
 bench: deps
 	swift run -c release anchorage-bench api

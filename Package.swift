@@ -201,7 +201,8 @@ let package = Package(
         .target(
             name: "SimKernel",
             dependencies: ["Seams", "DeterministicSeams", .product(name: "Crypto", package: "swift-crypto")],
-            swiftSettings: swiftSettings),
+            swiftSettings: swiftSettings
+        ),
         // SimBus: the cluster bus seam in memory, with NATS semantics and faults (delay, loss,
         // duplication, reordering, partitions), driven by the kernel's scheduler.
         .target(name: "SimBus", dependencies: ["Seams", "SimKernel"], swiftSettings: swiftSettings),
@@ -210,7 +211,8 @@ let package = Package(
         .target(
             name: "Simulation",
             dependencies: [
-                "AnchorageNode", "FakeKubo", "DeterministicSeams", "SimKernel", "SimBus", "Seams", "Cluster", "Worker", "Pins", "PinsHTTP", "Tokens", "PostgresStore", "LocalPostgres",
+                "AnchorageNode", "FakeKubo", "DeterministicSeams", "SimKernel", "SimBus", "Seams", "Cluster", "Worker", "Pins", "PinsHTTP", "Tokens",
+                "PostgresStore", "LocalPostgres",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -11,7 +11,8 @@ struct ClusterService: Service {
     let logger: Logger
 
     func run() async throws {
-        let node = self.node, logger = self.logger
+        let node = self.node
+        let logger = self.logger
         let joined = await cancelWhenGracefulShutdown { await Self.drive(node: node, logger: logger) }
         // Shutdown: leave outside the cancelled scope, so that giving up the lease completes.
         node.runtime.value = nil

@@ -37,9 +37,17 @@ public struct NodeEnvironment: Sendable {
     public var decorateClusterStore: (@Sendable (any ClusterStore) -> any ClusterStore)?
 
     public init(
-        nodeID: TypeID, nodeName: String, version: String, clock: any WallClock, entropy: any Entropy, api: PostgresClient,
-        ops: PostgresClient? = nil, kubo: (any KuboAPI)? = nil, connectBus: (@Sendable () async throws -> any ClusterBus)? = nil,
-        delegates: [String], logger: @escaping @Sendable (String) -> Logger = { Logger(label: $0) },
+        nodeID: TypeID,
+        nodeName: String,
+        version: String,
+        clock: any WallClock,
+        entropy: any Entropy,
+        api: PostgresClient,
+        ops: PostgresClient? = nil,
+        kubo: (any KuboAPI)? = nil,
+        connectBus: (@Sendable () async throws -> any ClusterBus)? = nil,
+        delegates: [String],
+        logger: @escaping @Sendable (String) -> Logger = { Logger(label: $0) },
         decorateClusterStore: (@Sendable (any ClusterStore) -> any ClusterStore)? = nil
     ) {
         self.nodeID = nodeID
@@ -90,9 +98,17 @@ public struct Node: @unchecked Sendable {
         }
         let bus = try await connect()
         let agent = ClusterAgent(
-            node: id, name: environment.nodeName, version: environment.version, bus: bus, store: clusterStore,
-            kubo: environment.kubo, clock: environment.clock, settings: configuration.cluster, policy: policy,
-            logger: environment.logger("anchorage.cluster"))
+            node: id,
+            name: environment.nodeName,
+            version: environment.version,
+            bus: bus,
+            store: clusterStore,
+            kubo: environment.kubo,
+            clock: environment.clock,
+            settings: configuration.cluster,
+            policy: policy,
+            logger: environment.logger("anchorage.cluster")
+        )
         try await agent.start()
         let joined = ClusterRuntime(agent: agent, bus: bus)
         runtime.value = joined
@@ -132,7 +148,10 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
     let lookup = PostgresTokenLookup(client: env.api, logger: dbLogger)
     let verifier = TokenVerifier(
         keys: CachedKeySource(source: lookup, clock: env.clock, ttlSeconds: configuration.keyCacheSeconds),
-        denylist: lookup, clock: env.clock, leewaySeconds: configuration.leewaySeconds)
+        denylist: lookup,
+        clock: env.clock,
+        leewaySeconds: configuration.leewaySeconds
+    )
 
     // The worker serves every org, so it runs with the ops role.
     let places = configuration.workerEnabled && env.ops != nil
@@ -142,8 +161,14 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
         // In a cluster the leader's sweeper requeues abandoned claims of every node.
         settings.requeueOwnExpired = !configuration.clusterEnabled
         worker = PinWorker(
-            node: env.nodeID, store: PostgresPlacementStore(client: ops, minReplicas: configuration.cluster.minReplicas, logger: dbLogger),
-            kubo: kubo, clock: env.clock, entropy: env.entropy, settings: settings, logger: env.logger("anchorage.worker"))
+            node: env.nodeID,
+            store: PostgresPlacementStore(client: ops, minReplicas: configuration.cluster.minReplicas, logger: dbLogger),
+            kubo: kubo,
+            clock: env.clock,
+            entropy: env.entropy,
+            settings: settings,
+            logger: env.logger("anchorage.worker")
+        )
     }
     let clustered = configuration.clusterEnabled && worker != nil && env.connectBus != nil
     var clusterStore: (any ClusterStore)?
@@ -160,7 +185,11 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
     let nodeID = env.nodeID
     let clusterLogger = env.logger("anchorage.cluster")
     let service = PinService(
-        store: store, clock: env.clock, entropy: env.entropy, limits: configuration.limits, options: configuration.api,
+        store: store,
+        clock: env.clock,
+        entropy: env.entropy,
+        limits: configuration.limits,
+        options: configuration.api,
         placement: { request in
             guard places else { return [] }
             guard clustered else { return [nodeID] }
@@ -170,17 +199,32 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
             guard clustered, let joined = runtime.value else { return }
             let dispatches = Dispatch.forNewPin(org: org, pin: pin.id, cid: pin.request.cid, nodes: pin.nodes, created: pin.created)
             await ClusterAgent.publish(dispatches, bus: joined.bus, logger: clusterLogger)
-        })
+        }
+    )
     let router = makeRouter(
         HTTPDependencies(
-            service: service, verifier: verifier, delegates: StaticDelegates(env.delegates),
+            service: service,
+            verifier: verifier,
+            delegates: StaticDelegates(env.delegates),
             readiness: ReadinessProbe {
                 if let reason = await lookup.notReadyReason() { return reason }
                 guard clustered else { return nil }
                 guard let joined = runtime.value else { return "joining the cluster (NATS not reachable yet)" }
                 return await joined.agent.notReadyReason()
-            }, logRequests: configuration.logRequests))
+            },
+            logRequests: configuration.logRequests
+        )
+    )
     return Node(
-        id: env.nodeID, configuration: configuration, environment: env, service: service, router: router, worker: worker,
-        isClustered: clustered, policy: policy, runtime: runtime, clusterStore: clusterStore)
+        id: env.nodeID,
+        configuration: configuration,
+        environment: env,
+        service: service,
+        router: router,
+        worker: worker,
+        isClustered: clustered,
+        policy: policy,
+        runtime: runtime,
+        clusterStore: clusterStore
+    )
 }

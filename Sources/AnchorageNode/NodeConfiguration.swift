@@ -149,7 +149,10 @@ public struct NodeConfiguration: Sendable {
         try check((0...65535).contains(httpPort), "http.port must be 0-65535 (0: any free port, logged at start)")
         try check((1...1000).contains(dbMaxConnections), "db.maxConnections must be 1-1000")
         try check(["logfmt", "json"].contains(logFormat), "log.format must be logfmt or json")
-        try check(Logger.Level(rawValue: logLevel.lowercased()) != nil, "log.level must be one of trace, debug, info, notice, warning, error, critical")
+        try check(
+            Logger.Level(rawValue: logLevel.lowercased()) != nil,
+            "log.level must be one of trace, debug, info, notice, warning, error, critical"
+        )
         try check(limits.maxBodyBytes >= 1024, "limits.maxBodyBytes must be at least 1024")
         try check((1...255).contains(limits.maxNameBytes), "limits.maxNameBytes must be 1-255")
         try check((1...1000).contains(limits.maxMetaKeys), "limits.maxMetaKeys must be 1-1000")
@@ -166,7 +169,10 @@ public struct NodeConfiguration: Sendable {
         try check(worker.attemptTimeout >= worker.stallTimeout, "kubo.pinAttemptTimeoutSeconds must be at least the stall timeout")
         try check(worker.pinDeadlineSeconds >= 1, "kubo.pinDeadlineSeconds must be positive")
         try check((1...1000).contains(worker.maxAttempts), "kubo.maxAttempts must be 1-1000")
-        try check(worker.backoffSeconds >= 1 && worker.maxBackoffSeconds >= worker.backoffSeconds, "kubo.retryBackoffSeconds must be at least 1 and at most kubo.maxRetryBackoffSeconds")
+        try check(
+            worker.backoffSeconds >= 1 && worker.maxBackoffSeconds >= worker.backoffSeconds,
+            "kubo.retryBackoffSeconds must be at least 1 and at most kubo.maxRetryBackoffSeconds"
+        )
         try check((10...60000).contains(workerPollMilliseconds), "worker.pollMilliseconds must be 10-60000")
         try check((0...64).contains(worker.maxOriginDials), "kubo.maxOriginDials must be 0-64")
         for problem in cluster.problems() { try check(false, problem) }
@@ -176,7 +182,9 @@ public struct NodeConfiguration: Sendable {
         try check((1...5).contains(nats.replicas), "nats.replicas must be 1-5")
         try check(nats.duplicateWindowSeconds >= 1, "nats.duplicateWindow must be at least 1s")
         try check(nats.ackWaitSeconds >= 1, "nats.ackWait must be at least 1s")
-        if let url = nats.url { try check(url.hasPrefix("nats://") || url.hasPrefix("tls://"), "nats.url must be nats://host:port (comma-separate several)") }
+        if let url = nats.url {
+            try check(url.hasPrefix("nats://") || url.hasPrefix("tls://"), "nats.url must be nats://host:port (comma-separate several)")
+        }
         if let nodeID { try check(TypeID(parsing: nodeID, prefix: IDPrefix.node) != nil, "node.id must be a node ID (nod_…)") }
         for d in delegates { try check(d.contains("/p2p/"), "api.delegates entries must end in /p2p/<peerID>: \(d)") }
     }

@@ -28,6 +28,8 @@ public enum NodeIdentity {
             """
             INSERT INTO nodes (id, name, state, created_at, last_seen_at) VALUES (\(id.uuid), \(name), 'active', \(now), \(now))
             ON CONFLICT (id) DO UPDATE SET last_seen_at = EXCLUDED.last_seen_at
-            """, logger: logger)
+            """,
+            logger: logger
+        )
     }
 }

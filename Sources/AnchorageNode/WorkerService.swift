@@ -1,6 +1,6 @@
-import PostgresNIO
 import Cluster
 import Logging
+import PostgresNIO
 import Seams
 import ServiceLifecycle
 import Worker
@@ -33,16 +33,28 @@ struct WorkerService: Service {
             hooks: .init(
                 startAttempt: { input.yield(.startAttempt($0)) },
                 ackJobs: {
-                    let jobs = held.mutate { jobs in defer { jobs = [] }; return jobs }
+                    let jobs = held.mutate { jobs in
+                        defer { jobs = [] }
+                        return jobs
+                    }
                     guard let bus = runtime.value?.bus else { return }
                     for job in jobs { try? await bus.ack(job) }
                 },
-                inflight: { n in await runtime.value?.agent.setInflight(n) }))
+                inflight: { n in await runtime.value?.agent.setInflight(n) }
+            )
+        )
         await cancelWhenGracefulShutdown {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {
                     while !Task.isCancelled {
-                        let wake = await Self.waitForWork(clustered: clustered, runtime: runtime, worker: worker, poll: poll, held: held, logger: logger)
+                        let wake = await Self.waitForWork(
+                            clustered: clustered,
+                            runtime: runtime,
+                            worker: worker,
+                            poll: poll,
+                            held: held,
+                            logger: logger
+                        )
                         if let wake { input.yield(.driver(wake)) }
                     }
                     input.finish()
@@ -68,7 +80,12 @@ struct WorkerService: Service {
     /// Waits for the next wake: jobs on the bus (clustered, while the agent accepts them) or the
     /// poll interval. Nil while a clustered node has not joined yet.
     static func waitForWork(
-        clustered: Bool, runtime: LockedBox<ClusterRuntime?>, worker: PinWorker, poll: Duration, held: LockedBox<[BusJob]>, logger: Logger
+        clustered: Bool,
+        runtime: LockedBox<ClusterRuntime?>,
+        worker: PinWorker,
+        poll: Duration,
+        held: LockedBox<[BusJob]>,
+        logger: Logger
     ) async -> WorkerDriver.Event? {
         guard clustered else {
             try? await Task.sleep(for: poll)

@@ -77,8 +77,17 @@ public struct TestNode: Sendable {
 
     func environment(id: TypeID, ops: PostgresClient?, kubo: (any KuboAPI)?) -> NodeEnvironment {
         NodeEnvironment(
-            nodeID: id, nodeName: "test", version: "test", clock: clock, entropy: entropy, api: apiClient, ops: ops, kubo: kubo,
-            delegates: delegates, logger: { Logger(label: $0) })
+            nodeID: id,
+            nodeName: "test",
+            version: "test",
+            clock: clock,
+            entropy: entropy,
+            api: apiClient,
+            ops: ops,
+            kubo: kubo,
+            delegates: delegates,
+            logger: { Logger(label: $0) }
+        )
     }
 
     /// A standalone node `id` (every new pin placed on it) through the production builder; with
@@ -116,7 +125,9 @@ public struct TestNode: Sendable {
 /// Runs `body` with a `TestNode` on a fresh database; the Postgres clients run for exactly as
 /// long as the body (structured: no task outlives the call).
 public func withTestNode<T: Sendable>(
-    limits: Limits = Limits(), options: APIOptions = APIOptions(), seed: UInt64 = 1,
+    limits: Limits = Limits(),
+    options: APIOptions = APIOptions(),
+    seed: UInt64 = 1,
     _ body: (TestNode) async throws -> T
 ) async throws -> T {
     let database = try await SharedPostgres.shared.freshDatabase()
@@ -141,13 +152,27 @@ public func withTestNode<T: Sendable>(
         let storage = buildNode(
             storageConfiguration,
             NodeEnvironment(
-                nodeID: TestNode.storageNodeID, nodeName: "test", version: "test", clock: clock, entropy: entropy, api: api,
-                delegates: TestNode.defaultDelegates))
+                nodeID: TestNode.storageNodeID,
+                nodeName: "test",
+                version: "test",
+                clock: clock,
+                entropy: entropy,
+                api: api,
+                delegates: TestNode.defaultDelegates
+            )
+        )
         let node = TestNode(
-            database: database, clock: clock, entropy: entropy, apiClient: api, opsClient: ops,
+            database: database,
+            clock: clock,
+            entropy: entropy,
+            apiClient: api,
+            opsClient: ops,
             admin: PostgresAdmin(client: ops, clock: clock, entropy: entropy, logger: logger),
-            lookup: PostgresTokenLookup(client: api, logger: logger), delegates: TestNode.defaultDelegates,
-            configuration: configuration, storage: storage)
+            lookup: PostgresTokenLookup(client: api, logger: logger),
+            delegates: TestNode.defaultDelegates,
+            configuration: configuration,
+            storage: storage
+        )
         return try await body(node)
     }
 }

@@ -76,7 +76,9 @@ struct APIBench: AsyncParsableCommand {
                       CASE WHEN i % 10 = 0 THEN 'queued' ELSE 'pinned' END,
                       \(base) + i * interval '1 millisecond', \(base)
                     FROM generate_series(1, \(perOrg)) AS i
-                    """, logger: quiet)
+                    """,
+                    logger: quiet
+                )
             }
             // Steady state: autovacuum would have set the visibility map by now, which is what
             // lets count(*) use index-only scans.
@@ -93,26 +95,39 @@ struct APIBench: AsyncParsableCommand {
             let node = buildNode(
                 configuration,
                 NodeEnvironment(
-                    nodeID: TypeID.make(IDPrefix.node, clock: clock, entropy: entropy), nodeName: "bench", version: "bench", clock: clock,
-                    entropy: entropy, api: api, ops: ops,
-                    delegates: ["/ip4/127.0.0.1/tcp/4001/p2p/QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c"], logger: { _ in quiet }))
+                    nodeID: TypeID.make(IDPrefix.node, clock: clock, entropy: entropy),
+                    nodeName: "bench",
+                    version: "bench",
+                    clock: clock,
+                    entropy: entropy,
+                    api: api,
+                    ops: ops,
+                    delegates: ["/ip4/127.0.0.1/tcp/4001/p2p/QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c"],
+                    logger: { _ in quiet }
+                )
+            )
             let router = node.router
             let portBox = PortBox()
             let app = Application(
-                router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                onServerRunning: { await portBox.set($0.localAddress?.port ?? 0) }, logger: quiet)
+                router: router,
+                configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                onServerRunning: { await portBox.set($0.localAddress?.port ?? 0) },
+                logger: quiet
+            )
             group.addTask { try await app.runService() }
             let port = await portBox.wait()
             let http = HTTPClient(
                 eventLoopGroupProvider: .singleton,
-                configuration: .init(connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)))
+                configuration: .init(connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64))
+            )
             defer { _ = http.shutdown() }
             let baseURL = "http://127.0.0.1:\(port)"
 
             // Writes: POST /pins and raw INSERTs at the same concurrency.
             try await owner.query(
                 "CREATE TABLE raw_inserts (org_id uuid NOT NULL, id uuid PRIMARY KEY, cid text NOT NULL, meta jsonb NOT NULL, created_at timestamptz NOT NULL)",
-                logger: quiet)
+                logger: quiet
+            )
             var writeRows: [[String]] = []
             for c in connections {
                 let counter = Counter()
@@ -132,7 +147,8 @@ struct APIBench: AsyncParsableCommand {
                     let org = orgList[(worker + n) % orgList.count]
                     try await owner.query(
                         "INSERT INTO raw_inserts (org_id, id, cid, meta, created_at) VALUES (\(org.uuid), \(UUID()), \(CIDText.synthetic(UInt64(n), namespace: UInt64(worker))), '{\"app\":\"bench\"}'::jsonb, \(clock.now()))",
-                        logger: quiet)
+                        logger: quiet
+                    )
                 }
                 writeRows.append([
                     "\(c)", fmt(post.rate), fmt(post.p50 * 1000, 2), fmt(post.p99 * 1000, 2), fmt(raw.rate),
@@ -151,7 +167,10 @@ struct APIBench: AsyncParsableCommand {
                 ("default (pinned, newest 10)", "/pins"),
                 ("name ipartial", "/pins?name=LE-1234&match=ipartial"),
                 ("meta containment", "/pins?meta=" + #"{"app":"app-7"}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!),
-                ("deep before page (90% down)", "/pins?status=pinned,queued&before=" + deep.rfc3339.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!),
+                (
+                    "deep before page (90% down)",
+                    "/pins?status=pinned,queued&before=" + deep.rfc3339.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+                ),
                 ("cid filter", "/pins?cid=" + CIDText.synthetic(1, namespace: 7)),
             ]
             var readRows: [[String]] = []
@@ -176,7 +195,9 @@ struct APIBench: AsyncParsableCommand {
             }
 
             print("")
-            print("anchorage-bench api — \(perOrg * orgs) seeded pins, \(orgs) orgs, PostgreSQL \(fast ? "fsync off" : "durable"), \(ProcessInfo.processInfo.activeProcessorCount) cores, server and load generator in one process")
+            print(
+                "anchorage-bench api — \(perOrg * orgs) seeded pins, \(orgs) orgs, PostgreSQL \(fast ? "fsync off" : "durable"), \(ProcessInfo.processInfo.activeProcessorCount) cores, server and load generator in one process"
+            )
             print("")
             print(table(["connections", "POST /pins req/s", "p50 ms", "p99 ms", "raw INSERT rows/s", "POST / raw"], writeRows))
             print("")
@@ -184,7 +205,11 @@ struct APIBench: AsyncParsableCommand {
         }
     }
 
-    struct Result { var rate: Double; var p50: Double; var p99: Double }
+    struct Result {
+        var rate: Double
+        var p50: Double
+        var p99: Double
+    }
 
     /// Runs `concurrency` workers, each issuing operations back to back for `seconds`.
     func measure(concurrency: Int, seconds: Double, _ op: @escaping @Sendable (Int, Int) async throws -> Void) async throws -> Result {
@@ -241,13 +266,20 @@ struct AlwaysReady: ReadinessCheck { func notReadyReason() async -> String? { ni
 
 actor Counter {
     var n: UInt64 = 0
-    func next() -> UInt64 { n += 1; return n }
+    func next() -> UInt64 {
+        n += 1
+        return n
+    }
 }
 
 actor PortBox {
     var port: Int?
     var waiters: [CheckedContinuation<Int, Never>] = []
-    func set(_ p: Int) { port = p; for w in waiters { w.resume(returning: p) }; waiters = [] }
+    func set(_ p: Int) {
+        port = p
+        for w in waiters { w.resume(returning: p) }
+        waiters = []
+    }
     func wait() async -> Int {
         if let port { return port }
         return await withCheckedContinuation { waiters.append($0) }

@@ -40,8 +40,16 @@ public actor ClusterAgent {
     public internal(set) var status = ClusterStatus()
 
     public init(
-        node: TypeID, name: String, version: String, bus: any ClusterBus, store: any ClusterStore, kubo: (any KuboAPI)?,
-        clock: any WallClock, settings: ClusterSettings, policy: PlacementPolicy? = nil, logger: Logger
+        node: TypeID,
+        name: String,
+        version: String,
+        bus: any ClusterBus,
+        store: any ClusterStore,
+        kubo: (any KuboAPI)?,
+        clock: any WallClock,
+        settings: ClusterSettings,
+        policy: PlacementPolicy? = nil,
+        logger: Logger
     ) {
         self.node = node
         self.name = name
@@ -75,11 +83,21 @@ public actor ClusterAgent {
         // this node places are spread over the cluster rather than all landing on itself. Real
         // heartbeats replace these within one interval; stale ones expire as usual.
         for other in try await store.nodes() where other.id != node && other.state == .active {
-            guard let seen = other.lastSeen, seen <= now, now.microseconds - seen.microseconds <= settings.liveAfterSeconds * 1_000_000 else { continue }
+            guard let seen = other.lastSeen, seen <= now, now.microseconds - seen.microseconds <= settings.liveAfterSeconds * 1_000_000 else {
+                continue
+            }
             presence.heard(
-                Heartbeat(node: other.id.description, name: other.name, state: other.state, version: "", inflight: 0, leaderFence: nil,
-                          sentAt: seen.microseconds),
-                at: seen)
+                Heartbeat(
+                    node: other.id.description,
+                    name: other.name,
+                    state: other.state,
+                    version: "",
+                    inflight: 0,
+                    leaderFence: nil,
+                    sentAt: seen.microseconds
+                ),
+                at: seen
+            )
         }
         inbox = try await bus.subscribe(Subjects.heartbeats, capacity: settings.presenceInboxCapacity)
         if state == .active || (state == .draining && !stoppingJobs) {
@@ -88,8 +106,17 @@ public actor ClusterAgent {
         }
         if state == .active {
             presence.heard(
-                Heartbeat(node: node.description, name: name, state: state, version: version, inflight: 0, leaderFence: nil, sentAt: now.microseconds),
-                at: now)
+                Heartbeat(
+                    node: node.description,
+                    name: name,
+                    state: state,
+                    version: version,
+                    inflight: 0,
+                    leaderFence: nil,
+                    sentAt: now.microseconds
+                ),
+                at: now
+            )
         }
         policy.update(eligible: presence.eligible(now: now, settings: settings))
         logger.info("cluster agent started", metadata: ["node": "\(node)", "state": "\(state.rawValue)"])
@@ -147,12 +174,13 @@ public actor ClusterAgent {
             do {
                 _ = try await bus.enqueue(d.subject, msgID: d.msgID, ClusterJSON.encode(d))
             } catch {
-                logger.warning("could not queue a pin job; the sweeper will re-dispatch it",
-                               metadata: ["subject": "\(d.subject)", "pin": "\(d.pin)", "error": "\(error)"])
+                logger.warning(
+                    "could not queue a pin job; the sweeper will re-dispatch it",
+                    metadata: ["subject": "\(d.subject)", "pin": "\(d.pin)", "error": "\(error)"]
+                )
             }
         }
     }
-
 
     // MARK: presence
 
@@ -166,8 +194,14 @@ public actor ClusterAgent {
         if now >= nextHeartbeat {
             nextHeartbeat = now.adding(seconds: settings.heartbeatSeconds)
             let hb = Heartbeat(
-                node: node.description, name: name, state: state, version: version, inflight: inflight,
-                leaderFence: lease?.fence, sentAt: now.microseconds)
+                node: node.description,
+                name: name,
+                state: state,
+                version: version,
+                inflight: inflight,
+                leaderFence: lease?.fence,
+                sentAt: now.microseconds
+            )
             // Hear ourselves directly: placement must work even before the bus echoes it.
             presence.heard(hb, at: now)
             do {

@@ -56,8 +56,10 @@ public struct ClusterSettings: Sendable, Equatable {
         check(nodeLostAfterSeconds >= liveAfterSeconds, "cluster.nodeLostAfter must be at least cluster.liveAfter")
         check((1...16).contains(replicationFactor), "cluster.replicationFactor must be 1-16")
         check((1...replicationFactor).contains(minReplicas), "cluster.minReplicas must be 1-replicationFactor")
-        check(leaseRenewSeconds >= 1 && leaseTTLSeconds >= 2 * leaseRenewSeconds,
-              "cluster.leaderLeaseTTL must be at least twice cluster.leaderRenewInterval")
+        check(
+            leaseRenewSeconds >= 1 && leaseTTLSeconds >= 2 * leaseRenewSeconds,
+            "cluster.leaderLeaseTTL must be at least twice cluster.leaderRenewInterval"
+        )
         check(drainGraceSeconds >= 0, "cluster.drainGracePeriod must not be negative")
         check(requeueAfterSeconds >= 1, "cluster.requeueAfter must be at least 1s")
         check((1...100).contains(maxRedispatches), "cluster.maxRedispatches must be 1-100")

@@ -130,7 +130,11 @@ public protocol ClusterStore: Sendable {
     /// ones already dispatched `maxRedispatches` times to the first of `moveTargets[pin]` (best
     /// first) that does not hold the pin yet.
     func requeue(
-        _ stuck: [PlacementView], moveTargets: [TypeID: [TypeID]], maxRedispatches: Int, fence: Int64, now: Timestamp
+        _ stuck: [PlacementView],
+        moveTargets: [TypeID: [TypeID]],
+        maxRedispatches: Int,
+        fence: Int64,
+        now: Timestamp
     ) async throws -> [SweepAction]
 
     /// The CIDs placed on `node` (any status), and those PostgreSQL believes are pinned there.

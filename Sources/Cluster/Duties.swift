@@ -21,8 +21,10 @@ extension ClusterAgent {
             watchdog(flag, now: now)
             if now >= nextMaintenanceLog {
                 nextMaintenanceLog = now.adding(seconds: 60)
-                logger.notice("maintenance on: rebalancer and requeue sweeper paused",
-                              metadata: ["reason": "\(flag.reason)", "by": "\(flag.by)", "until": "\(Timestamp(microsecondsSinceEpoch: flag.expiresAt))"])
+                logger.notice(
+                    "maintenance on: rebalancer and requeue sweeper paused",
+                    metadata: ["reason": "\(flag.reason)", "by": "\(flag.by)", "until": "\(Timestamp(microsecondsSinceEpoch: flag.expiresAt))"]
+                )
             }
             return
         }
@@ -47,9 +49,11 @@ extension ClusterAgent {
     func nodeViews(now: Timestamp) async throws -> [NodeView] {
         try await store.nodes().map {
             NodeView(
-                id: $0.id, state: $0.state,
+                id: $0.id,
+                state: $0.state,
                 live: presence.isLive($0.id, now: now, settings: settings),
-                lost: presence.isLost($0.id, now: now, settings: settings))
+                lost: presence.isLost($0.id, now: now, settings: settings)
+            )
         }
     }
 
@@ -67,10 +71,13 @@ extension ClusterAgent {
         let dispatches = try await store.apply(moves: moves, fence: fence, now: now)
         let applied = Set(dispatches.map { "\($0.pin)/\($0.node)" })
         status.movesApplied += dispatches.count
-        logger.notice("rebalanced", metadata: [
-            "moves": "\(dispatches.count)", "fence": "\(fence)",
-            "reasons": "\(Dictionary(grouping: moves, by: \.reason.rawValue).mapValues(\.count).sorted { $0.key < $1.key })",
-        ])
+        logger.notice(
+            "rebalanced",
+            metadata: [
+                "moves": "\(dispatches.count)", "fence": "\(fence)",
+                "reasons": "\(Dictionary(grouping: moves, by: \.reason.rawValue).mapValues(\.count).sorted { $0.key < $1.key })",
+            ]
+        )
         await publish(dispatches)
         return moves.filter { applied.contains("\($0.pin)/\($0.to)") }
     }
@@ -110,7 +117,8 @@ extension ClusterAgent {
         let minutes = (now.microseconds - flag.since) / 60_000_000
         logger.critical(
             "MAINTENANCE FLAG FORGOTTEN? maintenance has been on for \(minutes) min (max \(settings.maintenanceMaxSeconds / 60) min): rebalancer and requeue sweeper are paused, lost nodes are NOT being repaired; run `anchorage admin maintenance off` when the work is done",
-            metadata: ["reason": "\(flag.reason)", "by": "\(flag.by)"])
+            metadata: ["reason": "\(flag.reason)", "by": "\(flag.by)"]
+        )
     }
 }
 
@@ -120,7 +128,11 @@ public enum RebalancePlanning {
     /// `replicate`: also look for pins short of their factor (a scan of the pins table, so the
     /// leader does it only when more nodes became eligible or every `cluster.replicateInterval`).
     public static func plan(
-        store: any ClusterStore, nodes views: [NodeView], settings: ClusterSettings, balance: Bool, replicate: Bool = true
+        store: any ClusterStore,
+        nodes views: [NodeView],
+        settings: ClusterSettings,
+        balance: Bool,
+        replicate: Bool = true
     ) async throws -> [Move] {
         let options = Rebalancer.Options(replicationFactor: settings.replicationFactor, balance: balance, maxMoves: settings.rebalanceMaxMoves)
         var placements: [PlacementView]

@@ -40,8 +40,11 @@ extension ClusterAgent {
             guard now >= current.renewAt else { return }
             do {
                 let revision = try await bus.kvUpdate(
-                    ClusterKeys.leader, ClusterJSON.encode(current.value), revision: current.revision,
-                    ttl: .seconds(settings.leaseTTLSeconds))
+                    ClusterKeys.leader,
+                    ClusterJSON.encode(current.value),
+                    revision: current.revision,
+                    ttl: .seconds(settings.leaseTTLSeconds)
+                )
                 current.revision = revision
                 current.renewAt = now.adding(seconds: settings.leaseRenewSeconds)
                 current.validUntil = now.adding(seconds: settings.leaseTTLSeconds - 1)
@@ -76,8 +79,12 @@ extension ClusterAgent {
                 return
             }
             lease = Lease(
-                fence: fence, revision: revision, value: value, renewAt: now.adding(seconds: settings.leaseRenewSeconds),
-                validUntil: now.adding(seconds: settings.leaseTTLSeconds - 1))
+                fence: fence,
+                revision: revision,
+                value: value,
+                renewAt: now.adding(seconds: settings.leaseRenewSeconds),
+                validUntil: now.adding(seconds: settings.leaseTTLSeconds - 1)
+            )
             status.leaderFence = fence
             // A new leader looks at the cluster right away.
             nextSweep = now

@@ -51,9 +51,12 @@ extension ClusterAgent {
             }
             let result = RebalanceResult(requestID: request.id, fence: fence, moves: applied, skippedForMaintenance: maintenance)
             try await bus.kvPut(RebalanceRequest.resultKey, ClusterJSON.encode(result), ttl: RebalanceRequest.ttl)
-            logger.notice("rebalance requested by an operator", metadata: [
-                "by": "\(request.by)", "moves": "\(applied.count)", "maintenance": "\(maintenance)",
-            ])
+            logger.notice(
+                "rebalance requested by an operator",
+                metadata: [
+                    "by": "\(request.by)", "moves": "\(applied.count)", "maintenance": "\(maintenance)",
+                ]
+            )
         } catch BusError.conflict {
             return
         } catch let error as ClusterStoreError {

@@ -21,32 +21,52 @@ struct Conformance: AsyncParsableCommand {
             account-wide counts. Progress goes to standard error; the per-rule table and the summary \
             line `conformance: N passed, M failed, K skipped` go to standard output. The exit status \
             is 1 when any case failed.
-            """)
+            """
+    )
 
-    @Option(help: ArgumentHelp(
-        "API base URL as given to Kubo: http(s), may have a path prefix, without /pins and without a query.",
-        valueName: "url"))
+    @Option(
+        help: ArgumentHelp(
+            "API base URL as given to Kubo: http(s), may have a path prefix, without /pins and without a query.",
+            valueName: "url"
+        )
+    )
     var target: String
 
     @Option(help: ArgumentHelp("Bearer token of a dedicated, empty test account.", valueName: "token"))
     var token: String
 
-    @Option(name: .customLong("token-b"), help: ArgumentHelp(
-        "Bearer token of a second account; without it the tenancy cases are skipped.", valueName: "token"))
+    @Option(
+        name: .customLong("token-b"),
+        help: ArgumentHelp(
+            "Bearer token of a second account; without it the tenancy cases are skipped.",
+            valueName: "token"
+        )
+    )
     var tokenB: String?
 
-    @Option(help: ArgumentHelp(
-        "Run only the cases whose id matches this glob, with or without the v1.0.0/ prefix ('*' spans '/'): 'kubo/*', '*replace*'.",
-        valueName: "glob"))
+    @Option(
+        help: ArgumentHelp(
+            "Run only the cases whose id matches this glob, with or without the v1.0.0/ prefix ('*' spans '/'): 'kubo/*', '*replace*'.",
+            valueName: "glob"
+        )
+    )
     var only: String?
 
-    @Option(help: ArgumentHelp(
-        "Also write the full report, Markdown or JSON by extension (.md, .markdown, .json).", valueName: "file"))
+    @Option(
+        help: ArgumentHelp(
+            "Also write the full report, Markdown or JSON by extension (.md, .markdown, .json).",
+            valueName: "file"
+        )
+    )
     var report: String?
 
-    @Option(name: .customLong("capability"), help: ArgumentHelp(
-        "Declare a capability of the target (repeatable), e.g. resolves-cids: pins on it reach 'pinned'.",
-        valueName: "name"))
+    @Option(
+        name: .customLong("capability"),
+        help: ArgumentHelp(
+            "Declare a capability of the target (repeatable), e.g. resolves-cids: pins on it reach 'pinned'.",
+            valueName: "name"
+        )
+    )
     var capabilities: [String] = []
 
     @Option(help: ArgumentHelp("Directory of the fixture suite.", valueName: "dir"))
@@ -80,7 +100,8 @@ struct Conformance: AsyncParsableCommand {
         }
         if let report, reportFormat == nil {
             throw ValidationError(
-                "--report \(report): unknown extension; use .md (or .markdown) for Markdown or .json for JSON")
+                "--report \(report): unknown extension; use .md (or .markdown) for Markdown or .json for JSON"
+            )
         }
         if let only, only.isEmpty {
             throw ValidationError("--only must not be empty")
@@ -117,9 +138,11 @@ struct Conformance: AsyncParsableCommand {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: directory.path, isDirectory: &isDirectory), isDirectory.boolValue
         else {
-            throw Failure(description:
-                "fixture directory \(directory.path) not found; run from the repository root or pass --fixtures DIR "
-                    + "(the directory holding fixture.schema.json and v1.0.0/)")
+            throw Failure(
+                description:
+                    "fixture directory \(directory.path) not found; run from the repository root or pass --fixtures DIR "
+                    + "(the directory holding fixture.schema.json and v1.0.0/)"
+            )
         }
         let suite: [Fixture]
         do {
@@ -142,13 +165,18 @@ struct Conformance: AsyncParsableCommand {
 
         let transport = try URLTransport(baseURL: target)
         let conformanceTarget = ConformanceTarget(
-            transport: transport, tokenA: token, tokenB: tokenB, capabilities: Set(capabilities),
-            name: transport.baseURL)
+            transport: transport,
+            tokenA: token,
+            tokenB: tokenB,
+            capabilities: Set(capabilities),
+            name: transport.baseURL
+        )
         let selection = only.map { "the cases matching '\($0)' (of \(suite.count))" } ?? "\(suite.count) cases"
         Conformance.say(
             "conformance: running \(selection) from \(directory.path) against \(transport.baseURL) "
                 + "(\(transport.isRemote ? "remote, at most 2 requests/s" : "local"))"
-                + (tokenB == nil ? "; no --token-b, tenancy cases will be skipped" : ""))
+                + (tokenB == nil ? "; no --token-b, tenancy cases will be skipped" : "")
+        )
 
         if let problem = await Conformance.preflight(transport, token: token) {
             try? await transport.shutdown()
@@ -192,8 +220,10 @@ struct Conformance: AsyncParsableCommand {
     /// refused token stops the run with one clear message instead of a hundred failed cases.
     static func preflight(_ transport: URLTransport, token: String) async -> String? {
         let request = ConformanceRequest(
-            method: "GET", path: "/pins?limit=1",
-            headers: [("User-Agent", "anchorage-conformance/1.0"), ("Authorization", "Bearer \(token)")])
+            method: "GET",
+            path: "/pins?limit=1",
+            headers: [("User-Agent", "anchorage-conformance/1.0"), ("Authorization", "Bearer \(token)")]
+        )
         do {
             let response = try await transport.send(request)
             if response.status == 401 || response.status == 403 {

@@ -34,9 +34,17 @@ public struct Fixture: Codable, Sendable {
     }
 
     public init(
-        id: String, description: String, comment: String? = nil, spec: [SpecReference],
-        tags: [String]? = nil, requires: Requirements? = nil, supersedes: String? = nil,
-        setup: [Step]? = nil, steps: [Step], cleanup: String? = nil, sourcePath: String? = nil
+        id: String,
+        description: String,
+        comment: String? = nil,
+        spec: [SpecReference],
+        tags: [String]? = nil,
+        requires: Requirements? = nil,
+        supersedes: String? = nil,
+        setup: [Step]? = nil,
+        steps: [Step],
+        cleanup: String? = nil,
+        sourcePath: String? = nil
     ) {
         self.id = id
         self.description = description
@@ -120,7 +128,10 @@ public struct Step: Codable, Sendable {
     }
 
     public init(
-        name: String, repeatCount: Int? = nil, request: RequestTemplate, expect: Expectation,
+        name: String,
+        repeatCount: Int? = nil,
+        request: RequestTemplate,
+        expect: Expectation,
         eventually: Eventually? = nil
     ) {
         self.name = name
@@ -197,9 +208,15 @@ public struct RequestTemplate: Codable, Sendable {
     }
 
     public init(
-        method: String, path: String, query: [QueryItem]? = nil, rawQuery: String? = nil,
-        encoding: QueryEncoding? = nil, auth: AuthMode? = nil, headers: [String: String]? = nil,
-        json: JSONValue? = nil, body: String? = nil
+        method: String,
+        path: String,
+        query: [QueryItem]? = nil,
+        rawQuery: String? = nil,
+        encoding: QueryEncoding? = nil,
+        auth: AuthMode? = nil,
+        headers: [String: String]? = nil,
+        json: JSONValue? = nil,
+        body: String? = nil
     ) {
         self.method = method
         self.path = path
@@ -230,7 +247,10 @@ public struct RequestTemplate: Codable, Sendable {
                 query = try pairs.map { pair in
                     guard pair.count == 2 else {
                         throw DecodingError.dataCorruptedError(
-                            forKey: .query, in: c, debugDescription: "query pairs must be [name, value]")
+                            forKey: .query,
+                            in: c,
+                            debugDescription: "query pairs must be [name, value]"
+                        )
                     }
                     return QueryItem(pair[0], pair[1])
                 }
@@ -314,8 +334,12 @@ public struct Expectation: Codable, Sendable {
     public var extra: ExtraKeys?
 
     public init(
-        status: StatusExpectation, headers: [String: JSONValue]? = nil, json: JSONValue? = nil,
-        emptyBody: Bool? = nil, schema: SchemaName? = nil, extra: ExtraKeys? = nil
+        status: StatusExpectation,
+        headers: [String: JSONValue]? = nil,
+        json: JSONValue? = nil,
+        emptyBody: Bool? = nil,
+        schema: SchemaName? = nil,
+        extra: ExtraKeys? = nil
     ) {
         self.status = status
         self.headers = headers

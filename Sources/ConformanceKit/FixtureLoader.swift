@@ -235,7 +235,7 @@ public enum FixtureLoader {
             case .object(let o):
                 var out: [String] = []
                 for (k, sub) in o {
-                    if (k == "$capture" || k == "$collect"), let name = sub.stringValue { out.append(name) }
+                    if k == "$capture" || k == "$collect", let name = sub.stringValue { out.append(name) }
                     out += walk(sub)
                 }
                 return out
@@ -346,7 +346,10 @@ public enum FixtureLoader {
     static func caseFiles(in directory: URL) -> [URL] {
         guard
             let enumerator = FileManager.default.enumerator(
-                at: directory, includingPropertiesForKeys: [.isRegularFileKey], options: [.skipsHiddenFiles])
+                at: directory,
+                includingPropertiesForKeys: [.isRegularFileKey],
+                options: [.skipsHiddenFiles]
+            )
         else { return [] }
         var files: [URL] = []
         for case let url as URL in enumerator {
@@ -404,7 +407,12 @@ struct StructureChecker {
 
     mutating func fail(_ path: String, _ message: String) { problems.append("\(file): \(path): \(message)") }
 
-    mutating func object(_ v: JSONValue?, _ path: String, required: [String], allowed: Set<String>)
+    mutating func object(
+        _ v: JSONValue?,
+        _ path: String,
+        required: [String],
+        allowed: Set<String>
+    )
         -> [String: JSONValue]?
     {
         guard let v else { return nil }
@@ -448,11 +456,14 @@ struct StructureChecker {
     mutating func fixture(_ v: JSONValue) {
         guard
             let o = object(
-                v, "$", required: ["id", "description", "spec", "steps"],
+                v,
+                "$",
+                required: ["id", "description", "spec", "steps"],
                 allowed: [
                     "$schema", "id", "description", "comment", "spec", "tags", "requires", "supersedes", "setup",
                     "steps", "cleanup",
-                ])
+                ]
+            )
         else { return }
         string(o["id"], "$.id")
         string(o["description"], "$.description")
@@ -493,8 +504,11 @@ struct StructureChecker {
     mutating func step(_ v: JSONValue, _ path: String) {
         guard
             let o = object(
-                v, path, required: ["name", "request", "expect"],
-                allowed: ["name", "repeat", "request", "expect", "eventually"])
+                v,
+                path,
+                required: ["name", "request", "expect"],
+                allowed: ["name", "repeat", "request", "expect", "eventually"]
+            )
         else { return }
         string(o["name"], "\(path).name")
         integer(o["repeat"], "\(path).repeat", range: 1...1000)
@@ -516,8 +530,11 @@ struct StructureChecker {
     mutating func request(_ v: JSONValue?, _ path: String) {
         guard
             let o = object(
-                v, path, required: ["method", "path"],
-                allowed: ["method", "path", "query", "rawQuery", "encoding", "auth", "headers", "json", "body"])
+                v,
+                path,
+                required: ["method", "path"],
+                allowed: ["method", "path", "query", "rawQuery", "encoding", "auth", "headers", "json", "body"]
+            )
         else { return }
         string(o["method"], "\(path).method", oneOf: ["GET", "POST", "DELETE", "PUT", "PATCH", "OPTIONS", "HEAD"])
         string(o["path"], "\(path).path")
@@ -562,7 +579,11 @@ struct StructureChecker {
     mutating func expectation(_ v: JSONValue?, _ path: String) {
         guard
             let o = object(
-                v, path, required: ["status"], allowed: ["status", "headers", "json", "emptyBody", "schema", "extra"])
+                v,
+                path,
+                required: ["status"],
+                allowed: ["status", "headers", "json", "emptyBody", "schema", "extra"]
+            )
         else { return }
         status(o["status"], "\(path).status")
         string(o["schema"], "\(path).schema", oneOf: ["PinStatus", "PinResults", "Failure", "none"])

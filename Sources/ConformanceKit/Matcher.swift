@@ -32,7 +32,11 @@ enum Matcher {
 
     /// Matches `actual` (nil = absent) against `expected`; appends failure messages.
     static func match(
-        _ expected: JSONValue, _ actual: JSONValue?, path: String, context: inout Context, failures: inout [String]
+        _ expected: JSONValue,
+        _ actual: JSONValue?,
+        path: String,
+        context: inout Context,
+        failures: inout [String]
     ) {
         if case .object(let o) = expected, isMatcherObject(o) {
             matchOperators(o, actual, path: path, context: &context, failures: &failures)
@@ -85,7 +89,10 @@ enum Matcher {
     }
 
     private static func matchOperators(
-        _ ops: [String: JSONValue], _ actual: JSONValue?, path: String, context: inout Context,
+        _ ops: [String: JSONValue],
+        _ actual: JSONValue?,
+        path: String,
+        context: inout Context,
         failures: inout [String]
     ) {
         // Presence first: `$absent` and `$any` decide on their own; other operators need a value.
@@ -192,7 +199,11 @@ enum Matcher {
     }
 
     private static func matchArrayOperator(
-        _ key: String, _ arg: JSONValue, _ actual: JSONValue?, path: String, context: inout Context,
+        _ key: String,
+        _ arg: JSONValue,
+        _ actual: JSONValue?,
+        path: String,
+        context: inout Context,
         failures: inout [String]
     ) {
         guard Matcher.keywords.contains(key) else {
@@ -284,7 +295,11 @@ enum Matcher {
 
     /// Backtracking assignment of matchers to distinct items.
     private static func assign(
-        _ wanted: [JSONValue], _ items: [JSONValue], _ w: Int, _ assignment: inout [Int?], context: Context
+        _ wanted: [JSONValue],
+        _ items: [JSONValue],
+        _ w: Int,
+        _ assignment: inout [Int?],
+        context: Context
     ) -> Bool {
         if w == wanted.count { return true }
         for i in items.indices where !assignment.contains(i) {

@@ -286,8 +286,10 @@ struct RFC3339: Sendable {
         let millis = Int(((t - Double(seconds)) * 1000).rounded(.down))
         let ms = String(millis)
         return RFC3339(
-            epochSeconds: seconds, fraction: String(repeating: "0", count: 3 - min(3, ms.count)) + ms,
-            offsetMinutes: 0)
+            epochSeconds: seconds,
+            fraction: String(repeating: "0", count: 3 - min(3, ms.count)) + ms,
+            offsetMinutes: 0
+        )
     }
 
     static func isLeap(_ y: Int) -> Bool { (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 }

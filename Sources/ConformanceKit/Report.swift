@@ -281,11 +281,13 @@ public struct ConformanceReport: Codable, Sendable {
     }
 
     static func anchor(_ id: String) -> String {
-        String(id.lowercased().compactMap { c -> Character? in
-            if c.isLetter || c.isNumber || c == "-" || c == "_" { return c }
-            if c == " " { return "-" }
-            return nil
-        })
+        String(
+            id.lowercased().compactMap { c -> Character? in
+                if c.isLetter || c.isNumber || c == "-" || c == "_" { return c }
+                if c == " " { return "-" }
+                return nil
+            }
+        )
     }
 
     static func timestamp(_ date: Date) -> String {
@@ -319,11 +321,20 @@ public struct ConformanceReport: Codable, Sendable {
         }
         let document = Document(
             run_info: RunInfo(
-                target: target, isRemote: isRemote, specVersion: specVersion, suiteRevision: suiteRevision,
-                runID: runID, capabilities: capabilities, hasSecondTenant: hasSecondTenant,
-                timeStart: ConformanceReport.timestamp(startedAt), timeEnd: ConformanceReport.timestamp(finishedAt)),
+                target: target,
+                isRemote: isRemote,
+                specVersion: specVersion,
+                suiteRevision: suiteRevision,
+                runID: runID,
+                capabilities: capabilities,
+                hasSecondTenant: hasSecondTenant,
+                timeStart: ConformanceReport.timestamp(startedAt),
+                timeEnd: ConformanceReport.timestamp(finishedAt)
+            ),
             summary: Summary(total: results.count, passed: passed, failed: failed, skipped: skipped, success: isSuccess),
-            results: results, cleanupNotes: cleanupNotes)
+            results: results,
+            cleanupNotes: cleanupNotes
+        )
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(document)) ?? Data("{}".utf8)

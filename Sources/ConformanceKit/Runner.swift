@@ -14,8 +14,11 @@ public struct ConformanceTarget: Sendable {
     public var name: String
 
     public init(
-        transport: any ConformanceTransport, tokenA: String, tokenB: String? = nil,
-        capabilities: Set<String> = [], name: String
+        transport: any ConformanceTransport,
+        tokenA: String,
+        tokenB: String? = nil,
+        capabilities: Set<String> = [],
+        name: String
     ) {
         self.transport = transport
         self.tokenA = tokenA
@@ -50,9 +53,14 @@ public struct ConformanceOptions: Sendable {
     public var sleep: @Sendable (Duration) async throws -> Void
 
     public init(
-        namePrefix: String = "conformance", seed: UInt64? = nil, userAgent: String = "anchorage-conformance/1.0",
-        cleanup: Bool = true, specVersion: String = "1.0.0", suiteRevision: String? = nil,
-        transcriptLimit: Int = 16 * 1024, maxEventuallyWait: Duration? = nil,
+        namePrefix: String = "conformance",
+        seed: UInt64? = nil,
+        userAgent: String = "anchorage-conformance/1.0",
+        cleanup: Bool = true,
+        specVersion: String = "1.0.0",
+        suiteRevision: String? = nil,
+        transcriptLimit: Int = 16 * 1024,
+        maxEventuallyWait: Duration? = nil,
         now: @escaping @Sendable () -> Date = { Date() },
         sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
     ) {
@@ -86,7 +94,9 @@ public struct ConformanceRunner: Sendable {
     /// without its version directory (`pins-add/add-minimal`); `*` matches any run of characters
     /// including `/`, `?` one character.
     public func run(
-        _ fixtures: [Fixture], only: String? = nil, progress: (@Sendable (CaseResult) -> Void)? = nil
+        _ fixtures: [Fixture],
+        only: String? = nil,
+        progress: (@Sendable (CaseResult) -> Void)? = nil
     ) async -> ConformanceReport {
         let started = options.now()
         var seedSource = SystemRandomNumberGenerator()
@@ -111,9 +121,16 @@ public struct ConformanceRunner: Sendable {
             var caseRNG = SplitMix64(seed: rng.next())
             _ = caseRNG.next()
             var execution = CaseExecution(
-                fixture: fixture, target: target, options: options,
+                fixture: fixture,
+                target: target,
+                options: options,
                 resolver: PlaceholderResolver(
-                    rng: caseRNG, runID: runID, namePrefix: options.namePrefix, now: options.now()))
+                    rng: caseRNG,
+                    runID: runID,
+                    namePrefix: options.namePrefix,
+                    now: options.now()
+                )
+            )
             let (result, remaining) = await execution.run()
             leftovers.append(contentsOf: remaining)
             results.append(result)
@@ -129,10 +146,18 @@ public struct ConformanceRunner: Sendable {
             }
         }
         return ConformanceReport(
-            target: target.name, isRemote: target.transport.isRemote, specVersion: options.specVersion,
-            suiteRevision: options.suiteRevision, runID: runID,
-            capabilities: target.capabilities.sorted(), hasSecondTenant: target.tokenB != nil,
-            startedAt: started, finishedAt: options.now(), results: results, cleanupNotes: notes)
+            target: target.name,
+            isRemote: target.transport.isRemote,
+            specVersion: options.specVersion,
+            suiteRevision: options.suiteRevision,
+            runID: runID,
+            capabilities: target.capabilities.sorted(),
+            hasSecondTenant: target.tokenB != nil,
+            startedAt: started,
+            finishedAt: options.now(),
+            results: results,
+            cleanupNotes: notes
+        )
     }
 }
 
@@ -244,7 +269,9 @@ private struct CaseExecution {
                 expect = try resolveExpectation(step.expect)
                 if let condition = step.eventually?.whileMatching {
                     poll = PollCondition(
-                        status: condition.status, json: try condition.json.map { try resolver.resolve(value: $0) })
+                        status: condition.status,
+                        json: try condition.json.map { try resolver.resolve(value: $0) }
+                    )
                 } else {
                     poll = nil
                 }
@@ -252,8 +279,14 @@ private struct CaseExecution {
                 throw StepFailure(messages: ["\(label): \(error)"], exchange: nil)
             }
             if let eventually = step.eventually {
-                try await runEventually(label: label, iteration: resolver.iteration, built: built, expect: expect,
-                    eventually: eventually, poll: poll)
+                try await runEventually(
+                    label: label,
+                    iteration: resolver.iteration,
+                    built: built,
+                    expect: expect,
+                    eventually: eventually,
+                    poll: poll
+                )
             } else {
                 let (response, exchange) = try await send(built, label: label, iteration: resolver.iteration)
                 let verdict = evaluate(expect, built: built, response: response)
@@ -266,7 +299,11 @@ private struct CaseExecution {
     }
 
     mutating func runEventually(
-        label: String, iteration: Int?, built: BuiltRequest, expect: Expectation, eventually: Eventually,
+        label: String,
+        iteration: Int?,
+        built: BuiltRequest,
+        expect: Expectation,
+        eventually: Eventually,
         poll: PollCondition?
     ) async throws(StepFailure) {
         guard var within = DurationText.parse(eventually.within), let every = DurationText.parse(eventually.every)
@@ -287,18 +324,22 @@ private struct CaseExecution {
                 return
             }
             if !verdict.hardFailures.isEmpty {
-                throw StepFailure(messages: verdict.failures + ["(attempt \(attempt) of an eventually step)"],
-                    exchange: exchange)
+                throw StepFailure(
+                    messages: verdict.failures + ["(attempt \(attempt) of an eventually step)"],
+                    exchange: exchange
+                )
             }
             if let poll, !pollContinues(poll, response: response) {
                 throw StepFailure(
                     messages: verdict.failures + ["stopped polling after attempt \(attempt): the response left the `while` condition"],
-                    exchange: exchange)
+                    exchange: exchange
+                )
             }
             if options.now().timeIntervalSince(start) >= within.secondsDouble {
                 throw StepFailure(
                     messages: verdict.failures + ["not satisfied within \(eventually.within) (\(attempt) attempts)"],
-                    exchange: exchange)
+                    exchange: exchange
+                )
             }
             do {
                 try await options.sleep(every)
@@ -358,7 +399,10 @@ private struct CaseExecution {
         let (operation, rid) = CaseExecution.route(method: template.method.uppercased(), path: routePath)
         return BuiltRequest(
             request: ConformanceRequest(method: template.method.uppercased(), path: path, headers: headers, body: body),
-            auth: auth, operation: operation, pathRequestID: rid)
+            auth: auth,
+            operation: operation,
+            pathRequestID: rid
+        )
     }
 
     func authorizationHeader(_ auth: AuthMode) throws -> String? {
@@ -411,12 +455,20 @@ private struct CaseExecution {
         }
     }
 
-    mutating func send(_ built: BuiltRequest, label: String, iteration: Int?) async throws(StepFailure) -> (
+    mutating func send(
+        _ built: BuiltRequest,
+        label: String,
+        iteration: Int?
+    ) async throws(StepFailure) -> (
         ConformanceResponse, RecordedExchange
     ) {
         var exchange = RecordedExchange(
-            step: label, iteration: iteration,
-            request: record(built), response: nil, error: nil)
+            step: label,
+            iteration: iteration,
+            request: record(built),
+            response: nil,
+            error: nil
+        )
         let response: ConformanceResponse
         do {
             response = try await target.transport.send(built.request)
@@ -425,8 +477,10 @@ private struct CaseExecution {
             throw StepFailure(messages: ["transport error: \(error)"], exchange: exchange)
         }
         exchange.response = RecordedResponse(
-            status: response.status, headers: response.headers.map { [$0.0, $0.1] },
-            body: CaseExecution.clip(response.body, options.transcriptLimit))
+            status: response.status,
+            headers: response.headers.map { [$0.0, $0.1] },
+            body: CaseExecution.clip(response.body, options.transcriptLimit)
+        )
         track(built, response)
         return (response, exchange)
     }
@@ -443,8 +497,11 @@ private struct CaseExecution {
             }
         }
         return RecordedRequest(
-            method: built.request.method, path: built.request.path, headers: headers,
-            body: built.request.body.map { CaseExecution.clip($0, options.transcriptLimit) })
+            method: built.request.method,
+            path: built.request.path,
+            headers: headers,
+            body: built.request.body.map { CaseExecution.clip($0, options.transcriptLimit) }
+        )
     }
 
     static func clip(_ bytes: [UInt8], _ limit: Int) -> String {
@@ -484,8 +541,10 @@ private struct CaseExecution {
         let token = pin.tenant == .tenantA ? target.tokenA : target.tokenB
         guard let token else { return "no token for \(pin.tenant.rawValue)" }
         let request = ConformanceRequest(
-            method: "DELETE", path: "/pins/" + PercentEncoding.pathSegment(pin.requestID),
-            headers: [("User-Agent", options.userAgent), ("Authorization", "Bearer \(token)")])
+            method: "DELETE",
+            path: "/pins/" + PercentEncoding.pathSegment(pin.requestID),
+            headers: [("User-Agent", options.userAgent), ("Authorization", "Bearer \(token)")]
+        )
         do {
             let response = try await target.transport.send(request)
             if (200..<300).contains(response.status) || response.status == 404 { return nil }
@@ -538,7 +597,8 @@ private struct CaseExecution {
 
         // Strict spec-schema validation of every body.
         // An explicit schema describes the expected status; for any other status, infer from what came back.
-        let schema = (statusOK ? expect.schema : nil)
+        let schema =
+            (statusOK ? expect.schema : nil)
             ?? CaseExecution.inferSchema(operation: built.operation, status: response.status)
         var hard: [String] = []
         if let kind = schema.specKind {
@@ -555,7 +615,8 @@ private struct CaseExecution {
             if !CaseExecution.isJSONContentType(contentType) {
                 hard.append(
                     "Content-Type: \(contentType.map { "\"\($0)\"" } ?? "missing") is not JSON "
-                        + "(Kubo's client needs application/json, text/json or +json)")
+                        + "(Kubo's client needs application/json, text/json or +json)"
+                )
             }
         }
         verdict.hardFailures = hard
@@ -605,9 +666,10 @@ private struct CaseExecution {
     /// What Kubo's generated client decodes: application/json, text/json or a +json type.
     static func isJSONContentType(_ value: String?) -> Bool {
         guard let value else { return false }
-        let mediaType = value.split(separator: ";", maxSplits: 1).first.map {
-            $0.trimmingCharacters(in: .whitespaces).lowercased()
-        } ?? ""
+        let mediaType =
+            value.split(separator: ";", maxSplits: 1).first.map {
+                $0.trimmingCharacters(in: .whitespaces).lowercased()
+            } ?? ""
         return mediaType == "application/json" || mediaType == "text/json"
             || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json"))
     }

@@ -65,7 +65,10 @@ public enum SpecSchema {
         }
 
         mutating func object(
-            _ value: JSONValue, _ path: String, required: [String], allowed: Set<String>
+            _ value: JSONValue,
+            _ path: String,
+            required: [String],
+            allowed: Set<String>
         ) -> [String: JSONValue]? {
             guard case .object(let o) = value else {
                 fail(path, "expected object, got \(value.typeName)")
@@ -98,7 +101,10 @@ public enum SpecSchema {
         }
 
         mutating func stringArray(
-            _ value: JSONValue?, _ path: String, minItems: Int, maxItems: Int
+            _ value: JSONValue?,
+            _ path: String,
+            minItems: Int,
+            maxItems: Int
         ) -> [String]? {
             guard let value else { return nil }
             if case .null = value { return nil }
@@ -154,8 +160,11 @@ public enum SpecSchema {
         mutating func pinStatus(_ value: JSONValue, _ path: String) {
             guard
                 let o = object(
-                    value, path, required: ["requestid", "status", "created", "pin", "delegates"],
-                    allowed: ["requestid", "status", "created", "pin", "delegates", "info"])
+                    value,
+                    path,
+                    required: ["requestid", "status", "created", "pin", "delegates"],
+                    allowed: ["requestid", "status", "created", "pin", "delegates", "info"]
+                )
             else { return }
             _ = nonEmptyString(o["requestid"], "\(path).requestid")
             if let status = o["status"], status != .null {

@@ -35,8 +35,12 @@ public final class URLTransport: ConformanceTransport {
         public var isRemote: Bool?
 
         public init(
-            minInterval: Duration? = nil, maxRetries: Int = 3, maxWait: Duration = .seconds(120),
-            requestTimeout: Duration = .seconds(60), maxResponseBytes: Int = 32 * 1024 * 1024, isRemote: Bool? = nil
+            minInterval: Duration? = nil,
+            maxRetries: Int = 3,
+            maxWait: Duration = .seconds(120),
+            requestTimeout: Duration = .seconds(60),
+            maxResponseBytes: Int = 32 * 1024 * 1024,
+            isRemote: Bool? = nil
         ) {
             self.minInterval = minInterval
             self.maxRetries = maxRetries
@@ -75,7 +79,8 @@ public final class URLTransport: ConformanceTransport {
         if base.lowercased().hasSuffix("/pins") {
             throw InvalidBaseURL(description: "target is the API base, without /pins (as Kubo expects): \(baseURL)")
         }
-        let local = ["localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"].contains(host.lowercased())
+        let local =
+            ["localhost", "127.0.0.1", "::1", "[::1]", "0.0.0.0"].contains(host.lowercased())
             || host.lowercased().hasSuffix(".localhost")
         self.baseURL = base
         self.isRemote = configuration.isRemote ?? !local
@@ -100,7 +105,7 @@ public final class URLTransport: ConformanceTransport {
             try await pacer.waitTurn(minInterval: minInterval)
             let response = try await sendOnce(request)
             await pacer.observe(response, maxWait: configuration.maxWait)
-            if (response.status == 429 || response.status == 503), attempt < configuration.maxRetries {
+            if response.status == 429 || response.status == 503, attempt < configuration.maxRetries {
                 let retryAfter = URLTransport.retryAfter(response)
                 if response.status == 429 || retryAfter != nil {
                     let backoff = retryAfter ?? .seconds(Int64(1) << Int64(attempt))

@@ -11,7 +11,8 @@ import Seams
 struct FakeKuboMain: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fake-kubo",
-        abstract: "A fake Kubo (IPFS) node speaking Kubo's RPC API, with fault knobs (POST /fake/knobs).")
+        abstract: "A fake Kubo (IPFS) node speaking Kubo's RPC API, with fault knobs (POST /fake/knobs)."
+    )
 
     @Option(help: "host:port to listen on (port 0 picks a free port).")
     var listen: String = "127.0.0.1:5001"

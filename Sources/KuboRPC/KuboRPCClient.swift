@@ -35,8 +35,10 @@ public final class KuboRPCClient: KuboAPI {
     ///   - requestTimeout: the bound on every call except `pin` (which has its own deadline) and
     ///     `connect` (its `timeout`). Also sent to Kubo as `timeout=`.
     public init(
-        baseURL: String = "http://127.0.0.1:5001", httpClient: HTTPClient? = nil,
-        requestTimeout: Duration = .seconds(30), logger: Logger
+        baseURL: String = "http://127.0.0.1:5001",
+        httpClient: HTTPClient? = nil,
+        requestTimeout: Duration = .seconds(30),
+        logger: Logger
     ) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
@@ -52,7 +54,11 @@ public final class KuboRPCClient: KuboAPI {
             // Kubo is on loopback: a refused connection means it is down. Fail fast (.unreachable)
             // instead of retrying until the request deadline.
             configuration.connectionPool.retryConnectionEstablishment = false
-            self.httpClient = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration, backgroundActivityLogger: logger)
+            self.httpClient = HTTPClient(
+                eventLoopGroup: HTTPClient.defaultEventLoopGroup,
+                configuration: configuration,
+                backgroundActivityLogger: logger
+            )
             self.ownsHTTPClient = true
         }
         self.requestTimeout = requestTimeout
@@ -67,7 +73,11 @@ public final class KuboRPCClient: KuboAPI {
     // MARK: KuboAPI
 
     public func identity() async throws -> KuboIdentity {
-        struct Output: Decodable { var ID: String; var Addresses: [String]?; var AgentVersion: String? }
+        struct Output: Decodable {
+            var ID: String
+            var Addresses: [String]?
+            var AgentVersion: String?
+        }
         let out = try await oneShot("id", [], as: Output.self)
         return KuboIdentity(peerID: out.ID, addresses: out.Addresses ?? [], agentVersion: out.AgentVersion ?? "")
     }
@@ -78,7 +88,10 @@ public final class KuboRPCClient: KuboAPI {
     }
 
     public func pin(
-        cid: String, name: String?, stallTimeout: Duration, deadline: Duration,
+        cid: String,
+        name: String?,
+        stallTimeout: Duration,
+        deadline: Duration,
         progress: @Sendable (Int) async -> Void
     ) async throws {
         enum Outcome: Sendable { case pinned, deadline, stalled }
@@ -118,10 +131,18 @@ public final class KuboRPCClient: KuboAPI {
     }
 
     private func streamPinAdd(
-        cid: String, name: String?, deadline: Duration, watch: StallWatch,
+        cid: String,
+        name: String?,
+        deadline: Duration,
+        watch: StallWatch,
         progress: @Sendable (Int) async -> Void
     ) async throws {
-        struct Frame: Decodable { var Progress: Int?; var Pins: [String]?; var Message: String?; var `Type`: String? }
+        struct Frame: Decodable {
+            var Progress: Int?
+            var Pins: [String]?
+            var Message: String?
+            var `Type`: String?
+        }
         var query: [(String, String)] = [("arg", cid), ("recursive", "true"), ("progress", "true")]
         if let name { query.append(("name", name)) }
         // Kubo's own deadline, a little after ours so that ours normally fires first (.timeout).
@@ -151,7 +172,8 @@ public final class KuboRPCClient: KuboAPI {
         guard sawPins else {
             throw KuboError.command(
                 message: "pin/add stream for \(cid) ended without a Pins frame (Kubo's X-Stream-Error trailer is not visible to this client)",
-                code: 0)
+                code: 0
+            )
         }
     }
 
@@ -165,7 +187,11 @@ public final class KuboRPCClient: KuboAPI {
     }
 
     public func recursivePins() async throws -> [KuboPin] {
-        struct Line: Decodable { var Cid: String; var `Type`: String?; var Name: String? }
+        struct Line: Decodable {
+            var Cid: String
+            var `Type`: String?
+            var Name: String?
+        }
         let query = [("type", "recursive"), ("stream", "true"), ("names", "true"), ("timeout", Self.goDuration(requestTimeout))]
         let response = try await post("pin/ls", query, timeout: requestTimeout)
         guard response.status == .ok else {
@@ -185,7 +211,10 @@ public final class KuboRPCClient: KuboAPI {
     }
 
     public func recursivePin(cid: String) async throws -> KuboPin? {
-        struct Entry: Decodable { var `Type`: String?; var Name: String? }
+        struct Entry: Decodable {
+            var `Type`: String?
+            var Name: String?
+        }
         struct Output: Decodable { var Keys: [String: Entry]? }
         let query = [("arg", cid), ("type", "recursive"), ("names", "true"), ("timeout", Self.goDuration(requestTimeout))]
         let response = try await post("pin/ls", query, timeout: requestTimeout)
@@ -216,8 +245,11 @@ public final class KuboRPCClient: KuboAPI {
                 group.addTask {
                     do {
                         _ = try await self.oneShot(
-                            "swarm/connect", [("arg", address), ("timeout", Self.goDuration(timeout))],
-                            as: Output.self, timeout: timeout + .seconds(1))
+                            "swarm/connect",
+                            [("arg", address), ("timeout", Self.goDuration(timeout))],
+                            as: Output.self,
+                            timeout: timeout + .seconds(1)
+                        )
                         return true
                     } catch {
                         self.logger.debug("kubo swarm/connect failed", metadata: ["address": "\(address)", "error": "\(error)"])
@@ -235,7 +267,11 @@ public final class KuboRPCClient: KuboAPI {
     }
 
     public func repoStat() async throws -> KuboRepoStat {
-        struct Output: Decodable { var RepoSize: UInt64; var StorageMax: UInt64; var NumObjects: UInt64? }
+        struct Output: Decodable {
+            var RepoSize: UInt64
+            var StorageMax: UInt64
+            var NumObjects: UInt64?
+        }
         let out = try await oneShot("repo/stat", [("size-only", "true")], as: Output.self)
         return KuboRepoStat(repoSize: out.RepoSize, storageMax: out.StorageMax, numObjects: out.NumObjects ?? 0)
     }
@@ -243,7 +279,10 @@ public final class KuboRPCClient: KuboAPI {
     // MARK: Transport
 
     private func oneShot<T: Decodable>(
-        _ command: String, _ query: [(String, String)], as type: T.Type, timeout: Duration? = nil
+        _ command: String,
+        _ query: [(String, String)],
+        as type: T.Type,
+        timeout: Duration? = nil
     ) async throws -> T {
         var query = query
         let timeout = timeout ?? requestTimeout
@@ -307,7 +346,11 @@ public final class KuboRPCClient: KuboAPI {
 
     /// Kubo's error replies: JSON error objects from commands, text/plain from the HTTP layer.
     private func commandError(status: HTTPResponseStatus, headers: HTTPHeaders, body: [UInt8]) -> KuboError {
-        struct ErrorBody: Decodable { var Message: String; var Code: Int?; var `Type`: String? }
+        struct ErrorBody: Decodable {
+            var Message: String
+            var Code: Int?
+            var `Type`: String?
+        }
         let contentType = headers.first(name: "Content-Type")?.lowercased() ?? ""
         let text = String(decoding: body, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         if contentType.hasPrefix("application/json") {

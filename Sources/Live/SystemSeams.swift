@@ -1,3 +1,5 @@
+import Seams
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -5,7 +7,6 @@ import Musl
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import Seams
 
 /// The production wall clock: `clock_gettime(CLOCK_REALTIME)` at microsecond precision.
 public struct SystemWallClock: WallClock {

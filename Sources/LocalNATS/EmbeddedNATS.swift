@@ -23,8 +23,14 @@ public final class EmbeddedNATS: Sendable {
         /// SIGTERM → SIGKILL grace on shutdown (JetStream flushes its store on SIGTERM).
         public var stopGracePeriod: Duration = .seconds(10)
 
-        public init(binary: NATSServerBinary, host: String = "127.0.0.1", port: Int = 4222, storeDir: String,
-                    serverName: String? = nil, cluster: NATSClusterOptions? = nil) {
+        public init(
+            binary: NATSServerBinary,
+            host: String = "127.0.0.1",
+            port: Int = 4222,
+            storeDir: String,
+            serverName: String? = nil,
+            cluster: NATSClusterOptions? = nil
+        ) {
             self.binary = binary
             self.host = host
             self.port = port
@@ -79,16 +85,24 @@ public final class EmbeddedNATS: Sendable {
     /// exits of a running server are logged and followed by a restart.
     public func run() async throws {
         defer { finish() }
-        let args = ServerArguments.make(host: configuration.host, port: configuration.port,
-                                        storeDir: configuration.storeDir, serverName: configuration.serverName,
-                                        cluster: configuration.cluster, extra: configuration.extraArguments)
+        let args = ServerArguments.make(
+            host: configuration.host,
+            port: configuration.port,
+            storeDir: configuration.storeDir,
+            serverName: configuration.serverName,
+            cluster: configuration.cluster,
+            extra: configuration.extraArguments
+        )
         try FileManager.default.createDirectory(atPath: configuration.storeDir, withIntermediateDirectories: true)
         let logPath = (configuration.storeDir as NSString).appendingPathComponent("nats-server.log")
         var failures = 0
         while !Task.isCancelled {
             let process = try ChildProcess(configuration.binary.path, args, outputPath: logPath)
             ChildRegistry.add(process.pid)
-            state.withLock { $0.starts += 1; $0.pid = process.pid }
+            state.withLock {
+                $0.starts += 1
+                $0.pid = process.pid
+            }
             logger.info("nats-server started", metadata: ["pid": "\(process.pid)", "url": "\(clientURL)"])
             let outcome = await supervise(process)
             ChildRegistry.remove(process.pid)
@@ -99,8 +113,12 @@ public final class EmbeddedNATS: Sendable {
                 return
             case .exited(let code, let wasReady):
                 failures = wasReady ? 1 : failures + 1
-                logger.error("nats-server exited unexpectedly; restarting", metadata: [
-                    "code": "\(code)", "log": "\(String(process.output.suffix(800)))"])
+                logger.error(
+                    "nats-server exited unexpectedly; restarting",
+                    metadata: [
+                        "code": "\(code)", "log": "\(String(process.output.suffix(800)))",
+                    ]
+                )
             case .notReady:
                 failures += 1
                 logger.error("nats-server did not become ready; restarting", metadata: ["timeout": "\(configuration.readyTimeout)"])
@@ -110,7 +128,11 @@ public final class EmbeddedNATS: Sendable {
         }
     }
 
-    private enum Outcome { case cancelled, exited(Int32, wasReady: Bool), notReady }
+    private enum Outcome {
+        case cancelled
+        case exited(Int32, wasReady: Bool)
+        case notReady
+    }
 
     /// Waits for readiness, then for exit or cancellation (polling: the child is reaped with
     /// waitpid, and an async poll keeps no thread blocked).

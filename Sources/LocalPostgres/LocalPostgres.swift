@@ -45,7 +45,11 @@ public final class LocalPostgres: Sendable {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let asRoot = getuid() == 0
         if asRoot { try run("/bin/chown", ["postgres:postgres", dir]) }
-        try runPG(bin + "/initdb", ["-D", dir + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], asRoot: asRoot)
+        try runPG(
+            bin + "/initdb",
+            ["-D", dir + "/data", "-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"],
+            asRoot: asRoot
+        )
         var lastError: (any Error)?
         for _ in 0..<5 {
             let port = try FreePort.loopback()
@@ -54,7 +58,11 @@ public final class LocalPostgres: Sendable {
             ]
             if !options.durable { settings += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"] }
             do {
-                try runPG(bin + "/pg_ctl", ["-D", dir + "/data", "-l", dir + "/postgres.log", "-w", "-t", "60", "-o", settings.joined(separator: " "), "start"], asRoot: asRoot)
+                try runPG(
+                    bin + "/pg_ctl",
+                    ["-D", dir + "/data", "-l", dir + "/postgres.log", "-w", "-t", "60", "-o", settings.joined(separator: " "), "start"],
+                    asRoot: asRoot
+                )
                 let pg = LocalPostgres(directory: dir, port: port, binDirectory: bin)
                 Cleanup.register(pg)
                 return pg
@@ -77,7 +85,10 @@ public final class LocalPostgres: Sendable {
     public func createDatabase(_ name: String, template: String? = nil, clock: any WallClock, logger: Logger) async throws -> Database {
         if let template {
             try await superuser.withConnection(logger: logger) { conn in
-                try await conn.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template) OWNER \(DatabaseRole.owner)"), logger: logger)
+                try await conn.query(
+                    PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template) OWNER \(DatabaseRole.owner)"),
+                    logger: logger
+                )
             }
         } else {
             try await Provisioning.bootstrap(superuser: superuser, database: name, logger: logger)
@@ -97,7 +108,8 @@ public final class LocalPostgres: Sendable {
             name: name,
             owner: superuser.with(username: DatabaseRole.owner, database: name),
             api: superuser.with(username: DatabaseRole.api, database: name),
-            ops: superuser.with(username: DatabaseRole.ops, database: name))
+            ops: superuser.with(username: DatabaseRole.ops, database: name)
+        )
     }
 
     // MARK: Helpers
@@ -115,7 +127,8 @@ public final class LocalPostgres: Sendable {
             return String(dir)
         }
         throw LocalPostgresError.failed(
-            "PostgreSQL server binaries (initdb, pg_ctl) not found; install postgresql (apt-get install -y postgresql) or set ANCHORAGE_PG_BIN")
+            "PostgreSQL server binaries (initdb, pg_ctl) not found; install postgresql (apt-get install -y postgresql) or set ANCHORAGE_PG_BIN"
+        )
     }
 
     static func runPG(_ tool: String, _ args: [String], asRoot: Bool) throws {
@@ -137,7 +150,9 @@ public final class LocalPostgres: Sendable {
 public enum LocalPostgresError: Error, CustomStringConvertible {
     case failed(String)
     public var description: String {
-        switch self { case .failed(let s): s }
+        switch self {
+        case .failed(let s): s
+        }
     }
 }
 

@@ -16,8 +16,12 @@ final class NATSChannelHandler: ChannelInboundHandler {
     private var handshakeDone = false
     private let sink: @Sendable (ServerOp, ObjectIdentifier) -> Void
 
-    init(parser: NATSProtocolParser, connectFrame: [UInt8], handshake: EventLoopPromise<ServerInfo>,
-         sink: @escaping @Sendable (ServerOp, ObjectIdentifier) -> Void) {
+    init(
+        parser: NATSProtocolParser,
+        connectFrame: [UInt8],
+        handshake: EventLoopPromise<ServerInfo>,
+        sink: @escaping @Sendable (ServerOp, ObjectIdentifier) -> Void
+    ) {
         self.parser = parser
         self.connectFrame = connectFrame
         self.handshake = handshake

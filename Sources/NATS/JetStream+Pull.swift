@@ -35,9 +35,14 @@ extension JetStream {
         }
     }
 
-    private func collect(_ sub: NATSSubscription, stream: String, consumer: String, batch: Int, expires: Duration?) async throws -> [JetStreamMessage] {
+    private func collect(_ sub: NATSSubscription, stream: String, consumer: String, batch: Int, expires: Duration?) async throws -> [JetStreamMessage]
+    {
         let request = PullRequest(batch: batch, expires: expires?.nanoseconds, noWait: expires == nil ? true : nil)
-        try await client.publish("\(apiPrefix).CONSUMER.MSG.NEXT.\(stream).\(consumer)", Array(try JSONEncoder().encode(request)), replyTo: sub.subject)
+        try await client.publish(
+            "\(apiPrefix).CONSUMER.MSG.NEXT.\(stream).\(consumer)",
+            Array(try JSONEncoder().encode(request)),
+            replyTo: sub.subject
+        )
         let deadline = (expires ?? .zero) + timeout
         return try await withThrowingTaskGroup(of: [JetStreamMessage]?.self) { group in
             group.addTask {
@@ -54,8 +59,11 @@ extension JetStream {
                     case 409 where out.isEmpty && (m.headers?.statusDescription ?? "").contains("Consumer Deleted"):
                         throw JetStreamError(code: 409, errCode: JetStreamError.consumerNotFound, description: "consumer \(consumer) deleted")
                     case 503:
-                        throw JetStreamError(code: 404, errCode: JetStreamError.consumerNotFound,
-                                             description: "no consumer \(consumer) on stream \(stream)")
+                        throw JetStreamError(
+                            code: 404,
+                            errCode: JetStreamError.consumerNotFound,
+                            description: "no consumer \(consumer) on stream \(stream)"
+                        )
                     default:
                         return out  // 409 batch/max-waiting limits, leadership change: end of this pull
                     }

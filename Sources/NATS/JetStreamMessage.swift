@@ -33,8 +33,8 @@ public struct AckMetadata: Sendable, Equatable {
         guard t.count >= 9, t[0] == "$JS", t[1] == "ACK" else { return nil }
         let base = t.count == 9 ? 2 : 4
         guard t.count >= base + 7,
-              let delivered = Int(t[base + 2]), let sseq = UInt64(t[base + 3]), let cseq = UInt64(t[base + 4]),
-              let ts = Int64(t[base + 5]), let left = UInt64(t[base + 6])
+            let delivered = Int(t[base + 2]), let sseq = UInt64(t[base + 3]), let cseq = UInt64(t[base + 4]),
+            let ts = Int64(t[base + 5]), let left = UInt64(t[base + 6])
         else { return nil }
         stream = t[base]
         consumer = t[base + 1]

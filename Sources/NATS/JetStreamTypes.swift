@@ -26,11 +26,19 @@ public struct StreamConfig: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case name, subjects, retention, storage, discard
-        case numReplicas = "num_replicas", maxMsgs = "max_msgs", maxBytes = "max_bytes", maxAge = "max_age"
-        case maxMsgsPerSubject = "max_msgs_per_subject", maxMsgSize = "max_msg_size"
-        case duplicateWindow = "duplicate_window", allowDirect = "allow_direct"
-        case allowRollupHeaders = "allow_rollup_hdrs", denyDelete = "deny_delete", denyPurge = "deny_purge"
-        case allowMsgTTL = "allow_msg_ttl", subjectDeleteMarkerTTL = "subject_delete_marker_ttl"
+        case numReplicas = "num_replicas"
+        case maxMsgs = "max_msgs"
+        case maxBytes = "max_bytes"
+        case maxAge = "max_age"
+        case maxMsgsPerSubject = "max_msgs_per_subject"
+        case maxMsgSize = "max_msg_size"
+        case duplicateWindow = "duplicate_window"
+        case allowDirect = "allow_direct"
+        case allowRollupHeaders = "allow_rollup_hdrs"
+        case denyDelete = "deny_delete"
+        case denyPurge = "deny_purge"
+        case allowMsgTTL = "allow_msg_ttl"
+        case subjectDeleteMarkerTTL = "subject_delete_marker_ttl"
     }
 
     public init(name: String, subjects: [String]? = nil) {
@@ -56,7 +64,10 @@ public struct StreamState: Codable, Sendable, Equatable {
     public var consumerCount: Int
 
     enum CodingKeys: String, CodingKey {
-        case messages, bytes, firstSeq = "first_seq", lastSeq = "last_seq", consumerCount = "consumer_count"
+        case messages, bytes
+        case firstSeq = "first_seq"
+        case lastSeq = "last_seq"
+        case consumerCount = "consumer_count"
     }
 }
 
@@ -93,11 +104,22 @@ public struct ConsumerConfig: Codable, Sendable, Equatable {
     public var inactiveThreshold: Int64?
 
     enum CodingKeys: String, CodingKey {
-        case name, durableName = "durable_name", deliverPolicy = "deliver_policy", optStartSeq = "opt_start_seq"
-        case ackPolicy = "ack_policy", ackWait = "ack_wait", maxDeliver = "max_deliver"
-        case filterSubject = "filter_subject", replayPolicy = "replay_policy", maxAckPending = "max_ack_pending"
-        case maxWaiting = "max_waiting", deliverSubject = "deliver_subject", flowControl = "flow_control"
-        case idleHeartbeat = "idle_heartbeat", memStorage = "mem_storage", numReplicas = "num_replicas"
+        case name
+        case durableName = "durable_name"
+        case deliverPolicy = "deliver_policy"
+        case optStartSeq = "opt_start_seq"
+        case ackPolicy = "ack_policy"
+        case ackWait = "ack_wait"
+        case maxDeliver = "max_deliver"
+        case filterSubject = "filter_subject"
+        case replayPolicy = "replay_policy"
+        case maxAckPending = "max_ack_pending"
+        case maxWaiting = "max_waiting"
+        case deliverSubject = "deliver_subject"
+        case flowControl = "flow_control"
+        case idleHeartbeat = "idle_heartbeat"
+        case memStorage = "mem_storage"
+        case numReplicas = "num_replicas"
         case inactiveThreshold = "inactive_threshold"
     }
 
@@ -113,8 +135,11 @@ public struct ConsumerInfo: Decodable, Sendable {
     public var numRedelivered: Int?
 
     enum CodingKeys: String, CodingKey {
-        case streamName = "stream_name", name, config, numPending = "num_pending"
-        case numAckPending = "num_ack_pending", numRedelivered = "num_redelivered"
+        case streamName = "stream_name"
+        case name, config
+        case numPending = "num_pending"
+        case numAckPending = "num_ack_pending"
+        case numRedelivered = "num_redelivered"
     }
 }
 
@@ -144,7 +169,11 @@ struct APIErrorEnvelope: Decodable {
         var code: Int
         var errCode: Int?
         var description: String?
-        enum CodingKeys: String, CodingKey { case code, errCode = "err_code", description }
+        enum CodingKeys: String, CodingKey {
+            case code
+            case errCode = "err_code"
+            case description
+        }
     }
     var error: Body?
 }
@@ -154,11 +183,17 @@ struct DeleteResponse: Decodable { var success: Bool }
 struct ConsumerCreateRequest: Encodable {
     var streamName: String
     var config: ConsumerConfig
-    enum CodingKeys: String, CodingKey { case streamName = "stream_name", config }
+    enum CodingKeys: String, CodingKey {
+        case streamName = "stream_name"
+        case config
+    }
 }
 struct PullRequest: Encodable {
     var batch: Int
     var expires: Int64?
     var noWait: Bool?
-    enum CodingKeys: String, CodingKey { case batch, expires, noWait = "no_wait" }
+    enum CodingKeys: String, CodingKey {
+        case batch, expires
+        case noWait = "no_wait"
+    }
 }

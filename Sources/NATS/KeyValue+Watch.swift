@@ -56,9 +56,13 @@ public struct KeyValueWatcher: AsyncSequence, Sendable {
                 let prefix = "$KV.\(kv.bucket)."
                 guard m.subject.hasPrefix(prefix) else { continue }
                 let meta = m.replyTo.flatMap(AckMetadata.init(ackSubject:))
-                return KeyValueEntry(bucket: kv.bucket, key: String(m.subject.dropFirst(prefix.count)),
-                                     value: m.payload, revision: meta?.streamSequence ?? 0,
-                                     operation: KeyValue.operation(m.headers))
+                return KeyValueEntry(
+                    bucket: kv.bucket,
+                    key: String(m.subject.dropFirst(prefix.count)),
+                    value: m.payload,
+                    revision: meta?.streamSequence ?? 0,
+                    operation: KeyValue.operation(m.headers)
+                )
             }
             return nil
         }

@@ -2,7 +2,11 @@ import Seams
 
 /// One key's state as read from a bucket.
 public struct KeyValueEntry: Sendable, Equatable {
-    public enum Operation: String, Sendable { case put = "PUT", delete = "DEL", purge = "PURGE" }
+    public enum Operation: String, Sendable {
+        case put = "PUT"
+        case delete = "DEL"
+        case purge = "PURGE"
+    }
 
     public var bucket: String
     public var key: String
@@ -95,8 +99,13 @@ public struct KeyValue: Sendable {
         guard let seqText = reply.headers?["Nats-Sequence"], let seq = UInt64(seqText) else {
             throw NATSError.protocolViolation("direct get reply without Nats-Sequence")
         }
-        return KeyValueEntry(bucket: bucket, key: key, value: reply.payload, revision: seq,
-                             operation: Self.operation(reply.headers))
+        return KeyValueEntry(
+            bucket: bucket,
+            key: key,
+            value: reply.payload,
+            revision: seq,
+            operation: Self.operation(reply.headers)
+        )
     }
 
     /// KV-Operation, or a server limit marker (Nats-Marker-Reason: MaxAge/Purge/Remove).
@@ -175,7 +184,8 @@ public struct KeyValue: Sendable {
 
     /// Keys: `[-/_=.A-Za-z0-9]+`, not starting or ending with `.`.
     static func validate(key: String) throws {
-        let ok = !key.isEmpty && !key.hasPrefix(".") && !key.hasSuffix(".") && !key.contains("..")
+        let ok =
+            !key.isEmpty && !key.hasPrefix(".") && !key.hasSuffix(".") && !key.contains("..")
             && key.utf8.allSatisfy { isKeyByte($0) || $0 == UInt8(ascii: ".") }
         guard ok else { throw NATSError.invalidSubject("KV key \(key)") }
     }

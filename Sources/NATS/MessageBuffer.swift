@@ -65,7 +65,10 @@ final class MessageBuffer: Sendable {
                     if s.count > 0 {
                         let m = s.items[s.head]
                         s.head += 1
-                        if s.head == s.items.count { s.items = []; s.head = 0 }
+                        if s.head == s.items.count {
+                            s.items = []
+                            s.head = 0
+                        }
                         return .some(m)
                     }
                     if s.finished || Task.isCancelled { return .some(nil) }

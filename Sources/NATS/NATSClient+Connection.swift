@@ -20,8 +20,11 @@ extension NATSClient {
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let handler = NATSChannelHandler(
-                        parser: NATSProtocolParser(), connectFrame: connectFrame, handshake: handshake,
-                        sink: { [weak self] op, id in self?.handle(op, from: id) })
+                        parser: NATSProtocolParser(),
+                        connectFrame: connectFrame,
+                        handshake: handshake,
+                        sink: { [weak self] op, id in self?.handle(op, from: id) }
+                    )
                     try channel.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -70,8 +73,10 @@ extension NATSClient {
             channel.close(promise: nil)
             return
         }
-        logger.info(first ? "NATS connected" : "NATS reconnected",
-                    metadata: ["server": "\(info.serverName ?? info.serverID)", "version": "\(info.version)"])
+        logger.info(
+            first ? "NATS connected" : "NATS reconnected",
+            metadata: ["server": "\(info.serverName ?? info.serverID)", "version": "\(info.version)"]
+        )
         eventSink.yield(first ? .connected(serverVersion: info.version) : .reconnected(serverVersion: info.version))
     }
 

@@ -8,7 +8,10 @@ extension NATSClient {
     /// `BusError.timeout` after `timeout`, and `BusError.unavailable` at once when disconnected
     /// (or when the connection drops before the reply).
     public func request(
-        _ subject: String, _ payload: [UInt8], headers: NATSHeaders? = nil, timeout: Duration? = nil
+        _ subject: String,
+        _ payload: [UInt8],
+        headers: NATSHeaders? = nil,
+        timeout: Duration? = nil
     ) async throws -> NATSMessage {
         let token = NUID.next()
         let reply = inboxPrefix + "." + token

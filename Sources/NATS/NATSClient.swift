@@ -33,7 +33,8 @@ public final class NATSClient: Sendable {
     /// in the background until `close()`. Without `eventLoopGroup` the client owns a
     /// one-thread group and shuts it down on close.
     public static func connect(
-        _ options: NATSOptions, eventLoopGroup: (any EventLoopGroup)? = nil,
+        _ options: NATSOptions,
+        eventLoopGroup: (any EventLoopGroup)? = nil,
         logger: Logger = Logger(label: "nats")
     ) async throws -> NATSClient {
         guard !options.urls.isEmpty else { throw NATSError.connectFailed("no server URL") }
@@ -208,10 +209,15 @@ public final class NATSClient: Sendable {
     }
 
     private func deliver(_ m: NATSMessage, from channelID: ObjectIdentifier) {
-        enum Target { case none, buffer(MessageBuffer), reply(ClientState.PendingRequest) }
+        enum Target {
+            case none
+            case buffer(MessageBuffer)
+            case reply(ClientState.PendingRequest)
+        }
         let target: Target = state.withLock { s in
             guard let channel = s.channel, ObjectIdentifier(channel) == channelID,
-                  let sub = s.subscriptions[m.sid] else { return .none }
+                let sub = s.subscriptions[m.sid]
+            else { return .none }
             if let buffer = sub.buffer { return .buffer(buffer) }
             let token = m.subject.split(separator: ".").last.map(String.init) ?? ""
             return s.requests.removeValue(forKey: token).map(Target.reply) ?? .none

@@ -81,8 +81,12 @@ struct ConnectOptions: Encodable {
     var pass: String?
 
     enum CodingKeys: String, CodingKey {
-        case verbose, pedantic, headers, noResponders = "no_responders", protocolVersion = "protocol"
-        case lang, version, name, authToken = "auth_token", user, pass
+        case verbose, pedantic, headers
+        case noResponders = "no_responders"
+        case protocolVersion = "protocol"
+        case lang, version, name
+        case authToken = "auth_token"
+        case user, pass
     }
 
     init(_ options: NATSOptions) {
@@ -109,4 +113,3 @@ extension Duration {
     }
 
 }
-

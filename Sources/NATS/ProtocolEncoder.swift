@@ -29,8 +29,8 @@ enum ClientFrame {
     /// Subjects and queue names: non-empty, no whitespace, no empty tokens.
     static func validate(subject: String, wildcardsAllowed: Bool) throws {
         guard !subject.isEmpty,
-              !subject.utf8.contains(where: { $0 == 32 || $0 == 9 || $0 == 13 || $0 == 10 }),
-              !subject.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty)
+            !subject.utf8.contains(where: { $0 == 32 || $0 == 9 || $0 == 13 || $0 == 10 }),
+            !subject.split(separator: ".", omittingEmptySubsequences: false).contains(where: \.isEmpty)
         else { throw NATSError.invalidSubject(subject) }
         if !wildcardsAllowed, subject.split(separator: ".").contains(where: { $0 == "*" || $0 == ">" }) {
             throw NATSError.invalidSubject(subject)

@@ -52,9 +52,15 @@ public struct NATSProtocolParser: Sendable {
             buffer.moveReaderIndex(forwardBy: afterLine + m.total + 2)
             var headers: NATSHeaders?
             if header { headers = try NATSHeaders.parse(body[0..<m.headerBytes]) }
-            return .msg(NATSMessage(
-                subject: m.subject, replyTo: m.reply, headers: headers,
-                payload: Array(body[m.headerBytes...]), sid: m.sid))
+            return .msg(
+                NATSMessage(
+                    subject: m.subject,
+                    replyTo: m.reply,
+                    headers: headers,
+                    payload: Array(body[m.headerBytes...]),
+                    sid: m.sid
+                )
+            )
         case "PING":
             buffer.moveReaderIndex(forwardBy: afterLine)
             return .ping

@@ -14,9 +14,15 @@ public struct ServerInfo: Sendable, Decodable, Equatable {
     public var lameDuckMode: Bool
 
     enum CodingKeys: String, CodingKey {
-        case serverID = "server_id", serverName = "server_name", version, proto
-        case maxPayload = "max_payload", headers, jetStream = "jetstream"
-        case authRequired = "auth_required", connectURLs = "connect_urls", lameDuckMode = "ldm"
+        case serverID = "server_id"
+        case serverName = "server_name"
+        case version, proto
+        case maxPayload = "max_payload"
+        case headers
+        case jetStream = "jetstream"
+        case authRequired = "auth_required"
+        case connectURLs = "connect_urls"
+        case lameDuckMode = "ldm"
     }
 
     public init(from decoder: any Decoder) throws {

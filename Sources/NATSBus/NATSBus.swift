@@ -41,10 +41,16 @@ public final class NATSBus: ClusterBus {
     /// Connects, refuses servers older than 2.11 or without JetStream, and ensures the
     /// work-queue stream and the KV bucket exist with this configuration.
     public static func connect(
-        urls: [String], auth: NATSAuth = .none, bucket: String = "ANCHORAGE_CLUSTER",
-        jobsStream: String = "PIN_JOBS", jobsSubjects: String = "pin.jobs.>",
-        duplicateWindow: Duration = .seconds(120), ackWait: Duration = .seconds(30), maxDeliver: Int = -1,
-        replicas: Int = 1, logger: Logger = Logger(label: "anchorage.bus")
+        urls: [String],
+        auth: NATSAuth = .none,
+        bucket: String = "ANCHORAGE_CLUSTER",
+        jobsStream: String = "PIN_JOBS",
+        jobsSubjects: String = "pin.jobs.>",
+        duplicateWindow: Duration = .seconds(120),
+        ackWait: Duration = .seconds(30),
+        maxDeliver: Int = -1,
+        replicas: Int = 1,
+        logger: Logger = Logger(label: "anchorage.bus")
     ) async throws -> NATSBus {
         var c = Configuration(nats: NATSOptions(urls: urls, auth: auth))
         c.bucket = bucket
@@ -157,8 +163,13 @@ public final class NATSBus: ClusterBus {
         }
         return msgs.compactMap { m in
             guard let handle = m.ackSubject else { return nil }
-            return BusJob(subject: m.subject, msgID: m.headers?["Nats-Msg-Id"], payload: m.payload,
-                          deliveries: m.metadata?.numDelivered ?? 1, handle: handle)
+            return BusJob(
+                subject: m.subject,
+                msgID: m.headers?["Nats-Msg-Id"],
+                payload: m.payload,
+                deliveries: m.metadata?.numDelivered ?? 1,
+                handle: handle
+            )
         }
     }
 

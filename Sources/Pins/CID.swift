@@ -51,7 +51,10 @@ public enum CIDValidation {
         case UInt8(ascii: "M"), UInt8(ascii: "U"):
             let trimmed = Array(body.reversed().drop(while: { $0 == UInt8(ascii: "=") }).reversed())
             decoded = RFC4648.decode(
-                trimmed, alphabet: utf8[0] == UInt8(ascii: "M") ? RFC4648.base64 : RFC4648.base64URL, bitsPerChar: 6)
+                trimmed,
+                alphabet: utf8[0] == UInt8(ascii: "M") ? RFC4648.base64 : RFC4648.base64URL,
+                bitsPerChar: 6
+            )
         default:
             return bad("unsupported multibase prefix '\(Character(Unicode.Scalar(utf8[0])))'")
         }

@@ -41,7 +41,11 @@ public struct PinRecord: Sendable, Equatable {
     public var created: Timestamp
 
     public init(
-        id: TypeID, org: TypeID, request: PinRequest, status: PinStatus, info: [String: String] = [:],
+        id: TypeID,
+        org: TypeID,
+        request: PinRequest,
+        status: PinStatus,
+        info: [String: String] = [:],
         created: Timestamp
     ) {
         self.id = id

@@ -59,19 +59,24 @@ public struct PinQuery: Sendable, Equatable {
                 }
                 guard cids.count <= limits.maxCidsPerQuery else {
                     throw .badRequest(
-                        reason: "INVALID_QUERY", details: "\"cid\" lists more than \(limits.maxCidsPerQuery) CIDs")
+                        reason: "INVALID_QUERY",
+                        details: "\"cid\" lists more than \(limits.maxCidsPerQuery) CIDs"
+                    )
                 }
             case "name":
                 guard value.utf8.count <= limits.maxNameBytes else {
                     throw .badRequest(
-                        reason: "INVALID_QUERY", details: "\"name\" is longer than \(limits.maxNameBytes) bytes")
+                        reason: "INVALID_QUERY",
+                        details: "\"name\" is longer than \(limits.maxNameBytes) bytes"
+                    )
                 }
                 name = value.isEmpty ? nil : value
             case "match":
                 guard let m = TextMatch(rawValue: value) else {
                     throw .badRequest(
                         reason: "INVALID_QUERY",
-                        details: "\"match\" must be one of exact, iexact, partial, ipartial (got \"\(value.prefix(32))\")")
+                        details: "\"match\" must be one of exact, iexact, partial, ipartial (got \"\(value.prefix(32))\")"
+                    )
                 }
                 match = m
             case "status":
@@ -80,7 +85,8 @@ public struct PinQuery: Sendable, Equatable {
                     guard let s = PinStatus(rawValue: String(item)) else {
                         throw .badRequest(
                             reason: "INVALID_QUERY",
-                            details: "\"status\" must be a comma list of queued, pinning, pinned, failed (got \"\(item.prefix(32))\")")
+                            details: "\"status\" must be a comma list of queued, pinning, pinned, failed (got \"\(item.prefix(32))\")"
+                        )
                     }
                     set.insert(s)
                 }
@@ -89,14 +95,16 @@ public struct PinQuery: Sendable, Equatable {
                 guard let t = ParsedDateTime(rfc3339: value) else {
                     throw .badRequest(
                         reason: "INVALID_QUERY",
-                        details: "\"\(key)\" must be an RFC 3339 date-time such as 2020-07-27T17:32:28.276Z (got \"\(value.prefix(40))\")")
+                        details: "\"\(key)\" must be an RFC 3339 date-time such as 2020-07-27T17:32:28.276Z (got \"\(value.prefix(40))\")"
+                    )
                 }
                 if key == "before" { before = t } else { after = t }
             case "limit":
                 guard let n = Int(value), n >= 1, n <= limits.maxListLimit else {
                     throw .badRequest(
                         reason: "INVALID_QUERY",
-                        details: "\"limit\" must be an integer from 1 to \(limits.maxListLimit) (got \"\(value.prefix(32))\")")
+                        details: "\"limit\" must be an integer from 1 to \(limits.maxListLimit) (got \"\(value.prefix(32))\")"
+                    )
                 }
                 limit = n
             case "meta":
@@ -104,7 +112,9 @@ public struct PinQuery: Sendable, Equatable {
                     let json = try? JSONSerialization.jsonObject(with: data, options: [])
                 else {
                     throw .badRequest(
-                        reason: "INVALID_QUERY", details: "\"meta\" must be a URL-encoded JSON object such as {\"app_id\":\"x\"}")
+                        reason: "INVALID_QUERY",
+                        details: "\"meta\" must be a URL-encoded JSON object such as {\"app_id\":\"x\"}"
+                    )
                 }
                 do {
                     meta = try PinRequest.stringMap(json, field: "meta", limits: limits)

@@ -23,7 +23,8 @@ extension PinRequest {
             guard value.utf8.count <= limits.maxNameBytes else {
                 throw .badRequest(
                     reason: "INVALID_NAME",
-                    details: "\"name\" is \(value.utf8.count) bytes; at most \(limits.maxNameBytes) are allowed")
+                    details: "\"name\" is \(value.utf8.count) bytes; at most \(limits.maxNameBytes) are allowed"
+                )
             }
             name = value.isEmpty ? nil : value
         }
@@ -61,21 +62,27 @@ extension PinRequest {
         }
         guard dict.count <= limits.maxMetaKeys else {
             throw .badRequest(
-                reason: "INVALID_META", details: "\"\(field)\" has \(dict.count) keys; at most \(limits.maxMetaKeys) are allowed")
+                reason: "INVALID_META",
+                details: "\"\(field)\" has \(dict.count) keys; at most \(limits.maxMetaKeys) are allowed"
+            )
         }
         var out: [String: String] = [:]
         var bytes = 0
         for (key, value) in dict {
             guard let s = string(value) else {
                 throw .badRequest(
-                    reason: "INVALID_META", details: "\"\(field)\" value for key \"\(key.prefix(64))\" must be a string")
+                    reason: "INVALID_META",
+                    details: "\"\(field)\" value for key \"\(key.prefix(64))\" must be a string"
+                )
             }
             bytes += key.utf8.count + s.utf8.count
             out[key] = s
         }
         guard bytes <= limits.maxMetaBytes else {
             throw .badRequest(
-                reason: "INVALID_META", details: "\"\(field)\" is \(bytes) bytes; at most \(limits.maxMetaBytes) are allowed")
+                reason: "INVALID_META",
+                details: "\"\(field)\" is \(bytes) bytes; at most \(limits.maxMetaBytes) are allowed"
+            )
         }
         return out
     }

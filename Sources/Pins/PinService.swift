@@ -17,7 +17,11 @@ public struct PinService<Store: PinStore>: Sendable {
     public let placed: @Sendable (_ org: TypeID, _ pin: NewPin) async -> Void
 
     public init(
-        store: Store, clock: any WallClock, entropy: any Entropy, limits: Limits, options: APIOptions,
+        store: Store,
+        clock: any WallClock,
+        entropy: any Entropy,
+        limits: Limits,
+        options: APIOptions,
         placement: @escaping @Sendable (PinRequest) -> [TypeID] = { _ in [] },
         placed: @escaping @Sendable (_ org: TypeID, _ pin: NewPin) async -> Void = { _, _ in }
     ) {

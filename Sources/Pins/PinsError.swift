@@ -20,7 +20,10 @@ public struct PinsError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public static let notFound = PinsError(
-        status: 404, reason: "NOT_FOUND", details: "The specified resource was not found")
+        status: 404,
+        reason: "NOT_FOUND",
+        details: "The specified resource was not found"
+    )
 
     public static func internalError(_ details: String) -> PinsError {
         PinsError(status: 500, reason: "INTERNAL_SERVER_ERROR", details: details)

@@ -1,6 +1,6 @@
+import NIOCore
 import Pins
 import Seams
-import NIOCore
 
 /// A minimal JSON writer for the wire types. Writing by hand keeps the output strict by
 /// construction: only the spec's keys, optional fields omitted rather than `null`, no empty

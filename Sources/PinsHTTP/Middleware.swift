@@ -13,7 +13,9 @@ public struct FailureMiddleware: RouterMiddleware {
     public init() {}
 
     public func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         do {
             return try await next(request, context)
@@ -28,7 +30,9 @@ public struct FailureMiddleware: RouterMiddleware {
             return Self.response(for: .badRequest(reason: "BODY_TOO_LARGE", details: "the request body is too large"))
         } catch {
             context.logger.error(
-                "unexpected error", metadata: ["error": "\(String(reflecting: error))", "org": "\(context.requestState.org ?? "-")"])
+                "unexpected error",
+                metadata: ["error": "\(String(reflecting: error))", "org": "\(context.requestState.org ?? "-")"]
+            )
             return Self.response(for: .internalError("an unexpected error occurred; it has been logged"))
         }
     }
@@ -43,8 +47,10 @@ public struct FailureMiddleware: RouterMiddleware {
         default:
             let code = Int(error.status.code)
             return PinsError(
-                status: code, reason: code >= 500 ? "INTERNAL_SERVER_ERROR" : "BAD_REQUEST",
-                details: error.body ?? error.status.reasonPhrase)
+                status: code,
+                reason: code >= 500 ? "INTERNAL_SERVER_ERROR" : "BAD_REQUEST",
+                details: error.body ?? error.status.reasonPhrase
+            )
         }
     }
 
@@ -54,7 +60,10 @@ public struct FailureMiddleware: RouterMiddleware {
         var headers: HTTPFields = [.contentType: "application/json"]
         if error.status == 401 { headers[.wwwAuthenticate] = "Bearer" }
         return Response(
-            status: HTTPResponse.Status(code: error.status), headers: headers, body: .init(byteBuffer: writer.buffer))
+            status: HTTPResponse.Status(code: error.status),
+            headers: headers,
+            body: .init(byteBuffer: writer.buffer)
+        )
     }
 }
 
@@ -67,7 +76,9 @@ public struct AuthMiddleware: RouterMiddleware {
     public init(verifier: TokenVerifier) { self.verifier = verifier }
 
     public func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         guard let header = request.headers[.authorization] else {
             throw PinsError.unauthorized("access token is missing: send Authorization: Bearer <token>")
@@ -102,7 +113,9 @@ public struct AccessLogMiddleware: RouterMiddleware {
     public init(level: Logger.Level = .info) { self.level = level }
 
     public func handle(
-        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
     ) async throws -> Response {
         let start = ContinuousClock.now
         let response = try await next(request, context)

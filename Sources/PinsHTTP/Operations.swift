@@ -32,8 +32,10 @@ public struct OperationsController: Sendable {
                 w.string(reason)
                 w.raw("}")
                 return Response(
-                    status: .serviceUnavailable, headers: [.contentType: "application/json"],
-                    body: .init(byteBuffer: w.buffer))
+                    status: .serviceUnavailable,
+                    headers: [.contentType: "application/json"],
+                    body: .init(byteBuffer: w.buffer)
+                )
             }
             return Self.json(.ok, #"{"status":"ready"}"#)
         }

@@ -84,7 +84,9 @@ public struct PinsController<Store: PinStore>: Sendable {
         let max = service.limits.maxBodyBytes
         if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > max {
             throw PinsError.badRequest(
-                reason: "BODY_TOO_LARGE", details: "the request body is \(length) bytes; at most \(max) are allowed")
+                reason: "BODY_TOO_LARGE",
+                details: "the request body is \(length) bytes; at most \(max) are allowed"
+            )
         }
         let buffer: ByteBuffer
         do {

@@ -14,8 +14,11 @@ public struct HTTPDependencies<Store: PinStore>: Sendable {
     public var logRequests: Bool
 
     public init(
-        service: PinService<Store>, verifier: TokenVerifier, delegates: any DelegateSource,
-        readiness: any ReadinessCheck, logRequests: Bool = true
+        service: PinService<Store>,
+        verifier: TokenVerifier,
+        delegates: any DelegateSource,
+        readiness: any ReadinessCheck,
+        logRequests: Bool = true
     ) {
         self.service = service
         self.verifier = verifier

@@ -12,13 +12,16 @@ extension Timestamp: PostgresNonThrowingEncodable, PostgresDecodable {
     public static var psqlFormat: PostgresFormat { .binary }
 
     public func encode<JSONEncoder: PostgresJSONEncoder>(
-        into byteBuffer: inout ByteBuffer, context: PostgresEncodingContext<JSONEncoder>
+        into byteBuffer: inout ByteBuffer,
+        context: PostgresEncodingContext<JSONEncoder>
     ) {
         byteBuffer.writeInteger(microseconds - Self.postgresEpochOffset)
     }
 
     public init<JSONDecoder: PostgresJSONDecoder>(
-        from buffer: inout ByteBuffer, type: PostgresDataType, format: PostgresFormat,
+        from buffer: inout ByteBuffer,
+        type: PostgresDataType,
+        format: PostgresFormat,
         context: PostgresDecodingContext<JSONDecoder>
     ) throws {
         guard type == .timestamptz || type == .timestamp, format == .binary,
@@ -39,7 +42,8 @@ extension TypeID {
         let u = uuid.uuid
         self.init(
             prefix: prefix,
-            bytes: [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15])
+            bytes: [u.0, u.1, u.2, u.3, u.4, u.5, u.6, u.7, u.8, u.9, u.10, u.11, u.12, u.13, u.14, u.15]
+        )
     }
 }
 

@@ -32,9 +32,13 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         }
         let sslmode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value
         self.init(
-            host: host, port: components.port ?? 5432, username: user.removingPercentEncoding ?? user,
-            password: components.password.map { $0.removingPercentEncoding ?? $0 }, database: database,
-            requireTLS: sslmode == "require" || sslmode == "verify-full")
+            host: host,
+            port: components.port ?? 5432,
+            username: user.removingPercentEncoding ?? user,
+            password: components.password.map { $0.removingPercentEncoding ?? $0 },
+            database: database,
+            requireTLS: sslmode == "require" || sslmode == "verify-full"
+        )
     }
 
     /// The same server and credentials, another user or database.
@@ -70,8 +74,13 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
 
     public func clientConfiguration(maxConnections: Int = 20) -> PostgresClient.Configuration {
         var config = PostgresClient.Configuration(
-            host: host, port: port, username: username, password: password, database: database,
-            tls: requireTLS ? .require(.makeClientConfiguration()) : .disable)
+            host: host,
+            port: port,
+            username: username,
+            password: password,
+            database: database,
+            tls: requireTLS ? .require(.makeClientConfiguration()) : .disable
+        )
         config.options.maximumConnections = maxConnections
         return config
     }

@@ -31,7 +31,8 @@ public enum Migrations {
     public static var latestVersion: Int { all.last?.version ?? 0 }
 
     static let initial = Migration(
-        version: 1, name: "initial",
+        version: 1,
+        name: "initial",
         sql: """
             CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
@@ -166,10 +167,12 @@ public enum Migrations {
               pins, placements, nodes, audit_log TO \(DatabaseRole.ops);
             GRANT EXECUTE ON FUNCTION anchorage_create_pin(uuid, uuid, text, text, text[], jsonb, timestamptz)
               TO \(DatabaseRole.api), \(DatabaseRole.ops);
-            """)
+            """
+    )
 
     static let placements = Migration(
-        version: 2, name: "placements",
+        version: 2,
+        name: "placements",
         sql: """
             -- What the pin worker needs on each placement: the CID (for the per-node refcount
             -- across orgs), when it may be tried next, a claim lease, and the last error.
@@ -209,10 +212,12 @@ public enum Migrations {
             GRANT SELECT, INSERT, UPDATE, DELETE ON kubo_unpins TO \(DatabaseRole.ops);
             GRANT EXECUTE ON FUNCTION anchorage_create_placed_pin(uuid, uuid, text, text, text[], jsonb, timestamptz, uuid[])
               TO \(DatabaseRole.api), \(DatabaseRole.ops);
-            """)
+            """
+    )
 
     static let cluster = Migration(
-        version: 3, name: "cluster",
+        version: 3,
+        name: "cluster",
         sql: """
             -- Drain is two steps: an operator sets draining; the node records drained once its
             -- consumer is cancelled. Uncordon sets active again.
@@ -248,5 +253,6 @@ public enum Migrations {
             );
 
             GRANT SELECT, INSERT, UPDATE, DELETE ON cluster_fence, leader_terms TO \(DatabaseRole.ops);
-            """)
+            """
+    )
 }

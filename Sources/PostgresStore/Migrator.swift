@@ -43,21 +43,27 @@ public struct Migrator: Sendable {
               checksum   text NOT NULL,
               applied_at timestamptz NOT NULL
             )
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         try await connection.query(
             "GRANT SELECT ON schema_migrations TO \(unescaped: DatabaseRole.api), \(unescaped: DatabaseRole.ops)",
-            logger: logger)
+            logger: logger
+        )
     }
 
     /// What is applied, what is pending, and what was edited after being applied.
     public func status(_ connection: PostgresConnection) async throws -> [Entry] {
-        let exists = try await connection.query(
-            "SELECT to_regclass('schema_migrations') IS NOT NULL", logger: logger
-        ).collect().first?.decode(Bool.self) ?? false
+        let exists =
+            try await connection.query(
+                "SELECT to_regclass('schema_migrations') IS NOT NULL",
+                logger: logger
+            ).collect().first?.decode(Bool.self) ?? false
         var applied: [Int: (String, Timestamp)] = [:]
         if exists {
             for try await (version, checksum, at) in try await connection.query(
-                "SELECT version, checksum, applied_at FROM schema_migrations", logger: logger
+                "SELECT version, checksum, applied_at FROM schema_migrations",
+                logger: logger
             ).decode((Int, String, Timestamp).self) {
                 applied[version] = (checksum, at)
             }
@@ -67,8 +73,11 @@ public struct Migrator: Sendable {
                 return Entry(version: m.version, name: m.name, state: .pending, appliedAt: nil)
             }
             return Entry(
-                version: m.version, name: m.name, state: sum == Self.checksum(m.sql) ? .applied : .modified,
-                appliedAt: at)
+                version: m.version,
+                name: m.name,
+                state: sum == Self.checksum(m.sql) ? .applied : .modified,
+                appliedAt: at
+            )
         }
     }
 
@@ -84,7 +93,8 @@ public struct Migrator: Sendable {
                 case .applied: continue
                 case .modified:
                     throw DatabaseError.migration(
-                        "migration \(entry.version) (\(entry.name)) was changed after it was applied; refusing to continue")
+                        "migration \(entry.version) (\(entry.name)) was changed after it was applied; refusing to continue"
+                    )
                 case .pending:
                     guard let m = migrations.first(where: { $0.version == entry.version }) else { continue }
                     logger.info("applying migration", metadata: ["version": "\(m.version)", "name": "\(m.name)"])
@@ -97,7 +107,9 @@ public struct Migrator: Sendable {
                             """
                             INSERT INTO schema_migrations (version, name, checksum, applied_at)
                             VALUES (\(m.version), \(m.name), \(Self.checksum(m.sql)), \(at))
-                            """, logger: logger)
+                            """,
+                            logger: logger
+                        )
                     }
                     done.append(m.version)
                 }

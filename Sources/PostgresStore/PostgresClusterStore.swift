@@ -30,7 +30,9 @@ public struct PostgresClusterStore: ClusterStore {
             INSERT INTO nodes (id, name, state, created_at, last_seen_at, version)
             VALUES (\(node.uuid), \(name), 'active', \(now), \(now), \(version))
             ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, version = EXCLUDED.version, last_seen_at = EXCLUDED.last_seen_at
-            """, logger: logger)
+            """,
+            logger: logger
+        )
     }
 
     public func touch(node: TypeID, now: Timestamp) async throws -> NodeRecord? {
@@ -38,7 +40,9 @@ public struct PostgresClusterStore: ClusterStore {
             """
             UPDATE nodes SET last_seen_at = \(now) WHERE id = \(node.uuid)
             RETURNING name, state, drain_requested_at, last_seen_at
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         for try await (name, state, drain, seen) in rows.decode((String, String, Timestamp?, Timestamp?).self) {
             return NodeRecord(id: node, name: name, state: NodeState(rawValue: state) ?? .active, drainRequestedAt: drain, lastSeen: seen)
         }
@@ -47,18 +51,29 @@ public struct PostgresClusterStore: ClusterStore {
 
     public func nodes() async throws -> [NodeRecord] {
         let rows = try await client.query(
-            "SELECT id, name, state, drain_requested_at, last_seen_at FROM nodes ORDER BY id", logger: logger)
+            "SELECT id, name, state, drain_requested_at, last_seen_at FROM nodes ORDER BY id",
+            logger: logger
+        )
         var out: [NodeRecord] = []
         for try await (id, name, state, drain, seen) in rows.decode((UUID, String, String, Timestamp?, Timestamp?).self) {
-            out.append(NodeRecord(id: TypeID(prefix: IDPrefix.node, uuid: id), name: name, state: NodeState(rawValue: state) ?? .active,
-                                  drainRequestedAt: drain, lastSeen: seen))
+            out.append(
+                NodeRecord(
+                    id: TypeID(prefix: IDPrefix.node, uuid: id),
+                    name: name,
+                    state: NodeState(rawValue: state) ?? .active,
+                    drainRequestedAt: drain,
+                    lastSeen: seen
+                )
+            )
         }
         return out
     }
 
     public func node(_ id: TypeID) async throws -> NodeRecord? {
         let rows = try await client.query(
-            "SELECT name, state, drain_requested_at, last_seen_at FROM nodes WHERE id = \(id.uuid)", logger: logger)
+            "SELECT name, state, drain_requested_at, last_seen_at FROM nodes WHERE id = \(id.uuid)",
+            logger: logger
+        )
         for try await (name, state, drain, seen) in rows.decode((String, String, Timestamp?, Timestamp?).self) {
             return NodeRecord(id: id, name: name, state: NodeState(rawValue: state) ?? .active, drainRequestedAt: drain, lastSeen: seen)
         }
@@ -75,7 +90,8 @@ public struct PostgresClusterStore: ClusterStore {
                                         ELSE coalesce(drain_requested_at, \(now)) END
             WHERE id = \(node.uuid) AND (\(state.rawValue) <> 'drained' OR state <> 'active')
             RETURNING 1
-            """, logger: logger
+            """,
+            logger: logger
         ).collect()
         if rows.isEmpty, try await self.node(node) == nil { throw ClusterStoreError.unknownNode(node.description) }
     }
@@ -91,11 +107,14 @@ public struct PostgresClusterStore: ClusterStore {
     public func beginTerm(fence: Int64, node: TypeID, now: Timestamp) async throws -> Bool {
         try await client.withTransaction(logger: logger) { conn in
             let raised = try await conn.query(
-                "UPDATE cluster_fence SET fence = \(fence) WHERE id = 1 AND fence < \(fence) RETURNING 1", logger: logger
+                "UPDATE cluster_fence SET fence = \(fence) WHERE id = 1 AND fence < \(fence) RETURNING 1",
+                logger: logger
             ).collect()
             guard !raised.isEmpty else { return false }
             try await conn.query(
-                "INSERT INTO leader_terms (fence, node_id, started_at) VALUES (\(fence), \(node.uuid), \(now))", logger: logger)
+                "INSERT INTO leader_terms (fence, node_id, started_at) VALUES (\(fence), \(node.uuid), \(now))",
+                logger: logger
+            )
             return true
         }
     }
@@ -125,45 +144,69 @@ public struct PostgresClusterStore: ClusterStore {
     static func decodePlacements(_ rows: PostgresRowSequence) async throws -> [PlacementView] {
         var out: [PlacementView] = []
         for try await (org, pin, cid, node, status, replaces) in rows.decode((UUID, UUID, String, UUID, String, UUID?).self) {
-            out.append(PlacementView(
-                org: TypeID(prefix: IDPrefix.org, uuid: org), pin: TypeID(prefix: IDPrefix.pin, uuid: pin), cid: cid,
-                node: TypeID(prefix: IDPrefix.node, uuid: node), status: status,
-                replaces: replaces.map { TypeID(prefix: IDPrefix.node, uuid: $0) }))
+            out.append(
+                PlacementView(
+                    org: TypeID(prefix: IDPrefix.org, uuid: org),
+                    pin: TypeID(prefix: IDPrefix.pin, uuid: pin),
+                    cid: cid,
+                    node: TypeID(prefix: IDPrefix.node, uuid: node),
+                    status: status,
+                    replaces: replaces.map { TypeID(prefix: IDPrefix.node, uuid: $0) }
+                )
+            )
         }
         return out
     }
 
     public func placements(onNodes nodes: [TypeID], limit: Int) async throws -> [PlacementView] {
         let ids = nodes.map(\.uuid)
-        return try await Self.decodePlacements(client.query(
-            """
-            SELECT p.org_id, p.pin_id, p.cid, p.node_id, p.status, p.replaces FROM placements p
-            WHERE (p.org_id, p.pin_id) IN (
-              SELECT org_id, pin_id FROM placements WHERE node_id = ANY(\(ids)) ORDER BY pin_id LIMIT \(limit))
-            ORDER BY p.pin_id, p.node_id
-            """, logger: logger))
+        return try await Self.decodePlacements(
+            client.query(
+                """
+                SELECT p.org_id, p.pin_id, p.cid, p.node_id, p.status, p.replaces FROM placements p
+                WHERE (p.org_id, p.pin_id) IN (
+                  SELECT org_id, pin_id FROM placements WHERE node_id = ANY(\(ids)) ORDER BY pin_id LIMIT \(limit))
+                ORDER BY p.pin_id, p.node_id
+                """,
+                logger: logger
+            )
+        )
     }
 
     public func placements(afterPin: TypeID?, limit: Int) async throws -> [PlacementView] {
         let after = afterPin?.uuid ?? UUID(uuid: (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0))
-        return try await Self.decodePlacements(client.query(
-            """
-            SELECT p.org_id, p.pin_id, p.cid, p.node_id, p.status, p.replaces FROM placements p
-            WHERE p.pin_id IN (SELECT DISTINCT pin_id FROM placements WHERE pin_id > \(after) ORDER BY pin_id LIMIT \(limit))
-            ORDER BY p.pin_id, p.node_id
-            """, logger: logger))
+        return try await Self.decodePlacements(
+            client.query(
+                """
+                SELECT p.org_id, p.pin_id, p.cid, p.node_id, p.status, p.replaces FROM placements p
+                WHERE p.pin_id IN (SELECT DISTINCT pin_id FROM placements WHERE pin_id > \(after) ORDER BY pin_id LIMIT \(limit))
+                ORDER BY p.pin_id, p.node_id
+                """,
+                logger: logger
+            )
+        )
     }
 
     // MARK: leader writes
 
-    func audit(_ conn: PostgresConnection, org: TypeID, action: String, subject: TypeID, detail: [String: String], fence: Int64?, now: Timestamp) async throws {
+    func audit(
+        _ conn: PostgresConnection,
+        org: TypeID,
+        action: String,
+        subject: TypeID,
+        detail: [String: String],
+        fence: Int64?,
+        now: Timestamp
+    ) async throws {
         let id = TypeID.make(IDPrefix.audit, clock: FixedClock(now), entropy: entropy)
         let json = String(decoding: try JSONSerialization.data(withJSONObject: detail, options: [.sortedKeys]), as: UTF8.self)
         try await conn.query(
             """
             INSERT INTO audit_log (org_id, id, at, actor, action, subject, detail, fence)
             VALUES (\(org.uuid), \(id.uuid), \(now), 'cluster', \(action), \(subject.description), \(json)::jsonb, \(fence))
-            """, logger: logger)
+            """,
+            logger: logger
+        )
     }
 
     public func apply(moves: [Move], fence: Int64, now: Timestamp) async throws -> [Dispatch] {
@@ -172,9 +215,15 @@ public struct PostgresClusterStore: ClusterStore {
             var out: [Dispatch] = []
             for move in moves {
                 guard try await insertMove(conn, move, now: now) else { continue }
-                try await audit(conn, org: move.org, action: "move", subject: move.pin,
-                                detail: ["from": move.from?.description ?? "", "to": move.to.description, "reason": move.reason.rawValue, "cid": move.cid],
-                                fence: fence, now: now)
+                try await audit(
+                    conn,
+                    org: move.org,
+                    action: "move",
+                    subject: move.pin,
+                    detail: ["from": move.from?.description ?? "", "to": move.to.description, "reason": move.reason.rawValue, "cid": move.cid],
+                    fence: fence,
+                    now: now
+                )
                 out.append(Dispatch(org: move.org, pin: move.pin, cid: move.cid, node: move.to, generation: 0, dispatchedAt: now))
             }
             return out
@@ -192,10 +241,18 @@ public struct PostgresClusterStore: ClusterStore {
                 SELECT org_id, id, \(move.to.uuid), 'queued', 0, \(now), cid, created_at, '-infinity', 0, \(now)
                 FROM pins WHERE org_id = \(move.org.uuid) AND id = \(move.pin.uuid) AND status <> 'failed'
                 ON CONFLICT DO NOTHING RETURNING 1
-                """, logger: logger
+                """,
+                logger: logger
             ).collect()
             if !rows.isEmpty {
-                try await PostgresPlacementStore.derivePinStatus(conn, org: move.org, pin: move.pin, now: now, minReplicas: minReplicas, logger: logger)
+                try await PostgresPlacementStore.derivePinStatus(
+                    conn,
+                    org: move.org,
+                    pin: move.pin,
+                    now: now,
+                    minReplicas: minReplicas,
+                    logger: logger
+                )
             }
             return !rows.isEmpty
         }
@@ -206,7 +263,8 @@ public struct PostgresClusterStore: ClusterStore {
             SELECT org_id, pin_id, \(move.to.uuid), 'queued', 0, \(now), cid, created_at, '-infinity', 0, \(now), node_id
             FROM placements WHERE org_id = \(move.org.uuid) AND pin_id = \(move.pin.uuid) AND node_id = \(from.uuid)
             ON CONFLICT DO NOTHING RETURNING 1
-            """, logger: logger
+            """,
+            logger: logger
         ).collect()
         return !rows.isEmpty
     }
@@ -222,14 +280,25 @@ public struct PostgresClusterStore: ClusterStore {
             SELECT s.org_id, s.id, s.cid, pl.node_id, pl.status, pl.replaces
             FROM short s LEFT JOIN placements pl ON pl.org_id = s.org_id AND pl.pin_id = s.id
             ORDER BY s.id, pl.node_id
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         var placed: [PlacementView] = []
         var unplaced: [Rebalancer.UnplacedPin] = []
         for try await (org, pin, cid, node, status, replaces) in rows.decode((UUID, UUID, String, UUID?, String?, UUID?).self) {
-            let o = TypeID(prefix: IDPrefix.org, uuid: org), p = TypeID(prefix: IDPrefix.pin, uuid: pin)
+            let o = TypeID(prefix: IDPrefix.org, uuid: org)
+            let p = TypeID(prefix: IDPrefix.pin, uuid: pin)
             if let node, let status {
-                placed.append(PlacementView(org: o, pin: p, cid: cid, node: TypeID(prefix: IDPrefix.node, uuid: node), status: status,
-                                            replaces: replaces.map { TypeID(prefix: IDPrefix.node, uuid: $0) }))
+                placed.append(
+                    PlacementView(
+                        org: o,
+                        pin: p,
+                        cid: cid,
+                        node: TypeID(prefix: IDPrefix.node, uuid: node),
+                        status: status,
+                        replaces: replaces.map { TypeID(prefix: IDPrefix.node, uuid: $0) }
+                    )
+                )
             } else {
                 unplaced.append(Rebalancer.UnplacedPin(org: o, pin: p, cid: cid))
             }
@@ -239,20 +308,28 @@ public struct PostgresClusterStore: ClusterStore {
 
     public func stuckPlacements(now: Timestamp, requeueAfterSeconds: Int64, limit: Int) async throws -> [PlacementView] {
         let cutoff = now.adding(seconds: -requeueAfterSeconds)
-        return try await Self.decodePlacements(client.query(
-            """
-            SELECT org_id, pin_id, cid, node_id, status, replaces FROM placements
-            WHERE ((status = 'pinning' AND lease_until < \(now))
-               OR (status = 'queued' AND next_attempt_at < \(cutoff) AND coalesce(dispatched_at, updated_at) < \(cutoff)))
-              -- the source of a move in progress waits for the move, not for the sweeper
-              AND NOT EXISTS (SELECT 1 FROM placements m
-                              WHERE m.org_id = placements.org_id AND m.pin_id = placements.pin_id AND m.replaces = placements.node_id)
-            ORDER BY node_id, pin_id LIMIT \(limit)
-            """, logger: logger))
+        return try await Self.decodePlacements(
+            client.query(
+                """
+                SELECT org_id, pin_id, cid, node_id, status, replaces FROM placements
+                WHERE ((status = 'pinning' AND lease_until < \(now))
+                   OR (status = 'queued' AND next_attempt_at < \(cutoff) AND coalesce(dispatched_at, updated_at) < \(cutoff)))
+                  -- the source of a move in progress waits for the move, not for the sweeper
+                  AND NOT EXISTS (SELECT 1 FROM placements m
+                                  WHERE m.org_id = placements.org_id AND m.pin_id = placements.pin_id AND m.replaces = placements.node_id)
+                ORDER BY node_id, pin_id LIMIT \(limit)
+                """,
+                logger: logger
+            )
+        )
     }
 
     public func requeue(
-        _ stuck: [PlacementView], moveTargets: [TypeID: [TypeID]], maxRedispatches: Int, fence: Int64, now: Timestamp
+        _ stuck: [PlacementView],
+        moveTargets: [TypeID: [TypeID]],
+        maxRedispatches: Int,
+        fence: Int64,
+        now: Timestamp
     ) async throws -> [SweepAction] {
         try await fencedTransaction { conn in
             try await Self.checkFence(conn, fence, logger: logger)
@@ -263,7 +340,8 @@ public struct PostgresClusterStore: ClusterStore {
                     """
                     SELECT generation, status FROM placements
                     WHERE org_id = \(p.org.uuid) AND pin_id = \(p.pin.uuid) AND node_id = \(p.node.uuid) FOR UPDATE
-                    """, logger: logger
+                    """,
+                    logger: logger
                 ).collect()
                 guard let row = rows.first else { continue }
                 let (generation, status) = try row.decode((Int, String).self)
@@ -274,9 +352,15 @@ public struct PostgresClusterStore: ClusterStore {
                         let move = Move(org: p.org, pin: p.pin, cid: p.cid, from: p.node, to: target, reason: .stuck)
                         // A candidate that already holds the pin conflicts: try the next one.
                         guard try await insertMove(conn, move, now: now) else { continue }
-                        try await audit(conn, org: p.org, action: "move", subject: p.pin,
-                                        detail: ["from": p.node.description, "to": target.description, "reason": MoveReason.stuck.rawValue, "cid": p.cid],
-                                        fence: fence, now: now)
+                        try await audit(
+                            conn,
+                            org: p.org,
+                            action: "move",
+                            subject: p.pin,
+                            detail: ["from": p.node.description, "to": target.description, "reason": MoveReason.stuck.rawValue, "cid": p.cid],
+                            fence: fence,
+                            now: now
+                        )
                         out.append(.moved(move, Dispatch(org: p.org, pin: p.pin, cid: p.cid, node: target, generation: 0, dispatchedAt: now)))
                         moved = true
                         break
@@ -290,11 +374,19 @@ public struct PostgresClusterStore: ClusterStore {
                       last_error = CASE WHEN status = 'pinning' THEN 'the worker holding it stopped; requeued by the sweeper' ELSE last_error END,
                       updated_at = \(now)
                     WHERE org_id = \(p.org.uuid) AND pin_id = \(p.pin.uuid) AND node_id = \(p.node.uuid)
-                    """, logger: logger)
+                    """,
+                    logger: logger
+                )
                 try await PostgresPlacementStore.derivePinStatus(conn, org: p.org, pin: p.pin, now: now, minReplicas: minReplicas, logger: logger)
-                try await audit(conn, org: p.org, action: "requeue", subject: p.pin,
-                                detail: ["node": p.node.description, "was": status, "generation": "\(generation + 1)"],
-                                fence: fence, now: now)
+                try await audit(
+                    conn,
+                    org: p.org,
+                    action: "requeue",
+                    subject: p.pin,
+                    detail: ["node": p.node.description, "was": status, "generation": "\(generation + 1)"],
+                    fence: fence,
+                    now: now
+                )
                 out.append(.redispatched(Dispatch(org: p.org, pin: p.pin, cid: p.cid, node: p.node, generation: generation + 1, dispatchedAt: now)))
             }
             return out
@@ -305,7 +397,9 @@ public struct PostgresClusterStore: ClusterStore {
 
     public func placedCIDs(node: TypeID) async throws -> (all: Set<String>, pinned: Set<String>) {
         let rows = try await client.query(
-            "SELECT cid, bool_or(status = 'pinned') FROM placements WHERE node_id = \(node.uuid) GROUP BY cid", logger: logger)
+            "SELECT cid, bool_or(status = 'pinned') FROM placements WHERE node_id = \(node.uuid) GROUP BY cid",
+            logger: logger
+        )
         var all = Set<String>()
         var pinned = Set<String>()
         for try await (cid, isPinned) in rows.decode((String, Bool).self) {
@@ -331,12 +425,14 @@ public struct PostgresClusterStore: ClusterStore {
                   generation = generation + 1, dispatched_at = \(now), updated_at = \(now)
                 WHERE node_id = \(node.uuid) AND cid = ANY(\(cids)) AND status = 'pinned'
                 RETURNING org_id, pin_id, cid, generation
-                """, logger: logger
+                """,
+                logger: logger
             ).collect()
             var out: [Dispatch] = []
             for row in rows {
                 let (org, pin, cid, generation) = try row.decode((UUID, UUID, String, Int).self)
-                let o = TypeID(prefix: IDPrefix.org, uuid: org), p = TypeID(prefix: IDPrefix.pin, uuid: pin)
+                let o = TypeID(prefix: IDPrefix.org, uuid: org)
+                let p = TypeID(prefix: IDPrefix.pin, uuid: pin)
                 try await PostgresPlacementStore.derivePinStatus(conn, org: o, pin: p, now: now, minReplicas: minReplicas, logger: logger)
                 out.append(Dispatch(org: o, pin: p, cid: cid, node: node, generation: generation, dispatchedAt: now))
             }
@@ -357,7 +453,8 @@ extension PostgresClusterStore {
     public func placementCounts() async throws -> [TypeID: Int] {
         var out: [TypeID: Int] = [:]
         for try await (node, n) in try await client.query("SELECT node_id, count(*)::int8 FROM placements GROUP BY node_id", logger: logger)
-            .decode((UUID, Int64).self) {
+            .decode((UUID, Int64).self)
+        {
             out[TypeID(prefix: IDPrefix.node, uuid: node)] = Int(n)
         }
         return out

@@ -22,9 +22,13 @@ public struct PostgresPinStore: PinStore {
 
     static func record(_ row: Row, org: TypeID) -> PinRecord {
         PinRecord(
-            id: TypeID(prefix: IDPrefix.pin, uuid: row.0), org: org,
+            id: TypeID(prefix: IDPrefix.pin, uuid: row.0),
+            org: org,
             request: PinRequest(cid: row.1, name: row.2, origins: row.3, meta: JSONText.decode(row.4)),
-            status: PinStatus(rawValue: row.5) ?? .queued, info: JSONText.decode(row.6), created: row.7)
+            status: PinStatus(rawValue: row.5) ?? .queued,
+            info: JSONText.decode(row.6),
+            created: row.7
+        )
     }
 
     public func create(org: TypeID, pin: NewPin) async throws -> PinRecord {
@@ -38,12 +42,14 @@ public struct PostgresPinStore: PinStore {
                     """
                     SELECT anchorage_create_placed_pin(\(org.uuid), \(pin.id.uuid), \(r.cid), \(r.name), \(r.origins),
                       \(meta)::jsonb, \(pin.created), \(pin.nodes.map(\.uuid)))
-                    """, logger: logger)
+                    """,
+                    logger: logger
+                )
                 guard let created = try await rows.collect().first?.decode(Timestamp.self) else {
                     throw DatabaseError.migration("anchorage_create_placed_pin returned no row")
                 }
                 return PinRecord(id: pin.id, org: org, request: r, status: .queued, created: created)
-            } catch where error.sqlState == "23505" && attempt < Self.maxCreatedRetries {
+            } catch  where error.sqlState == "23505" && attempt < Self.maxCreatedRetries {
                 attempt += 1  // a concurrent insert in this org took the same millisecond
             }
         }
@@ -54,7 +60,8 @@ public struct PostgresPinStore: PinStore {
             try await conn.setOrg(org, logger: logger)
             let rows = try await conn.query(
                 "SELECT \(unescaped: Self.columns) FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid)",
-                logger: logger)
+                logger: logger
+            )
             for try await row in rows.decode(Row.self) { return Self.record(row, org: org) }
             return nil
         }
@@ -70,7 +77,8 @@ public struct PostgresPinStore: PinStore {
                     try await conn.setOrg(org, logger: logger)
                     try await Self.releasePlacements(conn, org: org, id: id, at: replacement.created, logger: logger)
                     let deleted = try await conn.query(
-                        "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING created_at", logger: logger
+                        "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING created_at",
+                        logger: logger
                     ).collect()
                     guard let oldCreated = try deleted.first?.decode(Timestamp.self) else { return nil }
                     // The replacement is a newer object than the one it replaces, even if the
@@ -80,11 +88,13 @@ public struct PostgresPinStore: PinStore {
                         """
                         SELECT anchorage_create_placed_pin(\(org.uuid), \(replacement.id.uuid), \(r.cid), \(r.name),
                           \(r.origins), \(meta)::jsonb, \(at), \(replacement.nodes.map(\.uuid)))
-                        """, logger: logger)
+                        """,
+                        logger: logger
+                    )
                     guard let created = try await rows.collect().first?.decode(Timestamp.self) else { return nil }
                     return PinRecord(id: replacement.id, org: org, request: r, status: .queued, created: created)
                 }
-            } catch where error.sqlState == "23505" && attempt < Self.maxCreatedRetries {
+            } catch  where error.sqlState == "23505" && attempt < Self.maxCreatedRetries {
                 attempt += 1
             }
         }
@@ -95,7 +105,8 @@ public struct PostgresPinStore: PinStore {
             try await conn.setOrg(org, logger: logger)
             try await Self.releasePlacements(conn, org: org, id: id, at: at, logger: logger)
             let rows = try await conn.query(
-                "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING id", logger: logger
+                "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING id",
+                logger: logger
             ).collect()
             return !rows.isEmpty
         }
@@ -160,7 +171,9 @@ public struct PostgresPinStore: PinStore {
             WITH gone AS (DELETE FROM placements WHERE org_id = \(org.uuid) AND pin_id = \(id.uuid) RETURNING node_id, cid)
             INSERT INTO kubo_unpins (node_id, cid, requested_at) SELECT node_id, cid, \(at) FROM gone
             ON CONFLICT (node_id, cid) DO NOTHING
-            """, logger: logger)
+            """,
+            logger: logger
+        )
     }
 
     /// Escapes `LIKE` metacharacters so that a name filter matches literally.

@@ -51,14 +51,20 @@ public struct PostgresPlacementStore: PlacementStore {
                 )
                 SELECT c.org_id, c.pin_id, c.cid, c.attempts, c.created_at, coalesce(p.origins, '{}')
                 FROM claimed c LEFT JOIN pins p ON p.org_id = c.org_id AND p.id = c.pin_id
-                """, logger: logger
+                """,
+                logger: logger
             ).collect()
         }
         return try rows.map { row in
             let (org, pin, cid, attempts, created, origins) = try row.decode((UUID, UUID, String, Int, Timestamp, [String]).self)
             return Claim(
-                org: TypeID(prefix: IDPrefix.org, uuid: org), pin: TypeID(prefix: IDPrefix.pin, uuid: pin), cid: cid,
-                attempts: attempts, created: created, origins: origins)
+                org: TypeID(prefix: IDPrefix.org, uuid: org),
+                pin: TypeID(prefix: IDPrefix.pin, uuid: pin),
+                cid: cid,
+                attempts: attempts,
+                created: created,
+                origins: origins
+            )
         }
         .sorted { ($0.created, $0.org.description) < ($1.created, $1.org.description) }
     }
@@ -85,7 +91,8 @@ public struct PostgresPlacementStore: PlacementStore {
                   next_attempt_at = coalesce(\(nextAttempt), next_attempt_at), updated_at = \(now)
                 WHERE org_id = \(claim.org.uuid) AND pin_id = \(claim.pin.uuid) AND node_id = \(node.uuid)
                 RETURNING replaces
-                """, logger: logger
+                """,
+                logger: logger
             ).collect()
             // Make-before-break: the new placement of a move is pinned, so the one it replaces
             // is released now (its node unpins the CID once no placement needs it there).
@@ -97,12 +104,16 @@ public struct PostgresPlacementStore: PlacementStore {
                       RETURNING node_id, cid)
                     INSERT INTO kubo_unpins (node_id, cid, requested_at) SELECT node_id, cid, \(now) FROM gone
                     ON CONFLICT DO NOTHING
-                    """, logger: logger)
+                    """,
+                    logger: logger
+                )
                 try await conn.query(
                     """
                     UPDATE placements SET replaces = NULL
                     WHERE org_id = \(claim.org.uuid) AND pin_id = \(claim.pin.uuid) AND node_id = \(node.uuid)
-                    """, logger: logger)
+                    """,
+                    logger: logger
+                )
             }
             try await Self.derivePinStatus(conn, org: claim.org, pin: claim.pin, now: now, minReplicas: minReplicas, logger: logger)
         }
@@ -112,7 +123,12 @@ public struct PostgresPlacementStore: PlacementStore {
     /// all, when there are fewer) are pinned, then
     /// pinning, queued, and failed only when every placement failed; `status_details` says why.
     static func derivePinStatus(
-        _ conn: PostgresConnection, org: TypeID, pin: TypeID, now: Timestamp, minReplicas: Int, logger: Logger
+        _ conn: PostgresConnection,
+        org: TypeID,
+        pin: TypeID,
+        now: Timestamp,
+        minReplicas: Int,
+        logger: Logger
     ) async throws {
         try await conn.query(
             """
@@ -132,7 +148,9 @@ public struct PostgresPlacementStore: PlacementStore {
               FROM placements WHERE org_id = \(org.uuid) AND pin_id = \(pin.uuid)
             ) d
             WHERE p.org_id = \(org.uuid) AND p.id = \(pin.uuid) AND d.status IS NOT NULL
-            """, logger: logger)
+            """,
+            logger: logger
+        )
     }
 
     public func requeueOwnClaims(node: TypeID, now: Timestamp) async throws -> Int {
@@ -142,7 +160,8 @@ public struct PostgresPlacementStore: PlacementStore {
               updated_at = \(now)
             WHERE node_id = \(node.uuid) AND status = 'pinning'
             RETURNING 1
-            """, logger: logger
+            """,
+            logger: logger
         ).collect().count
     }
 
@@ -153,7 +172,8 @@ public struct PostgresPlacementStore: PlacementStore {
               updated_at = \(now)
             WHERE node_id = \(node.uuid) AND status = 'pinning' AND lease_until < \(now)
             RETURNING 1
-            """, logger: logger
+            """,
+            logger: logger
         ).collect().count
     }
 
@@ -166,7 +186,9 @@ public struct PostgresPlacementStore: PlacementStore {
             WHERE u.node_id = \(node.uuid)
               AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.node_id = u.node_id AND p.cid = u.cid)
             ORDER BY u.requested_at, u.cid LIMIT \(limit)
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         var out: [String] = []
         for try await cid in rows.decode(String.self) { out.append(cid) }
         // Entries whose CID is needed again are simply forgotten: the new placement owns it.
@@ -174,7 +196,9 @@ public struct PostgresPlacementStore: PlacementStore {
             """
             DELETE FROM kubo_unpins u WHERE u.node_id = \(node.uuid)
               AND EXISTS (SELECT 1 FROM placements p WHERE p.node_id = u.node_id AND p.cid = u.cid AND p.status = 'pinned')
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         return out
     }
 

@@ -18,7 +18,8 @@ public struct PostgresTokenLookup: SigningKeySource, Denylist {
     public func verificationKey(kid: String) async throws -> SigningKey? {
         let rows = try await client.query(
             "SELECT kid, secret, created_at FROM signing_keys WHERE kid = \(kid) AND retired_at IS NULL",
-            logger: logger)
+            logger: logger
+        )
         for try await (kid, secret, created) in rows.decode((String, ByteBuffer, Timestamp).self) {
             return SigningKey(kid: kid, secret: Array(buffer: secret), created: created)
         }
@@ -27,7 +28,9 @@ public struct PostgresTokenLookup: SigningKeySource, Denylist {
 
     public func isRevoked(tokenID: TypeID) async throws -> Bool {
         let rows = try await client.query(
-            "SELECT EXISTS (SELECT 1 FROM token_denylist WHERE jti = \(tokenID.uuid))", logger: logger)
+            "SELECT EXISTS (SELECT 1 FROM token_denylist WHERE jti = \(tokenID.uuid))",
+            logger: logger
+        )
         return try await rows.collect().first?.decode(Bool.self) ?? false
     }
 
@@ -53,7 +56,9 @@ public struct PostgresTokenLookup: SigningKeySource, Denylist {
     /// The highest applied migration, or nil if the schema table is missing.
     public func schemaVersion() async throws -> Int? {
         let rows = try await client.query(
-            "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN NULL ELSE 0 END", logger: logger)
+            "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN NULL ELSE 0 END",
+            logger: logger
+        )
         guard try await rows.collect().first?.decode(Int?.self) != nil else { return nil }
         let v = try await client.query("SELECT coalesce(max(version), 0) FROM schema_migrations", logger: logger)
         return try await v.collect().first?.decode(Int.self)
@@ -131,10 +136,12 @@ public struct PostgresAdmin: Sendable {
         do {
             try await client.withTransaction(logger: logger) { conn in
                 try await conn.query(
-                    "INSERT INTO orgs (id, name, created_at) VALUES (\(id.uuid), \(name), \(now))", logger: logger)
+                    "INSERT INTO orgs (id, name, created_at) VALUES (\(id.uuid), \(name), \(now))",
+                    logger: logger
+                )
                 try await audit(conn, org: id, action: "org.create", subject: "\(id)", detail: ["name": name])
             }
-        } catch where error.sqlState == "23505" {
+        } catch  where error.sqlState == "23505" {
             throw DatabaseError.conflict("an org named \"\(name)\" already exists")
         }
         return Org(id: id, name: name)
@@ -151,7 +158,8 @@ public struct PostgresAdmin: Sendable {
         let now = clock.now()
         try await client.query(
             "INSERT INTO signing_keys (kid, secret, created_at) VALUES (\(kid), \(ByteBuffer(bytes: secret)), \(now))",
-            logger: logger)
+            logger: logger
+        )
         return KeyInfo(kid: kid, created: now, retired: nil)
     }
 
@@ -167,7 +175,8 @@ public struct PostgresAdmin: Sendable {
     public func keys() async throws -> [KeyInfo] {
         var out: [KeyInfo] = []
         for try await (kid, created, retired) in try await client.query(
-            "SELECT kid, created_at, retired_at FROM signing_keys ORDER BY created_at", logger: logger
+            "SELECT kid, created_at, retired_at FROM signing_keys ORDER BY created_at",
+            logger: logger
         ).decode((String, Timestamp, Timestamp?).self) {
             out.append(KeyInfo(kid: kid, created: created, retired: retired))
         }
@@ -177,7 +186,8 @@ public struct PostgresAdmin: Sendable {
     func activeKey() async throws -> SigningKey? {
         let rows = try await client.query(
             "SELECT kid, secret, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1",
-            logger: logger)
+            logger: logger
+        )
         for try await (kid, secret, created) in rows.decode((String, ByteBuffer, Timestamp).self) {
             return SigningKey(kid: kid, secret: Array(buffer: secret), created: created)
         }
@@ -197,14 +207,19 @@ public struct PostgresAdmin: Sendable {
         guard let key else { throw DatabaseError.notFound("no signing key") }
         let now = clock.now()
         let claims = TokenClaims(
-            org: org, tokenID: TypeID.make(IDPrefix.token, clock: clock, entropy: entropy), issuedAt: now,
-            expiresAt: now.adding(seconds: ttlSeconds))
+            org: org,
+            tokenID: TypeID.make(IDPrefix.token, clock: clock, entropy: entropy),
+            issuedAt: now,
+            expiresAt: now.adding(seconds: ttlSeconds)
+        )
         try await client.withTransaction(logger: logger) { conn in
             try await conn.query(
                 """
                 INSERT INTO api_tokens (org_id, id, name, kid, created_at, expires_at)
                 VALUES (\(org.uuid), \(claims.tokenID.uuid), \(name), \(key.kid), \(now), \(claims.expiresAt))
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             try await audit(conn, org: org, action: "token.mint", subject: "\(claims.tokenID)", detail: ["kid": key.kid])
         }
         return MintedToken(token: TokenCodec.sign(claims, with: key), claims: claims, kid: key.kid)
@@ -216,14 +231,23 @@ public struct PostgresAdmin: Sendable {
             """
             SELECT org_id, id, name, kid, created_at, expires_at, revoked_at FROM api_tokens
             WHERE \(org?.uuid)::uuid IS NULL OR org_id = \(org?.uuid) ORDER BY created_at
-            """, logger: logger)
+            """,
+            logger: logger
+        )
         for try await (o, id, name, kid, created, expires, revoked) in rows.decode(
-            (UUID, UUID, String?, String, Timestamp, Timestamp, Timestamp?).self)
-        {
+            (UUID, UUID, String?, String, Timestamp, Timestamp, Timestamp?).self
+        ) {
             out.append(
                 TokenInfo(
-                    id: TypeID(prefix: IDPrefix.token, uuid: id), org: TypeID(prefix: IDPrefix.org, uuid: o), name: name,
-                    kid: kid, created: created, expires: expires, revoked: revoked))
+                    id: TypeID(prefix: IDPrefix.token, uuid: id),
+                    org: TypeID(prefix: IDPrefix.org, uuid: o),
+                    name: name,
+                    kid: kid,
+                    created: created,
+                    expires: expires,
+                    revoked: revoked
+                )
+            )
         }
         return out
     }
@@ -234,7 +258,8 @@ public struct PostgresAdmin: Sendable {
         try await client.withTransaction(logger: logger) { conn in
             let rows = try await conn.query(
                 "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, \(now)) WHERE id = \(tokenID.uuid) RETURNING org_id, expires_at",
-                logger: logger)
+                logger: logger
+            )
             var found: (UUID, Timestamp)?
             for try await row in rows.decode((UUID, Timestamp).self) { found = row }
             guard let (org, expires) = found else { throw DatabaseError.notFound("no token \(tokenID)") }
@@ -242,28 +267,42 @@ public struct PostgresAdmin: Sendable {
                 """
                 INSERT INTO token_denylist (jti, revoked_at, expires_at) VALUES (\(tokenID.uuid), \(now), \(expires))
                 ON CONFLICT (jti) DO NOTHING
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             try await audit(
-                conn, org: TypeID(prefix: IDPrefix.org, uuid: org), action: "token.revoke", subject: "\(tokenID)", detail: [:])
+                conn,
+                org: TypeID(prefix: IDPrefix.org, uuid: org),
+                action: "token.revoke",
+                subject: "\(tokenID)",
+                detail: [:]
+            )
         }
     }
 
     /// Drops denylist entries whose tokens have expired (they are refused for expiry anyway).
     public func pruneDenylist() async throws -> Int {
         let rows = try await client.query(
-            "DELETE FROM token_denylist WHERE expires_at < \(clock.now()) RETURNING jti", logger: logger
+            "DELETE FROM token_denylist WHERE expires_at < \(clock.now()) RETURNING jti",
+            logger: logger
         ).collect()
         return rows.count
     }
 
     private func audit(
-        _ conn: PostgresConnection, org: TypeID, action: String, subject: String, detail: [String: String]
+        _ conn: PostgresConnection,
+        org: TypeID,
+        action: String,
+        subject: String,
+        detail: [String: String]
     ) async throws {
         let id = TypeID.make(IDPrefix.audit, clock: clock, entropy: entropy)
         try await conn.query(
             """
             INSERT INTO audit_log (org_id, id, at, actor, action, subject, detail)
             VALUES (\(org.uuid), \(id.uuid), \(clock.now()), 'admin', \(action), \(subject), \(JSONText.encode(detail))::jsonb)
-            """, logger: logger)
+            """,
+            logger: logger
+        )
     }
 }

@@ -5,16 +5,25 @@ import Seams
 extension DatabaseURL {
     public var connectionConfiguration: PostgresConnection.Configuration {
         PostgresConnection.Configuration(
-            host: host, port: port, username: username, password: password, database: database,
-            tls: requireTLS ? .require(try! .init(configuration: .makeClientConfiguration())) : .disable)
+            host: host,
+            port: port,
+            username: username,
+            password: password,
+            database: database,
+            tls: requireTLS ? .require(try! .init(configuration: .makeClientConfiguration())) : .disable
+        )
     }
 
     /// Opens one connection, runs `body`, closes it.
     public func withConnection<T: Sendable>(
-        logger: Logger, _ body: (PostgresConnection) async throws -> T
+        logger: Logger,
+        _ body: (PostgresConnection) async throws -> T
     ) async throws -> T {
         let connection = try await PostgresConnection.connect(
-            configuration: connectionConfiguration, id: 1, logger: logger)
+            configuration: connectionConfiguration,
+            id: 1,
+            logger: logger
+        )
         do {
             let result = try await body(connection)
             try? await connection.close()
@@ -32,7 +41,10 @@ public enum Provisioning {
     /// Creates the three roles (if missing) and `database` owned by the owner role (if missing).
     /// `superuser` must be able to create roles and databases.
     public static func bootstrap(
-        superuser: DatabaseURL, database: String, passwords: [String: String] = [:], logger: Logger
+        superuser: DatabaseURL,
+        database: String,
+        passwords: [String: String] = [:],
+        logger: Logger
     ) async throws {
         guard database.utf8.allSatisfy({ ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 95 }),
             !database.isEmpty, database.utf8.count <= 63
@@ -41,9 +53,11 @@ public enum Provisioning {
             for statement in Bootstrap.roleStatements(passwords: passwords) {
                 try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger)
             }
-            let exists = try await conn.query(
-                "SELECT count(*) FROM pg_database WHERE datname = \(database)", logger: logger
-            ).collect().first?.decode(Int.self) ?? 0
+            let exists =
+                try await conn.query(
+                    "SELECT count(*) FROM pg_database WHERE datname = \(database)",
+                    logger: logger
+                ).collect().first?.decode(Int.self) ?? 0
             if exists == 0 {
                 try await conn.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database) OWNER \(DatabaseRole.owner)"), logger: logger)
             }

@@ -34,12 +34,22 @@ public enum SQLScript {
                 continue
             }
             if c == "-", i + 1 < s.count, s[i + 1] == "-" {
-                while i < s.count, s[i] != "\n" { current.append(s[i]); i += 1 }
+                while i < s.count, s[i] != "\n" {
+                    current.append(s[i])
+                    i += 1
+                }
                 continue
             }
             if c == "/", i + 1 < s.count, s[i + 1] == "*" {
-                while i < s.count, !(s[i] == "*" && i + 1 < s.count && s[i + 1] == "/") { current.append(s[i]); i += 1 }
-                if i < s.count { current.append(s[i]); current.append(s[i + 1]); i += 2 }
+                while i < s.count, !(s[i] == "*" && i + 1 < s.count && s[i + 1] == "/") {
+                    current.append(s[i])
+                    i += 1
+                }
+                if i < s.count {
+                    current.append(s[i])
+                    current.append(s[i + 1])
+                    i += 2
+                }
                 continue
             }
             if c == "$" {

@@ -26,4 +26,3 @@ public enum Base58 {
         !s.isEmpty && s.utf8.allSatisfy { alphabet.contains($0) }
     }
 }
-

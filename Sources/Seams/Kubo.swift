@@ -13,7 +13,10 @@ public protocol KuboAPI: Sendable {
     /// `KuboError.timeout` past `deadline` overall, and `KuboError.command` when Kubo refuses.
     /// Cancelling the task aborts the call (the connection is closed, which cancels it in Kubo).
     func pin(
-        cid: String, name: String?, stallTimeout: Duration, deadline: Duration,
+        cid: String,
+        name: String?,
+        stallTimeout: Duration,
+        deadline: Duration,
         progress: @Sendable (Int) async -> Void
     ) async throws
     /// Removes the recursive pin of `cid`. "Not pinned" counts as success.

@@ -29,17 +29,27 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
         let micros = Int(microseconds - secs * 1_000_000)
         var days = secs / 86_400
         var rem = secs % 86_400
-        if rem < 0 { rem += 86_400; days -= 1 }
+        if rem < 0 {
+            rem += 86_400
+            days -= 1
+        }
         let (y, m, d) = Self.civil(fromDays: days)
         var out = ""
         out.reserveCapacity(27)
-        Self.pad(&out, Int(y), 4); out.append("-")
-        Self.pad(&out, m, 2); out.append("-")
-        Self.pad(&out, d, 2); out.append("T")
-        Self.pad(&out, Int(rem / 3600), 2); out.append(":")
-        Self.pad(&out, Int(rem % 3600 / 60), 2); out.append(":")
-        Self.pad(&out, Int(rem % 60), 2); out.append(".")
-        Self.pad(&out, micros, 6); out.append("Z")
+        Self.pad(&out, Int(y), 4)
+        out.append("-")
+        Self.pad(&out, m, 2)
+        out.append("-")
+        Self.pad(&out, d, 2)
+        out.append("T")
+        Self.pad(&out, Int(rem / 3600), 2)
+        out.append(":")
+        Self.pad(&out, Int(rem % 3600 / 60), 2)
+        out.append(":")
+        Self.pad(&out, Int(rem % 60), 2)
+        out.append(".")
+        Self.pad(&out, micros, 6)
+        out.append("Z")
         return out
     }
 

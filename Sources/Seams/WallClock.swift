@@ -34,4 +34,3 @@ extension Entropy {
         return range.lowerBound &+ Int(truncatingIfNeeded: uniform(width))
     }
 }
-

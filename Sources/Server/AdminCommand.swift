@@ -15,7 +15,8 @@ struct Admin: AsyncParsableCommand {
             CreateOrg.self, ListOrgs.self, MintToken.self, ListTokens.self, RevokeToken.self, RotateKey.self,
             RetireKey.self, ListKeys.self, PruneDenylist.self,
             Drain.self, Uncordon.self, MaintenanceCommand.self, ClusterPresences.self, Rebalance.self,
-        ])
+        ]
+    )
 
     /// Runs `body` with a connected `PostgresAdmin` and shuts the client down afterwards.
     static func withAdmin<T: Sendable>(_ common: CommonOptions, _ body: (PostgresAdmin) async throws -> T) async throws -> T {
@@ -53,7 +54,9 @@ struct Admin: AsyncParsableCommand {
 
         func run() async throws {
             let orgs = try await Admin.withAdmin(common) { try await $0.orgs() }
-            if json { try Admin.printJSON(orgs.map { ["id": "\($0.id)", "name": $0.name] }) } else {
+            if json {
+                try Admin.printJSON(orgs.map { ["id": "\($0.id)", "name": $0.name] })
+            } else {
                 print(Table.render(["ID", "NAME"], orgs.map { ["\($0.id)", $0.name] }))
             }
         }
@@ -111,16 +114,23 @@ struct Admin: AsyncParsableCommand {
                 return try await admin.tokens(org: orgID)
             }
             if json {
-                try Admin.printJSON(tokens.map { t -> [String: Any] in
-                    var r: [String: Any] = ["id": "\(t.id)", "org": "\(t.org)", "kid": t.kid, "created": t.created.rfc3339, "expires": t.expires.rfc3339]
-                    if let n = t.name { r["name"] = n }
-                    if let rv = t.revoked { r["revoked"] = rv.rfc3339 }
-                    return r
-                })
+                try Admin.printJSON(
+                    tokens.map { t -> [String: Any] in
+                        var r: [String: Any] = [
+                            "id": "\(t.id)", "org": "\(t.org)", "kid": t.kid, "created": t.created.rfc3339, "expires": t.expires.rfc3339,
+                        ]
+                        if let n = t.name { r["name"] = n }
+                        if let rv = t.revoked { r["revoked"] = rv.rfc3339 }
+                        return r
+                    }
+                )
             } else {
-                print(Table.render(
-                    ["ID", "ORG", "NAME", "KID", "EXPIRES", "REVOKED"],
-                    tokens.map { ["\($0.id)", "\($0.org)", $0.name ?? "-", $0.kid, $0.expires.rfc3339, $0.revoked?.rfc3339 ?? "-"] }))
+                print(
+                    Table.render(
+                        ["ID", "ORG", "NAME", "KID", "EXPIRES", "REVOKED"],
+                        tokens.map { ["\($0.id)", "\($0.org)", $0.name ?? "-", $0.kid, $0.expires.rfc3339, $0.revoked?.rfc3339 ?? "-"] }
+                    )
+                )
             }
         }
     }
@@ -144,7 +154,9 @@ struct Admin: AsyncParsableCommand {
     }
 
     struct RotateKey: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Add a new signing key; new tokens use it, older keys keep verifying until retired.")
+        static let configuration = CommandConfiguration(
+            abstract: "Add a new signing key; new tokens use it, older keys keep verifying until retired."
+        )
         @OptionGroup var common: CommonOptions
 
         func run() async throws {
@@ -154,7 +166,9 @@ struct Admin: AsyncParsableCommand {
     }
 
     struct RetireKey: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Retire a signing key: tokens it signed stop verifying (within auth.keyCacheSeconds).")
+        static let configuration = CommandConfiguration(
+            abstract: "Retire a signing key: tokens it signed stop verifying (within auth.keyCacheSeconds)."
+        )
         @OptionGroup var common: CommonOptions
         @Argument(help: "The key's kid.") var kid: String
 
@@ -172,11 +186,13 @@ struct Admin: AsyncParsableCommand {
         func run() async throws {
             let keys = try await Admin.withAdmin(common) { try await $0.keys() }
             if json {
-                try Admin.printJSON(keys.map { k -> [String: Any] in
-                    var r: [String: Any] = ["kid": k.kid, "created": k.created.rfc3339]
-                    if let rt = k.retired { r["retired"] = rt.rfc3339 }
-                    return r
-                })
+                try Admin.printJSON(
+                    keys.map { k -> [String: Any] in
+                        var r: [String: Any] = ["kid": k.kid, "created": k.created.rfc3339]
+                        if let rt = k.retired { r["retired"] = rt.rfc3339 }
+                        return r
+                    }
+                )
             } else {
                 print(Table.render(["KID", "CREATED", "RETIRED"], keys.map { [$0.kid, $0.created.rfc3339, $0.retired?.rfc3339 ?? "-"] }))
             }
@@ -184,7 +200,10 @@ struct Admin: AsyncParsableCommand {
     }
 
     struct PruneDenylist: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "prune-denylist", abstract: "Drop denylist entries of tokens that have expired anyway.")
+        static let configuration = CommandConfiguration(
+            commandName: "prune-denylist",
+            abstract: "Drop denylist entries of tokens that have expired anyway."
+        )
         @OptionGroup var common: CommonOptions
 
         func run() async throws {

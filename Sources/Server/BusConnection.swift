@@ -22,9 +22,15 @@ enum BusConnection {
             auth = .none
         }
         return try await NATSBus.connect(
-            urls: n.clientURLs, auth: auth, bucket: ClusterKeys.bucket,
-            duplicateWindow: .seconds(n.duplicateWindowSeconds), ackWait: .seconds(n.ackWaitSeconds),
-            maxDeliver: n.maxDeliver > 0 ? n.maxDeliver : -1, replicas: n.replicas, logger: logger)
+            urls: n.clientURLs,
+            auth: auth,
+            bucket: ClusterKeys.bucket,
+            duplicateWindow: .seconds(n.duplicateWindowSeconds),
+            ackWait: .seconds(n.ackWaitSeconds),
+            maxDeliver: n.maxDeliver > 0 ? n.maxDeliver : -1,
+            replicas: n.replicas,
+            logger: logger
+        )
     }
 }
 
@@ -53,7 +59,8 @@ struct EmbeddedNATSService: Service {
         let cluster = n.clusterPort.map { NATSClusterOptions(name: n.clusterName, host: n.host, port: $0, routes: n.routes) }
         embedded = EmbeddedNATS(
             EmbeddedNATS.Configuration(binary: binary, host: n.host, port: n.port, storeDir: store, serverName: settings.nodeID, cluster: cluster),
-            logger: logger)
+            logger: logger
+        )
     }
 
     func run() async throws {

@@ -18,7 +18,11 @@ struct ClusterContext: Sendable {
     let clock: any WallClock
     let logger: Logger
 
-    static func with<T: Sendable>(_ common: CommonOptions, needsBus: Bool = true, _ body: @Sendable (ClusterContext) async throws -> T) async throws -> T {
+    static func with<T: Sendable>(
+        _ common: CommonOptions,
+        needsBus: Bool = true,
+        _ body: @Sendable (ClusterContext) async throws -> T
+    ) async throws -> T {
         let settings = try Settings(try await common.reader())
         let clock = SystemWallClock()
         let logger = LogSetup.bootstrap(level: settings.logLevel == "info" ? "warning" : settings.logLevel, format: settings.logFormat, clock: clock)
@@ -100,7 +104,9 @@ struct ClusterContext: Sendable {
 extension Admin {
     struct Drain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Take a node out of rotation: /v1/ready answers 503, its consumer stops after cluster.drainGracePeriod, the rebalancer moves its placements away (reason drain).")
+            abstract:
+                "Take a node out of rotation: /v1/ready answers 503, its consumer stops after cluster.drainGracePeriod, the rebalancer moves its placements away (reason drain)."
+        )
         @OptionGroup var common: CommonOptions
         @Argument(help: "The node ID (nod_…).") var node: String
         @Flag(help: "Print JSON.") var json = false
@@ -112,7 +118,9 @@ extension Admin {
                 if json {
                     try Admin.printJSON(["node": id.description, "state": "draining"])
                 } else {
-                    print("node \(id) is draining: /v1/ready answers 503; its job consumer stops after cluster.drainGracePeriod (\(ctx.settings.cluster.drainGraceSeconds)s) once in-flight jobs finish; its placements move with reason drain. Restore with: anchorage admin uncordon \(id)")
+                    print(
+                        "node \(id) is draining: /v1/ready answers 503; its job consumer stops after cluster.drainGracePeriod (\(ctx.settings.cluster.drainGraceSeconds)s) once in-flight jobs finish; its placements move with reason drain. Restore with: anchorage admin uncordon \(id)"
+                    )
                 }
             }
         }
@@ -128,7 +136,11 @@ extension Admin {
             let id = try ClusterContext.nodeID(node)
             try await ClusterContext.with(common, needsBus: false) { ctx in
                 try await ctx.setState(of: id, to: .active)
-                if json { try Admin.printJSON(["node": id.description, "state": "active"]) } else { print("node \(id) is active again; new pins land on it") }
+                if json {
+                    try Admin.printJSON(["node": id.description, "state": "active"])
+                } else {
+                    print("node \(id) is active again; new pins land on it")
+                }
             }
         }
     }
@@ -137,7 +149,8 @@ extension Admin {
         static let configuration = CommandConfiguration(
             commandName: "maintenance",
             abstract: "Cluster-wide maintenance: while on, the rebalancer and requeue sweeper pause; the API keeps serving.",
-            subcommands: [On.self, Off.self, Status.self])
+            subcommands: [On.self, Off.self, Status.self]
+        )
 
         struct On: AsyncParsableCommand {
             static let configuration = CommandConfiguration(abstract: "Turn maintenance on (e.g. before a rolling upgrade).")
@@ -159,7 +172,9 @@ extension Admin {
                 try await ClusterContext.with(common) { ctx in
                     let by = ProcessInfo.processInfo.environment["USER"] ?? "operator"
                     let flag = try await Maintenance(bus: ctx.bus).turnOn(reason: reason, by: by, ttlSeconds: seconds, now: ctx.clock.now())
-                    if json { try Admin.printJSON(MaintenanceCommand.json(flag)) } else {
+                    if json {
+                        try Admin.printJSON(MaintenanceCommand.json(flag))
+                    } else {
                         print("maintenance ON until \(Timestamp(microsecondsSinceEpoch: flag.expiresAt).rfc3339): \(flag.reason)")
                     }
                 }
@@ -193,7 +208,9 @@ extension Admin {
                     } else if let flag {
                         let age = (now.microseconds - flag.since) / 60_000_000
                         let overdue = flag.isOverdue(at: now, maxSeconds: ctx.settings.cluster.maintenanceMaxSeconds)
-                        print("maintenance ON for \(age) min (by \(flag.by)): \(flag.reason); expires \(Timestamp(microsecondsSinceEpoch: flag.expiresAt).rfc3339)\(overdue ? " — OVERDUE (older than cluster.maintenance.maxDuration)" : "")")
+                        print(
+                            "maintenance ON for \(age) min (by \(flag.by)): \(flag.reason); expires \(Timestamp(microsecondsSinceEpoch: flag.expiresAt).rfc3339)\(overdue ? " — OVERDUE (older than cluster.maintenance.maxDuration)" : "")"
+                        )
                     } else {
                         print("maintenance OFF")
                     }
@@ -202,15 +219,18 @@ extension Admin {
         }
 
         static func json(_ flag: MaintenanceFlag) -> [String: Any] {
-            ["maintenance": true, "reason": flag.reason, "by": flag.by,
-             "since": Timestamp(microsecondsSinceEpoch: flag.since).rfc3339, "expires": Timestamp(microsecondsSinceEpoch: flag.expiresAt).rfc3339]
+            [
+                "maintenance": true, "reason": flag.reason, "by": flag.by,
+                "since": Timestamp(microsecondsSinceEpoch: flag.since).rfc3339, "expires": Timestamp(microsecondsSinceEpoch: flag.expiresAt).rfc3339,
+            ]
         }
     }
 
     struct ClusterPresences: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "cluster-presences",
-            abstract: "Every registered node: state, live, last heartbeat age, leader, load (listens for one heartbeat interval).")
+            abstract: "Every registered node: state, live, last heartbeat age, leader, load (listens for one heartbeat interval)."
+        )
         @OptionGroup var common: CommonOptions
         @Flag(help: "Print JSON.") var json = false
 
@@ -224,7 +244,8 @@ extension Admin {
                 var objects: [[String: Any]] = []
                 for n in try await ctx.store.nodes() {
                     let hb = presence.entries[n.id]?.heartbeat
-                    let ageSeconds: Int64? = hb.map { (now.microseconds - $0.sentAt) / 1_000_000 } ?? n.lastSeen.map { (now.microseconds - $0.microseconds) / 1_000_000 }
+                    let ageSeconds: Int64? =
+                        hb.map { (now.microseconds - $0.sentAt) / 1_000_000 } ?? n.lastSeen.map { (now.microseconds - $0.microseconds) / 1_000_000 }
                     let live = presence.isLive(n.id, now: now, settings: ctx.settings.cluster)
                     let isLeader = leader?.node == n.id.description
                     rows.append([
@@ -237,11 +258,16 @@ extension Admin {
                         "placements": counts[n.id] ?? 0,
                     ]
                     if let ageSeconds { o["lastHeartbeatAgeSeconds"] = ageSeconds }
-                    if let hb { o["inflight"] = hb.inflight; o["version"] = hb.version }
+                    if let hb {
+                        o["inflight"] = hb.inflight
+                        o["version"] = hb.version
+                    }
                     if isLeader, let leader { o["fence"] = leader.fence }
                     objects.append(o)
                 }
-                if json { try Admin.printJSON(objects) } else {
+                if json {
+                    try Admin.printJSON(objects)
+                } else {
                     print(Table.render(["NODE", "NAME", "STATE", "LIVE", "LAST HEARTBEAT", "LEADER", "IN FLIGHT", "PLACEMENTS", "VERSION"], rows))
                 }
             }
@@ -250,7 +276,8 @@ extension Admin {
 
     struct Rebalance: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Move placements to where rendezvous hashing wants them (after adding nodes), make-before-break, through the leader.")
+            abstract: "Move placements to where rendezvous hashing wants them (after adding nodes), make-before-break, through the leader."
+        )
         @OptionGroup var common: CommonOptions
         @Flag(name: .customLong("dry-run"), help: "Print the plan; change nothing.") var dryRun = false
         @Option(help: "Seconds to wait for the leader's answer.") var timeout: Int = 60
@@ -267,25 +294,49 @@ extension Admin {
                         throw ValidationError("no leader holds the lease right now; try again in a few seconds")
                     }
                     let id = TypeID.make("rbl", clock: ctx.clock, entropy: SystemEntropy()).description
-                    let request = RebalanceRequest(id: id, by: ProcessInfo.processInfo.environment["USER"] ?? "operator", requestedAt: ctx.clock.now())
+                    let request = RebalanceRequest(
+                        id: id,
+                        by: ProcessInfo.processInfo.environment["USER"] ?? "operator",
+                        requestedAt: ctx.clock.now()
+                    )
                     try await ctx.bus.kvPut(RebalanceRequest.key, ClusterJSON.encode(request), ttl: RebalanceRequest.ttl)
                     var answer: RebalanceResult?
                     let deadline = ContinuousClock.now + .seconds(timeout)
                     while answer == nil, ContinuousClock.now < deadline {
                         try await Task.sleep(for: .milliseconds(200))
-                        if let e = try await ctx.bus.kvGet(RebalanceRequest.resultKey), let r = ClusterJSON.decode(RebalanceResult.self, e.value), r.requestID == id {
+                        if let e = try await ctx.bus.kvGet(RebalanceRequest.resultKey), let r = ClusterJSON.decode(RebalanceResult.self, e.value),
+                            r.requestID == id
+                        {
                             answer = r
                         }
                     }
                     guard let answer else { throw ValidationError("the leader did not answer within \(timeout)s") }
-                    if answer.skippedForMaintenance { throw ValidationError("maintenance is on: the rebalancer is paused (anchorage admin maintenance status)") }
+                    if answer.skippedForMaintenance {
+                        throw ValidationError("maintenance is on: the rebalancer is paused (anchorage admin maintenance status)")
+                    }
                     moves = answer.moves
                 }
                 if json {
-                    try Admin.printJSON(moves.map { ["pin": $0.pin.description, "cid": $0.cid, "from": $0.from?.description ?? "", "to": $0.to.description, "reason": $0.reason.rawValue] })
+                    try Admin.printJSON(
+                        moves.map {
+                            [
+                                "pin": $0.pin.description, "cid": $0.cid, "from": $0.from?.description ?? "", "to": $0.to.description,
+                                "reason": $0.reason.rawValue,
+                            ]
+                        }
+                    )
                 } else {
-                    print(Table.render(["PIN", "CID", "FROM", "TO", "REASON"], moves.map { [$0.pin.description, $0.cid, $0.from?.description ?? "-", $0.to.description, $0.reason.rawValue] }))
-                    print(dryRun ? "\(moves.count) move(s) planned (dry run: nothing changed)" : "\(moves.count) move(s) applied (make-before-break: old placements are released once the new ones are pinned)")
+                    print(
+                        Table.render(
+                            ["PIN", "CID", "FROM", "TO", "REASON"],
+                            moves.map { [$0.pin.description, $0.cid, $0.from?.description ?? "-", $0.to.description, $0.reason.rawValue] }
+                        )
+                    )
+                    print(
+                        dryRun
+                            ? "\(moves.count) move(s) planned (dry run: nothing changed)"
+                            : "\(moves.count) move(s) applied (make-before-break: old placements are released once the new ones are pinned)"
+                    )
                 }
             }
         }

@@ -15,7 +15,8 @@ import Darwin
 struct Conformance: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "conformance",
-        abstract: "Run the Pinning Services API conformance suite against a pinning service (anchorage-conformance --help).")
+        abstract: "Run the Pinning Services API conformance suite against a pinning service (anchorage-conformance --help)."
+    )
 
     @Argument(parsing: .captureForPassthrough, help: "Arguments for anchorage-conformance.")
     var arguments: [String] = []

@@ -9,7 +9,8 @@ import Seams
 struct Migrate: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Manage the database schema.",
-        subcommands: [Up.self, Status.self, BootstrapCommand.self])
+        subcommands: [Up.self, Status.self, BootstrapCommand.self]
+    )
 
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Apply pending migrations (connects as db.ownerUrl).")
@@ -20,7 +21,11 @@ struct Migrate: AsyncParsableCommand {
             let clock = SystemWallClock()
             let logger = LogSetup.bootstrap(level: settings.logLevel, format: settings.logFormat, clock: clock)
             let applied = try await Provisioning.migrate(owner: try settings.ownerURL(), clock: clock, logger: logger)
-            print(applied.isEmpty ? "schema is up to date (version \(Migrations.latestVersion))" : "applied migrations: \(applied.map(String.init).joined(separator: ", "))")
+            print(
+                applied.isEmpty
+                    ? "schema is up to date (version \(Migrations.latestVersion))"
+                    : "applied migrations: \(applied.map(String.init).joined(separator: ", "))"
+            )
         }
     }
 
@@ -45,9 +50,12 @@ struct Migrate: AsyncParsableCommand {
                 }
                 print(String(decoding: try JSONSerialization.data(withJSONObject: rows, options: [.sortedKeys]), as: UTF8.self))
             } else {
-                print(Table.render(
-                    ["VERSION", "NAME", "STATE", "APPLIED AT"],
-                    entries.map { [String($0.version), $0.name, $0.state.rawValue, $0.appliedAt?.rfc3339 ?? "-"] }))
+                print(
+                    Table.render(
+                        ["VERSION", "NAME", "STATE", "APPLIED AT"],
+                        entries.map { [String($0.version), $0.name, $0.state.rawValue, $0.appliedAt?.rfc3339 ?? "-"] }
+                    )
+                )
             }
             if entries.contains(where: { $0.state == .modified }) { throw ExitCode(2) }
         }
@@ -56,7 +64,8 @@ struct Migrate: AsyncParsableCommand {
     struct BootstrapCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "bootstrap",
-            abstract: "Create the anchorage roles and database (connects as a PostgreSQL superuser). Idempotent.")
+            abstract: "Create the anchorage roles and database (connects as a PostgreSQL superuser). Idempotent."
+        )
         @OptionGroup var common: CommonOptions
         @Option(name: .customLong("superuser-url"), help: "postgres://postgres@host:port/postgres") var superuserURL: String
         @Option(help: "Database to create.") var database = "anchorage"

@@ -1,5 +1,6 @@
 import AnchorageNode
 import ArgumentParser
+import Cluster
 import Configuration
 import Crypto
 import Foundation
@@ -9,7 +10,6 @@ import Live
 import Logging
 import PostgresNIO
 import PostgresStore
-import Cluster
 import Seams
 import ServiceLifecycle
 import UnixSignals
@@ -33,10 +33,12 @@ struct Serve: AsyncParsableCommand {
         let entropy = SystemEntropy()
         let postgres = PostgresClient(
             configuration: try settings.apiURL().clientConfiguration(maxConnections: settings.dbMaxConnections),
-            backgroundLogger: Logger(label: "anchorage.postgres"))
+            backgroundLogger: Logger(label: "anchorage.postgres")
+        )
         // The worker runs with the ops role (it serves every org); without db.opsUrl the node
         // only stores pins.
-        let ops = settings.workerEnabled
+        let ops =
+            settings.workerEnabled
             ? settings.opsDatabaseURL.flatMap { try? DatabaseURL($0) }.map {
                 PostgresClient(configuration: $0.clientConfiguration(maxConnections: 4), backgroundLogger: Logger(label: "anchorage.postgres"))
             } : nil
@@ -53,8 +55,17 @@ struct Serve: AsyncParsableCommand {
             connectBus = { @Sendable in try await BusConnection.connect(settings, logger: Logger(label: "anchorage.cluster")) }
         }
         let environment = NodeEnvironment(
-            nodeID: nodeID, nodeName: ProcessInfo.processInfo.hostName, version: AnchorageVersion.current, clock: clock,
-            entropy: entropy, api: postgres, ops: ops, kubo: kubo, connectBus: connectBus, delegates: delegates)
+            nodeID: nodeID,
+            nodeName: ProcessInfo.processInfo.hostName,
+            version: AnchorageVersion.current,
+            clock: clock,
+            entropy: entropy,
+            api: postgres,
+            ops: ops,
+            kubo: kubo,
+            connectBus: connectBus,
+            delegates: delegates
+        )
         let node = buildNode(settings, environment)
         if node.worker == nil {
             logger.warning("pin worker disabled (worker.enabled=false or no db.opsUrl): pins are stored but never pinned")
@@ -65,19 +76,26 @@ struct Serve: AsyncParsableCommand {
             onServerRunning: { channel in
                 logger.info("serving the Pinning Services API", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },
-            logger: Logger(label: "anchorage.http"))
+            logger: Logger(label: "anchorage.http")
+        )
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: postgres)]
         if let ops { services.append(.init(service: ops)) }
         if node.isClustered {
             if let embeddedNATS { services.append(.init(service: embeddedNATS)) }
-            logger.info("cluster mode", metadata: [
-                "node": "\(node.id)", "nats": "\(settings.nats.url ?? "embedded \(settings.nats.host):\(settings.nats.port)")",
-                "replicationFactor": "\(settings.cluster.replicationFactor)",
-            ])
+            logger.info(
+                "cluster mode",
+                metadata: [
+                    "node": "\(node.id)", "nats": "\(settings.nats.url ?? "embedded \(settings.nats.host):\(settings.nats.port)")",
+                    "replicationFactor": "\(settings.cluster.replicationFactor)",
+                ]
+            )
         }
         services += node.services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         if node.worker != nil {
-            logger.info("pin worker on", metadata: ["node": "\(node.id)", "kubo": "\(settings.kuboURL)", "maxConcurrentPins": "\(settings.worker.maxConcurrentPins)"])
+            logger.info(
+                "pin worker on",
+                metadata: ["node": "\(node.id)", "kubo": "\(settings.kuboURL)", "maxConcurrentPins": "\(settings.worker.maxConcurrentPins)"]
+            )
         }
         services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(
@@ -85,7 +103,9 @@ struct Serve: AsyncParsableCommand {
                 services: services,
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 cancellationSignals: [],
-                logger: logger))
+                logger: logger
+            )
+        )
         // AsyncHTTPClient must be shut down explicitly (it traps in debug builds otherwise),
         // also when the group fails.
         do {
@@ -105,8 +125,10 @@ extension Serve {
     static func delegates(_ settings: Settings, logger: Logger) async -> [String] {
         if !settings.delegates.isEmpty { return settings.delegates }
         let kubo = KuboRPCClient(
-            baseURL: settings.kuboURL, requestTimeout: .seconds(settings.kuboTimeoutSeconds),
-            logger: Logger(label: "anchorage.kubo"))
+            baseURL: settings.kuboURL,
+            requestTimeout: .seconds(settings.kuboTimeoutSeconds),
+            logger: Logger(label: "anchorage.kubo")
+        )
         let result: Result<KuboIdentity, any Error>
         do { result = .success(try await kubo.identity()) } catch { result = .failure(error) }
         try? await kubo.shutdown()
@@ -117,7 +139,10 @@ extension Serve {
             let routable = addresses.filter { !$0.hasPrefix("/ip4/127.") && !$0.hasPrefix("/ip6/::1/") }
             let chosen = Array((routable.isEmpty ? addresses : routable).prefix(20))
             if !chosen.isEmpty {
-                logger.info("delegates from Kubo", metadata: ["kubo": "\(settings.kuboURL)", "peer": "\(identity.peerID)", "count": "\(chosen.count)"])
+                logger.info(
+                    "delegates from Kubo",
+                    metadata: ["kubo": "\(settings.kuboURL)", "peer": "\(identity.peerID)", "count": "\(chosen.count)"]
+                )
                 return chosen
             }
         } catch {
@@ -125,7 +150,8 @@ extension Serve {
         }
         logger.warning(
             "no api.delegates configured and no Kubo identity: answering with a placeholder delegate; set api.delegates or run Kubo at kubo.url",
-            metadata: ["delegate": "\(DevDelegate.address)"])
+            metadata: ["delegate": "\(DevDelegate.address)"]
+        )
         return [DevDelegate.address]
     }
 }

@@ -1,5 +1,5 @@
-import ArgumentParser
 import AnchorageNode
+import ArgumentParser
 import Configuration
 import Foundation
 import SystemPackage
@@ -30,7 +30,9 @@ struct CommonOptions: ParsableArguments {
     func flagValues() -> [AbsoluteConfigKey: ConfigValue] {
         var v: [AbsoluteConfigKey: ConfigValue] = [:]
         func set(_ key: String, _ value: String?) {
-            if let value { v[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] = ConfigValue(.string(value), isSecret: key.hasPrefix("db.")) }
+            if let value {
+                v[AbsoluteConfigKey(key.split(separator: ".").map(String.init))] = ConfigValue(.string(value), isSecret: key.hasPrefix("db."))
+            }
         }
         set("db.url", databaseURL)
         set("db.opsUrl", opsDatabaseURL)
@@ -54,7 +56,6 @@ struct CommonOptions: ParsableArguments {
         return ConfigReader(providers: providers)
     }
 }
-
 
 /// The node's configuration, read by every subcommand; a bad value is a usage error (exit 64).
 typealias Settings = NodeConfiguration

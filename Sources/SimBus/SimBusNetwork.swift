@@ -13,7 +13,9 @@ public struct SimBusConfig: Sendable, Equatable {
     public var queueSubjects: String
 
     public init(
-        duplicateWindow: Duration = .seconds(120), ackWait: Duration = .seconds(30), maxDeliver: Int = 0,
+        duplicateWindow: Duration = .seconds(120),
+        ackWait: Duration = .seconds(30),
+        maxDeliver: Int = 0,
         queueSubjects: String = "pin.jobs.>"
     ) {
         self.duplicateWindow = duplicateWindow
@@ -284,7 +286,13 @@ public final class SimBusNetwork: @unchecked Sendable {
         lock.withLock {
             (state.queues[subject] ?? []).compactMap { seq in
                 state.jobs[seq].map {
-                    SimQueuedJob(sequence: $0.sequence, subject: $0.subject, msgID: $0.msgID, deliveries: $0.deliveries, isPending: $0.pendingUntil != nil)
+                    SimQueuedJob(
+                        sequence: $0.sequence,
+                        subject: $0.subject,
+                        msgID: $0.msgID,
+                        deliveries: $0.deliveries,
+                        isPending: $0.pendingUntil != nil
+                    )
                 }
             }
         }
@@ -499,8 +507,12 @@ public final class SimBusNetwork: @unchecked Sendable {
             state.streamSequence += 1
             let seq = state.streamSequence
             state.jobs[seq] = Job(
-                sequence: seq, subject: subject, msgID: msgID.isEmpty ? nil : msgID, payload: payload,
-                visibleAt: now + latency(faults(node)))
+                sequence: seq,
+                subject: subject,
+                msgID: msgID.isEmpty ? nil : msgID,
+                payload: payload,
+                visibleAt: now + latency(faults(node))
+            )
             state.queues[subject, default: []].append(seq)
             if !msgID.isEmpty {
                 state.dedup[msgID] = (seq, now)
@@ -559,14 +571,23 @@ public final class SimBusNetwork: @unchecked Sendable {
                 if job.deliveries > 1 { state.stats.redelivered += 1 }
                 out.append(
                     BusJob(
-                        subject: subject, msgID: job.msgID, payload: job.payload, deliveries: job.deliveries,
-                        handle: "\(generation).\(seq).\(job.deliveries)"))
+                        subject: subject,
+                        msgID: job.msgID,
+                        payload: job.payload,
+                        deliveries: job.deliveries,
+                        handle: "\(generation).\(seq).\(job.deliveries)"
+                    )
+                )
             }
             return out
         }
     }
 
-    enum Disposition { case ack, nak(delay: Int64), inProgress, term }
+    enum Disposition {
+        case ack
+        case nak(delay: Int64)
+        case inProgress, term
+    }
 
     func settle(from node: String, _ job: BusJob, _ disposition: Disposition) throws {
         let parts = job.handle.split(separator: ".")
@@ -621,7 +642,11 @@ public final class SimBusNetwork: @unchecked Sendable {
         }
     }
 
-    enum KVWrite { case create, update(revision: UInt64), put }
+    enum KVWrite {
+        case create
+        case update(revision: UInt64)
+        case put
+    }
 
     func kvWrite(from node: String, _ key: String, _ value: [UInt8], _ mode: KVWrite, ttl: Duration?) throws -> UInt64 {
         let ttlMicroseconds = try ttl.map { t -> Int64 in

@@ -12,8 +12,10 @@ struct AnchorageSim: AsyncParsableCommand {
 
     static let configuration = CommandConfiguration(
         commandName: "anchorage-sim",
-        abstract: "Deterministic cluster simulator: N virtual anchorage nodes (the production core) on a simulated bus and Kubos, a virtual clock, and a real PostgreSQL.",
-        subcommands: [List.self, ScenarioCommand.self, Sweep.self, Replay.self])
+        abstract:
+            "Deterministic cluster simulator: N virtual anchorage nodes (the production core) on a simulated bus and Kubos, a virtual clock, and a real PostgreSQL.",
+        subcommands: [List.self, ScenarioCommand.self, Sweep.self, Replay.self]
+    )
 }
 
 struct RunOptions: ParsableArguments {
@@ -23,11 +25,18 @@ struct RunOptions: ParsableArguments {
     @Option(help: "Replication factor.") var replicationFactor: Int = 2
     @Option(
         name: .customLong("set"),
-        help: "A node configuration key to override, as key=value (e.g. kubo.maxConcurrentPins=8); repeatable. Without it every node runs production's defaults.")
+        help:
+            "A node configuration key to override, as key=value (e.g. kubo.maxConcurrentPins=8); repeatable. Without it every node runs production's defaults."
+    )
     var settings: [String] = []
     @Option(help: "A PostgreSQL superuser URL; without it a throwaway local PostgreSQL is started.") var databaseURL: String?
     @Flag(help: "Keep the run's database (its URL is printed).") var keepDb = false
-    @Option(help: ArgumentHelp("Test kit: a deliberately broken policy (\(BrokenPolicy.allCases.map(\.rawValue).joined(separator: ", "))).", visibility: .hidden))
+    @Option(
+        help: ArgumentHelp(
+            "Test kit: a deliberately broken policy (\(BrokenPolicy.allCases.map(\.rawValue).joined(separator: ", "))).",
+            visibility: .hidden
+        )
+    )
     var brokenPolicy: String?
 
     func parsedDuration() throws -> Duration? {
@@ -67,7 +76,10 @@ func parseDuration(_ s: String) -> Duration? {
     var number = ""
     var sawUnit = false
     for c in s {
-        if c.isNumber { number.append(c); continue }
+        if c.isNumber {
+            number.append(c)
+            continue
+        }
         guard let n = Int64(number) else { return nil }
         switch c {
         case "h": total += n * 3600
@@ -125,7 +137,8 @@ struct ScenarioCommand: AsyncParsableCommand {
 
 struct Replay: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run a scenario again with the same seed and options and print its whole trace (the digest must match the original run's).")
+        abstract: "Run a scenario again with the same seed and options and print its whole trace (the digest must match the original run's)."
+    )
     @Argument(help: "The scenario.") var name: String
     @Option(help: "The seed.") var seed: UInt64
     @OptionGroup var common: RunOptions
@@ -134,14 +147,30 @@ struct Replay: AsyncParsableCommand {
     @Option(help: "Write an HTML report to this file.") var report: String?
 
     func run() async throws {
-        var code = try await runOne(name: name, seed: seed, run: common, report: report, trace: trace, printTrace: trace == nil, expectDigest: expectDigest)
+        var code = try await runOne(
+            name: name,
+            seed: seed,
+            run: common,
+            report: report,
+            trace: trace,
+            printTrace: trace == nil,
+            expectDigest: expectDigest
+        )
         if code == 0, expectDigest == nil { code = 0 }
         if code != 0 { throw ExitCode(code) }
     }
 }
 
 /// Runs one seed, prints the summary (and the failure), writes the report. Returns the exit code.
-func runOne(name: String, seed: UInt64, run: RunOptions, report: String?, trace: String?, printTrace: Bool, expectDigest: String? = nil) async throws -> Int32 {
+func runOne(
+    name: String,
+    seed: UInt64,
+    run: RunOptions,
+    report: String?,
+    trace: String?,
+    printTrace: Bool,
+    expectDigest: String? = nil
+) async throws -> Int32 {
     let s = try scenario(name)
     var options = try run.options(seed: seed)
     let traceFile: FileHandle? = try trace.map { path in
@@ -200,7 +229,10 @@ struct Sweep: AsyncParsableCommand {
         let seedList = try parseSeeds()
         let server = try common.server()
         let wallStart = ContinuousClock.now
-        var virtual = 0.0, events = 0, moves = 0, pins = 0
+        var virtual = 0.0
+        var events = 0
+        var moves = 0
+        var pins = 0
         var failed: [(UInt64, SimResult)] = []
         for (i, seed) in seedList.enumerated() {
             var options = try common.options(seed: seed)
@@ -217,7 +249,9 @@ struct Sweep: AsyncParsableCommand {
             moves += r.moves
             pins += r.pinsCreated
             stderr("\r\u{1B}[K")
-            emit("seed \(seed): \(r.passed ? "pass" : "FAIL") \(Int(r.virtualSeconds))s virtual in \(String(format: "%.1f", r.wallSeconds))s (\(String(format: "%.0f", r.speedUp))x), \(r.events) events, digest \(r.digest.prefix(16))")
+            emit(
+                "seed \(seed): \(r.passed ? "pass" : "FAIL") \(Int(r.virtualSeconds))s virtual in \(String(format: "%.1f", r.wallSeconds))s (\(String(format: "%.0f", r.speedUp))x), \(r.events) events, digest \(r.digest.prefix(16))"
+            )
             if !r.passed {
                 failed.append((seed, r))
                 if let f = r.failureReport { emit(f) }
@@ -228,9 +262,13 @@ struct Sweep: AsyncParsableCommand {
         let w = ContinuousClock.now - wallStart
         let wall = Double(w.components.seconds) + Double(w.components.attoseconds) / 1e18
         emit("sweep \(s.name): \(seedList.count) seeds, \(failed.count) with violations")
-        emit("  virtual time \(Int(virtual))s (\(String(format: "%.1f", virtual / 3600))h) in \(String(format: "%.1f", wall))s wall: speed-up \(String(format: "%.0f", virtual / max(wall, 0.001)))x")
+        emit(
+            "  virtual time \(Int(virtual))s (\(String(format: "%.1f", virtual / 3600))h) in \(String(format: "%.1f", wall))s wall: speed-up \(String(format: "%.0f", virtual / max(wall, 0.001)))x"
+        )
         emit("  events \(events), pins \(pins), moves \(moves)")
-        for (seed, r) in failed { emit("  failing seed \(seed): \(r.violations.first.map { "\($0.invariant): \($0.message.prefix(160))" } ?? "") — replay: \(r.replay)") }
+        for (seed, r) in failed {
+            emit("  failing seed \(seed): \(r.violations.first.map { "\($0.invariant): \($0.message.prefix(160))" } ?? "") — replay: \(r.replay)")
+        }
         if !failed.isEmpty { throw ExitCode(1) }
     }
 }

@@ -215,9 +215,12 @@ public final class Scheduler: EventScheduling, @unchecked Sendable {
             if event.time > now { clock.advance(microseconds: event.time - now) }
             let info = lock.withLock { () -> EventIndex in
                 let i = EventIndex(
-                    index: eventsRunTotal, sequence: event.sequence,
+                    index: eventsRunTotal,
+                    sequence: event.sequence,
                     time: Timestamp(microsecondsSinceEpoch: event.time),
-                    elapsed: event.time - start.microseconds, label: event.label)
+                    elapsed: event.time - start.microseconds,
+                    label: event.label
+                )
                 eventsRunTotal += 1
                 return i
             }
@@ -254,8 +257,12 @@ public final class Scheduler: EventScheduling, @unchecked Sendable {
         let violations = (error as? InvariantFailure)?.violations ?? []
         log.record("! \(phase) failed: \(violations.isEmpty ? String(describing: error) : violations.map(\.description).joined(separator: "; "))")
         let failure = SimulationFailure(
-            phase: phase, event: event, error: error, violations: violations,
-            recentLog: log.last(failureContextLines))
+            phase: phase,
+            event: event,
+            error: error,
+            violations: violations,
+            recentLog: log.last(failureContextLines)
+        )
         lock.withLock { failed = failure }
         throw failure
     }

@@ -69,10 +69,13 @@ struct BreakBeforeMakeStore: ClusterStore {
                 WITH gone AS (DELETE FROM placements WHERE org_id = \(m.org.uuid) AND pin_id = \(m.pin.uuid) AND node_id = \(from.uuid)
                               RETURNING node_id, cid)
                 INSERT INTO kubo_unpins (node_id, cid, requested_at) SELECT node_id, cid, \(now) FROM gone ON CONFLICT DO NOTHING
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             try await ops.query(
                 "UPDATE placements SET replaces = NULL WHERE org_id = \(m.org.uuid) AND pin_id = \(m.pin.uuid) AND node_id = \(m.to.uuid)",
-                logger: logger)
+                logger: logger
+            )
         }
         return out
     }
@@ -95,7 +98,11 @@ struct BreakBeforeMakeStore: ClusterStore {
         try await inner.stuckPlacements(now: now, requeueAfterSeconds: requeueAfterSeconds, limit: limit)
     }
     func requeue(
-        _ stuck: [PlacementView], moveTargets: [TypeID: [TypeID]], maxRedispatches: Int, fence: Int64, now: Timestamp
+        _ stuck: [PlacementView],
+        moveTargets: [TypeID: [TypeID]],
+        maxRedispatches: Int,
+        fence: Int64,
+        now: Timestamp
     ) async throws -> [SweepAction] {
         try await inner.requeue(stuck, moveTargets: moveTargets, maxRedispatches: maxRedispatches, fence: fence, now: now)
     }

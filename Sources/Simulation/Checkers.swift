@@ -58,9 +58,12 @@ extension World {
         for cid in cids {
             guard let pins = pinsByCID[cid], !pins.isEmpty else { continue }
             if !nodes.contains(where: { $0.kubo.holds(cid) }) {
-                out.append(Violation(
-                    invariant: Checkers.lastReplica,
-                    message: "\(cid) (pins \(pins.sorted().joined(separator: ","))) is pinned in no Kubo any more"))
+                out.append(
+                    Violation(
+                        invariant: Checkers.lastReplica,
+                        message: "\(cid) (pins \(pins.sorted().joined(separator: ","))) is pinned in no Kubo any more"
+                    )
+                )
             }
         }
         return out
@@ -76,18 +79,30 @@ extension World {
         var maintenance: [Violation] = []
         for w in writes where !w.refusedAsStale {
             if let other = writerByFence[w.fence], other != w.node {
-                fence.append(Violation(invariant: Checkers.oneLeaderPerFence,
-                                       message: "fence \(w.fence) acted for \(other) and for \(w.node) (\(w.kind.rawValue))"))
+                fence.append(
+                    Violation(
+                        invariant: Checkers.oneLeaderPerFence,
+                        message: "fence \(w.fence) acted for \(other) and for \(w.node) (\(w.kind.rawValue))"
+                    )
+                )
             }
             writerByFence[w.fence] = w.node
             let newest = leaderWrites.filter { $0.kind == .beginTerm && !$0.refusedAsStale && $0.at <= w.at }.map(\.fence).max() ?? 0
             if w.kind != .beginTerm, w.fence < newest {
-                fence.append(Violation(invariant: Checkers.oneLeaderPerFence,
-                                       message: "\(w.node) wrote (\(w.kind.rawValue)) with fence \(w.fence) after term \(newest) began"))
+                fence.append(
+                    Violation(
+                        invariant: Checkers.oneLeaderPerFence,
+                        message: "\(w.node) wrote (\(w.kind.rawValue)) with fence \(w.fence) after term \(newest) began"
+                    )
+                )
             }
             if w.kind != .beginTerm, w.duringMaintenance {
-                maintenance.append(Violation(invariant: Checkers.maintenanceSilence,
-                                             message: "\(w.node) (fence \(w.fence)) ran \(w.kind.rawValue) (\(w.count) change(s)) while maintenance was on"))
+                maintenance.append(
+                    Violation(
+                        invariant: Checkers.maintenanceSilence,
+                        message: "\(w.node) (fence \(w.fence)) ran \(w.kind.rawValue) (\(w.count) change(s)) while maintenance was on"
+                    )
+                )
             }
         }
         return (fence, maintenance)
@@ -134,13 +149,26 @@ extension World {
               count(pl.node_id)::int8
             FROM pins p LEFT JOIN placements pl ON pl.org_id = p.org_id AND pl.pin_id = p.id
             GROUP BY p.org_id, p.id, p.status, p.info ORDER BY p.id
-            """, logger: silentLogger("sim.check")
+            """,
+            logger: silentLogger("sim.check")
         ).collect()
         return try rows.map { row in
             let (org, id, status, details, a, b, c, d, e, f, g) = try row.decode(
-                (UUID, UUID, String, String, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self)
-            return PinRow(org: org, id: id, status: status, details: details, pinnedOK: Int(a), failedWithReason: Int(b),
-                          failedNoReason: Int(c), misplaced: Int(d), moving: Int(e), busy: Int(f), total: Int(g))
+                (UUID, UUID, String, String, Int64, Int64, Int64, Int64, Int64, Int64, Int64).self
+            )
+            return PinRow(
+                org: org,
+                id: id,
+                status: status,
+                details: details,
+                pinnedOK: Int(a),
+                failedWithReason: Int(b),
+                failedNoReason: Int(c),
+                misplaced: Int(d),
+                moving: Int(e),
+                busy: Int(f),
+                total: Int(g)
+            )
         }
     }
 
@@ -156,13 +184,24 @@ extension World {
         let states = try await nodeStates()
         // Timeline sample.
         var counts = [Int](repeating: 0, count: nodes.count)
-        for row in try await ops.query("SELECT node_id, count(*)::int8 FROM placements GROUP BY node_id ORDER BY node_id", logger: silentLogger("sim.check")).collect() {
+        for row in try await ops.query(
+            "SELECT node_id, count(*)::int8 FROM placements GROUP BY node_id ORDER BY node_id",
+            logger: silentLogger("sim.check")
+        ).collect() {
             let (node, n) = try row.decode((UUID, Int64).self)
             if let i = nodes.firstIndex(where: { $0.id.uuid == node }) { counts[i] = Int(n) }
         }
-        timeline.append(TimelineSample(
-            at: elapsedSeconds, lives: nodes.map(\.life), states: nodes.map { states[$0.id] ?? .active },
-            paused: nodes.map(\.isPaused), placements: counts, leader: leaderNode()?.index, maintenance: maintenanceIsOn()))
+        timeline.append(
+            TimelineSample(
+                at: elapsedSeconds,
+                lives: nodes.map(\.life),
+                states: nodes.map { states[$0.id] ?? .active },
+                paused: nodes.map(\.isPaused),
+                placements: counts,
+                leader: leaderNode()?.index,
+                maintenance: maintenanceIsOn()
+            )
+        )
 
         // Accepted pins exist; deleted ones do not.
         var inPG = Set<String>()
@@ -196,7 +235,8 @@ extension World {
                 SELECT p.pin_id, p.status, EXISTS (SELECT 1 FROM placements q WHERE q.org_id = p.org_id AND q.pin_id = p.pin_id
                                                    AND q.replaces = p.node_id)
                 FROM placements p WHERE p.node_id = \(node.id.uuid) ORDER BY p.pin_id
-                """, logger: silentLogger("sim.check")
+                """,
+                logger: silentLogger("sim.check")
             ).collect()
             var stuck: [String] = []
             for row in rows {
@@ -205,9 +245,13 @@ extension World {
             }
             if !stuck.isEmpty {
                 let what = node.life == .dead ? "dead" : (states[node.id]?.rawValue ?? "?")
-                out.append(Violation(
-                    invariant: Checkers.placementsSettled,
-                    message: "\(node.name) is \(what) (since +\(Int((since.microseconds - start.microseconds) / 1_000_000))s) but holds \(stuck.count) placement(s)\(final ? " at the end" : " the rebalancer has not moved"): \(stuck.prefix(5).joined(separator: ", "))"))
+                out.append(
+                    Violation(
+                        invariant: Checkers.placementsSettled,
+                        message:
+                            "\(node.name) is \(what) (since +\(Int((since.microseconds - start.microseconds) / 1_000_000))s) but holds \(stuck.count) placement(s)\(final ? " at the end" : " the rebalancer has not moved"): \(stuck.prefix(5).joined(separator: ", "))"
+                    )
+                )
             }
         }
 
@@ -216,15 +260,23 @@ extension World {
             """
             SELECT a.action, a.fence, a.at, EXISTS (SELECT 1 FROM leader_terms t WHERE t.fence = a.fence)
             FROM audit_log a WHERE a.actor = 'cluster' ORDER BY a.at, a.org_id, a.id
-            """, logger: silentLogger("sim.check")
+            """,
+            logger: silentLogger("sim.check")
         ).collect()
         for row in rows {
             let (action, fence, at, begun) = try row.decode((String, Int64?, Timestamp, Bool).self)
             if fence == nil || !begun {
-                out.append(Violation(invariant: Checkers.oneLeaderPerFence, message: "audit \(action) at \(at) has fence \(fence.map(String.init) ?? "none") of no term"))
+                out.append(
+                    Violation(
+                        invariant: Checkers.oneLeaderPerFence,
+                        message: "audit \(action) at \(at) has fence \(fence.map(String.init) ?? "none") of no term"
+                    )
+                )
             }
             for w in maintenanceWindows where at > w.on && at < (w.off ?? now) {
-                out.append(Violation(invariant: Checkers.maintenanceSilence, message: "audit \(action) at \(at) during maintenance (fence \(fence ?? 0))"))
+                out.append(
+                    Violation(invariant: Checkers.maintenanceSilence, message: "audit \(action) at \(at) during maintenance (fence \(fence ?? 0))")
+                )
             }
         }
         return out
@@ -244,13 +296,16 @@ extension World {
             if p.status == "failed" {
                 ok = !p.details.isEmpty && p.busy == 0
             } else {
-                ok = p.status == "pinned" && p.busy == 0 && p.moving == 0 && p.misplaced == 0 && p.failedNoReason == 0
+                ok =
+                    p.status == "pinned" && p.busy == 0 && p.moving == 0 && p.misplaced == 0 && p.failedNoReason == 0
                     && p.pinnedOK >= 1 && p.pinnedOK + p.failedWithReason >= rf
             }
             if !ok {
                 count += 1
                 if examples.count < limit {
-                    examples.append("\(pinName(p.id)) \(p.status) (pinned \(p.pinnedOK)/\(rf), failed \(p.failedWithReason), busy \(p.busy), moving \(p.moving), misplaced \(p.misplaced)\(p.details.isEmpty ? "" : ": \(p.details.prefix(80))"))")
+                    examples.append(
+                        "\(pinName(p.id)) \(p.status) (pinned \(p.pinnedOK)/\(rf), failed \(p.failedWithReason), busy \(p.busy), moving \(p.moving), misplaced \(p.misplaced)\(p.details.isEmpty ? "" : ": \(p.details.prefix(80))"))"
+                    )
                 }
             }
         }

@@ -36,7 +36,8 @@ struct InProcessHTTP: Sendable {
         }
         let request = Request(
             head: HTTPRequest(method: method, scheme: "http", authority: "sim", path: path, headerFields: fields),
-            body: RequestBody(buffer: buffer))
+            body: RequestBody(buffer: buffer)
+        )
         let context = AppRequestContext(source: ApplicationRequestContextSource(channel: channel, logger: logger))
         let response: Response
         do {

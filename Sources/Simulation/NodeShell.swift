@@ -83,23 +83,37 @@ extension World {
         let logger = TraceLogHandler.logger(node: node.name, label: "anchorage.\(node.name)", log: log) { [unowned self] _, level, _ in
             if level >= .warning { self.warnings += 1 }
         }
-        let name = node.name, network = self.network, overrides = self.overrides, ops = self.ops
+        let name = node.name
+        let network = self.network
+        let overrides = self.overrides
+        let ops = self.ops
         let built = buildNode(
             configuration,
             NodeEnvironment(
-                nodeID: node.id, nodeName: node.name, version: "sim-r\(node.release)", clock: node.clock, entropy: entropy, api: api,
-                ops: ops, kubo: node.kubo,
+                nodeID: node.id,
+                nodeName: node.name,
+                version: "sim-r\(node.release)",
+                clock: node.clock,
+                entropy: entropy,
+                api: api,
+                ops: ops,
+                kubo: node.kubo,
                 connectBus: {
                     let endpoint: any ClusterBus = network.endpoint(node: name)
                     return overrides.bus?(name, endpoint) ?? endpoint
                 },
-                delegates: ["/dns4/\(node.name).sim/tcp/4001/p2p/sim-\(node.name)"], logger: { _ in logger },
+                delegates: ["/dns4/\(node.name).sim/tcp/4001/p2p/sim-\(node.name)"],
+                logger: { _ in logger },
                 decorateClusterStore: { [unowned self] inner in
                     ObservedClusterStore(
-                        inner: overrides.clusterStore?(name, inner, ops) ?? inner, node: name,
+                        inner: overrides.clusterStore?(name, inner, ops) ?? inner,
+                        node: name,
                         record: { [unowned self] write in self.recordLeaderWrite(write) },
-                        maintenanceOn: { [unowned self] in self.maintenanceIsOn() })
-                }))
+                        maintenanceOn: { [unowned self] in self.maintenanceIsOn() }
+                    )
+                }
+            )
+        )
         node.built = built
         node.http = InProcessHTTP(router: built.router)
         node.driver = ClusterDriver(tick: .milliseconds(configuration.clusterTickMilliseconds))
@@ -108,7 +122,9 @@ extension World {
                 startAttempt: { [unowned self] claim in self.scheduleAttempt(node, incarnation: incarnation, claim: claim) },
                 ackJobs: { [unowned self] in await self.ackHeld(node) },
                 inflight: { n in await built.runtime.value?.agent.setInflight(n) },
-                recorded: { [unowned self] claim, outcome in self.recordOutcome(node, claim: claim, outcome: outcome) }))
+                recorded: { [unowned self] claim, outcome in self.recordOutcome(node, claim: claim, outcome: outcome) }
+            )
+        )
         node.heldJobs = []
         node.deferredAttempts = []
         node.pausedUntil = nil

@@ -3,7 +3,10 @@ import Seams
 
 /// What a node's leader-only writes did, as seen at the `ClusterStore` seam.
 public struct LeaderWrite: Sendable, Equatable {
-    public enum Kind: String, Sendable { case beginTerm = "begin-term", apply, requeue }
+    public enum Kind: String, Sendable {
+        case beginTerm = "begin-term"
+        case apply, requeue
+    }
     public var kind: Kind
     public var node: String
     public var fence: Int64
@@ -38,8 +41,18 @@ struct ObservedClusterStore: ClusterStore {
 
     func beginTerm(fence: Int64, node id: TypeID, now: Timestamp) async throws -> Bool {
         let ok = try await inner.beginTerm(fence: fence, node: id, now: now)
-        record(LeaderWrite(kind: .beginTerm, node: node, fence: fence, at: now, count: ok ? 1 : 0, refusedAsStale: !ok,
-                           duringMaintenance: maintenanceOn(), reasons: []))
+        record(
+            LeaderWrite(
+                kind: .beginTerm,
+                node: node,
+                fence: fence,
+                at: now,
+                count: ok ? 1 : 0,
+                refusedAsStale: !ok,
+                duringMaintenance: maintenanceOn(),
+                reasons: []
+            )
+        )
         return ok
     }
 
@@ -57,13 +70,33 @@ struct ObservedClusterStore: ClusterStore {
         let maintenance = maintenanceOn()
         do {
             let out = try await inner.apply(moves: moves, fence: fence, now: now)
-            record(LeaderWrite(kind: .apply, node: node, fence: fence, at: now, count: out.count, refusedAsStale: false,
-                               duringMaintenance: maintenance, reasons: moves.map(\.reason)))
+            record(
+                LeaderWrite(
+                    kind: .apply,
+                    node: node,
+                    fence: fence,
+                    at: now,
+                    count: out.count,
+                    refusedAsStale: false,
+                    duringMaintenance: maintenance,
+                    reasons: moves.map(\.reason)
+                )
+            )
             return out
         } catch let error as ClusterStoreError {
             if case .staleFence = error {
-                record(LeaderWrite(kind: .apply, node: node, fence: fence, at: now, count: 0, refusedAsStale: true,
-                                   duringMaintenance: maintenance, reasons: moves.map(\.reason)))
+                record(
+                    LeaderWrite(
+                        kind: .apply,
+                        node: node,
+                        fence: fence,
+                        at: now,
+                        count: 0,
+                        refusedAsStale: true,
+                        duringMaintenance: maintenance,
+                        reasons: moves.map(\.reason)
+                    )
+                )
             }
             throw error
         }
@@ -74,18 +107,42 @@ struct ObservedClusterStore: ClusterStore {
     }
 
     func requeue(
-        _ stuck: [PlacementView], moveTargets: [TypeID: [TypeID]], maxRedispatches: Int, fence: Int64, now: Timestamp
+        _ stuck: [PlacementView],
+        moveTargets: [TypeID: [TypeID]],
+        maxRedispatches: Int,
+        fence: Int64,
+        now: Timestamp
     ) async throws -> [SweepAction] {
         let maintenance = maintenanceOn()
         do {
             let out = try await inner.requeue(stuck, moveTargets: moveTargets, maxRedispatches: maxRedispatches, fence: fence, now: now)
-            record(LeaderWrite(kind: .requeue, node: node, fence: fence, at: now, count: out.count, refusedAsStale: false,
-                               duringMaintenance: maintenance, reasons: []))
+            record(
+                LeaderWrite(
+                    kind: .requeue,
+                    node: node,
+                    fence: fence,
+                    at: now,
+                    count: out.count,
+                    refusedAsStale: false,
+                    duringMaintenance: maintenance,
+                    reasons: []
+                )
+            )
             return out
         } catch let error as ClusterStoreError {
             if case .staleFence = error {
-                record(LeaderWrite(kind: .requeue, node: node, fence: fence, at: now, count: 0, refusedAsStale: true,
-                                   duringMaintenance: maintenance, reasons: []))
+                record(
+                    LeaderWrite(
+                        kind: .requeue,
+                        node: node,
+                        fence: fence,
+                        at: now,
+                        count: 0,
+                        refusedAsStale: true,
+                        duringMaintenance: maintenance,
+                        reasons: []
+                    )
+                )
             }
             throw error
         }

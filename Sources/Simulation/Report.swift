@@ -8,7 +8,11 @@ import SimKernel
 /// summary, and the violations with the replay command. No JavaScript.
 public enum SimReport {
     public static func html(_ r: SimResult) -> String {
-        let width = 1100.0, left = 70.0, right = 20.0, rowH = 46.0, top = 40.0
+        let width = 1100.0
+        let left = 70.0
+        let right = 20.0
+        let rowH = 46.0
+        let top = 40.0
         let plotW = width - left - right
         let total = max(r.virtualSeconds, 1)
         func x(_ t: Double) -> Double { left + plotW * min(max(t / total, 0), 1) }
@@ -16,8 +20,10 @@ public enum SimReport {
         var svg = "<svg xmlns='http://www.w3.org/2000/svg' width='\(Int(width))' height='\(Int(height))' font-family='sans-serif' font-size='11'>"
         // Maintenance windows.
         for w in r.maintenanceWindows {
-            let a = x(w.on), b = x(w.off ?? total)
-            svg += "<rect x='\(f(a))' y='\(f(top - 18))' width='\(f(max(b - a, 1)))' height='\(f(rowH * Double(r.nodeNames.count) + 18))' fill='#fff3c4'/>"
+            let a = x(w.on)
+            let b = x(w.off ?? total)
+            svg +=
+                "<rect x='\(f(a))' y='\(f(top - 18))' width='\(f(max(b - a, 1)))' height='\(f(rowH * Double(r.nodeNames.count) + 18))' fill='#fff3c4'/>"
             svg += "<text x='\(f(a + 3))' y='\(f(top - 6))' fill='#8a6d00'>maintenance</text>"
         }
         // Per-node rows from the samples.
@@ -28,9 +34,17 @@ public enum SimReport {
             var prev = 0.0
             for s in r.timeline {
                 let color: String
-                if s.lives[i] == .dead { color = "#444" } else if s.lives[i] == .down { color = "#e06666" } else if s.paused[i] {
+                if s.lives[i] == .dead {
+                    color = "#444"
+                } else if s.lives[i] == .down {
+                    color = "#e06666"
+                } else if s.paused[i] {
                     color = "#b4a7d6"
-                } else if s.states[i] != .active { color = "#f6b26b" } else { color = "#93c47d" }
+                } else if s.states[i] != .active {
+                    color = "#f6b26b"
+                } else {
+                    color = "#93c47d"
+                }
                 svg += "<rect x='\(f(x(prev)))' y='\(f(y + 8))' width='\(f(max(x(s.at) - x(prev), 0.5)))' height='16' fill='\(color)'/>"
                 if s.leader == i {
                     svg += "<rect x='\(f(x(prev)))' y='\(f(y + 4))' width='\(f(max(x(s.at) - x(prev), 0.5)))' height='4' fill='#3d85c6'/>"

@@ -101,8 +101,10 @@ public struct SimResult: Sendable {
         var out = "\(passed ? "PASS" : "FAIL") \(scenario) seed=\(seed) nodes=\(nodes)\n"
         out += "  settings: \(Self.describe(settingsDifferences))\n"
         out += "  virtual time \(hms(virtualSeconds)) in \(String(format: "%.1f", wallSeconds))s wall: speed-up \(String(format: "%.0f", speedUp))x\n"
-        out += "  events \(events), pins \(pinsCreated) created / \(pinsDeleted) deleted (\(apiCalls) API calls), pin attempts \(pinOutcomes.pinned) pinned / \(pinOutcomes.retried) retried / \(pinOutcomes.failed) failed\n"
-        out += "  moves \(moves), leader terms \(leaderTerms), stale-fence refusals \(staleFenceRefusals), invariant checks \(invariantChecks) (+\(fullChecks) PostgreSQL checks)\n"
+        out +=
+            "  events \(events), pins \(pinsCreated) created / \(pinsDeleted) deleted (\(apiCalls) API calls), pin attempts \(pinOutcomes.pinned) pinned / \(pinOutcomes.retried) retried / \(pinOutcomes.failed) failed\n"
+        out +=
+            "  moves \(moves), leader terms \(leaderTerms), stale-fence refusals \(staleFenceRefusals), invariant checks \(invariantChecks) (+\(fullChecks) PostgreSQL checks)\n"
         if let c = convergedAfter { out += "  converged \(hms(c)) into the final phase\n" }
         out += "  seed \(seed)  digest \(digest)\n"
         if let database { out += "  database kept: \(database)\n" }
@@ -137,18 +139,30 @@ public enum SimRunner {
         if let b = options.brokenPolicy { replayExtra += ["--broken-policy", b.rawValue] }
         for key in options.configuration.keys.sorted() { replayExtra += ["--set", "\(key)=\(options.configuration[key]!)"] }
         let replay = ReplayCommand(
-            scenario: scenario.name, seed: options.seed, nodes: options.nodes, pins: options.pins,
-            extraArguments: replayExtra + options.replayExtra)
+            scenario: scenario.name,
+            seed: options.seed,
+            nodes: options.nodes,
+            pins: options.pins,
+            extraArguments: replayExtra + options.replayExtra
+        )
 
         let result = try await withThrowingTaskGroup(of: Void.self) { group -> SimResult in
             group.addTask { await api.run() }
             group.addTask { await ops.run() }
             defer { group.cancelAll() }
             let world = World(
-                seed: options.seed, api: api, ops: ops, configuration: configuration, overrides: overrides,
-                traceRetention: options.traceRetention, traceSink: options.traceSink)
+                seed: options.seed,
+                api: api,
+                ops: ops,
+                configuration: configuration,
+                overrides: overrides,
+                traceRetention: options.traceRetention,
+                traceSink: options.traceSink
+            )
             world.log.record("settings: \(SimResult.describe(differences))")
-            world.log.record("sim \(scenario.name) seed=\(options.seed) nodes=\(nodes) pins=\(pins) duration=\(duration.components.seconds)s\(options.brokenPolicy.map { " broken-policy=\($0.rawValue)" } ?? "")")
+            world.log.record(
+                "sim \(scenario.name) seed=\(options.seed) nodes=\(nodes) pins=\(pins) duration=\(duration.components.seconds)s\(options.brokenPolicy.map { " broken-policy=\($0.rawValue)" } ?? "")"
+            )
             let perEvent = Checkers.perEvent()
             var violations: [Violation] = []
             var failureReport: String?
@@ -206,9 +220,13 @@ public enum SimRunner {
                 world.log.record("  convergence: \(unsettled.count == 0 ? "settled" : "\(unsettled.count) pin(s) not settled")")
                 var final: [Violation] = []
                 if unsettled.count > 0 {
-                    final.append(Violation(
-                        invariant: Checkers.convergence,
-                        message: "\(unsettled.count) accepted pin(s) not pinned on their full replication factor (nor failed with a reason) within \(options.convergenceBound.components.seconds)s of faults off: \(unsettled.examples.joined(separator: "; "))"))
+                    final.append(
+                        Violation(
+                            invariant: Checkers.convergence,
+                            message:
+                                "\(unsettled.count) accepted pin(s) not pinned on their full replication factor (nor failed with a reason) within \(options.convergenceBound.components.seconds)s of faults off: \(unsettled.examples.joined(separator: "; "))"
+                        )
+                    )
                 }
                 final += try await perEvent.violations(world)
                 final += try await world.fullCheck(settle: settle, final: true)
@@ -217,32 +235,65 @@ public enum SimRunner {
                     violations = final
                     world.log.record("! final checks failed: \(final.map(\.description).joined(separator: "; "))")
                     failureReport = Self.describe(
-                        violations: final, at: world.scheduler.eventsRun, elapsed: world.elapsedSeconds, log: world.log, replay: replay,
-                        phase: "final checks")
+                        violations: final,
+                        at: world.scheduler.eventsRun,
+                        elapsed: world.elapsedSeconds,
+                        log: world.log,
+                        replay: replay,
+                        phase: "final checks"
+                    )
                 }
             } catch let failure as SimulationFailure {
                 violations = failure.violations.isEmpty ? [Violation(invariant: "run", message: "\(failure.error)")] : failure.violations
                 failureReport = Self.describe(
-                    violations: violations, at: failure.event.index, elapsed: Double(failure.event.elapsed) / 1_000_000, log: world.log,
-                    replay: replay, phase: "\(failure.phase) after \(failure.event.label)", recent: failure.recentLog)
+                    violations: violations,
+                    at: failure.event.index,
+                    elapsed: Double(failure.event.elapsed) / 1_000_000,
+                    log: world.log,
+                    replay: replay,
+                    phase: "\(failure.phase) after \(failure.event.label)",
+                    recent: failure.recentLog
+                )
             }
             var checks = perEvent.checksRun
             checks += world.fullChecks
             let pinned = world.pinOutcomes
             return SimResult(
-                scenario: scenario.name, seed: options.seed, nodes: nodes, passed: violations.isEmpty, digest: world.log.digest,
-                virtualSeconds: world.elapsedSeconds, wallSeconds: 0, events: world.scheduler.eventsRun,
-                pinsCreated: world.pinsCreated, pinsDeleted: world.pinsDeleted, apiCalls: world.apiCalls, moves: world.movesTotal,
-                leaderTerms: world.termsBegun, staleFenceRefusals: world.staleRefusals, invariantChecks: checks,
-                fullChecks: world.fullChecks, pinOutcomes: pinned, convergedAfter: convergedAfter, violations: violations,
-                failureReport: failureReport, replay: replay, database: nil, timeline: world.timeline, marks: world.marks,
+                scenario: scenario.name,
+                seed: options.seed,
+                nodes: nodes,
+                passed: violations.isEmpty,
+                digest: world.log.digest,
+                virtualSeconds: world.elapsedSeconds,
+                wallSeconds: 0,
+                events: world.scheduler.eventsRun,
+                pinsCreated: world.pinsCreated,
+                pinsDeleted: world.pinsDeleted,
+                apiCalls: world.apiCalls,
+                moves: world.movesTotal,
+                leaderTerms: world.termsBegun,
+                staleFenceRefusals: world.staleRefusals,
+                invariantChecks: checks,
+                fullChecks: world.fullChecks,
+                pinOutcomes: pinned,
+                convergedAfter: convergedAfter,
+                violations: violations,
+                failureReport: failureReport,
+                replay: replay,
+                database: nil,
+                timeline: world.timeline,
+                marks: world.marks,
                 nodeNames: world.nodes.map(\.name),
                 maintenanceWindows: world.maintenanceWindows.map {
-                    (on: Double($0.on.microseconds - world.start.microseconds) / 1e6, off: $0.off.map { Double($0.microseconds - world.start.microseconds) / 1e6 })
+                    (
+                        on: Double($0.on.microseconds - world.start.microseconds) / 1e6,
+                        off: $0.off.map { Double($0.microseconds - world.start.microseconds) / 1e6 }
+                    )
                 },
                 terms: world.leaderWrites.filter { $0.kind == .beginTerm && !$0.refusedAsStale }.map { w in
                     (fence: w.fence, node: world.node(w.node)?.index, at: Double(w.at.microseconds - world.start.microseconds) / 1e6)
-                })
+                }
+            )
         }
         var out = result
         out.settingsDifferences = differences
@@ -257,7 +308,12 @@ public enum SimRunner {
     }
 
     static func describe(
-        violations: [Violation], at index: Int, elapsed: Double, log: EventLog, replay: ReplayCommand, phase: String,
+        violations: [Violation],
+        at index: Int,
+        elapsed: Double,
+        log: EventLog,
+        replay: ReplayCommand,
+        phase: String,
         recent: [String]? = nil
     ) -> String {
         var out = "SIM FAIL at event #\(index), virtual time +\(String(format: "%.6f", elapsed))s (\(phase))\n"
@@ -275,5 +331,10 @@ public enum SimRunner {
 enum RunCounter {
     private static let lock = Lock()
     nonisolated(unsafe) private static var value = 0
-    static func next() -> Int { lock.withLock { value += 1; return value } }
+    static func next() -> Int {
+        lock.withLock {
+            value += 1
+            return value
+        }
+    }
 }

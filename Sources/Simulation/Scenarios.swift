@@ -22,9 +22,14 @@ public struct Scenario: Sendable {
     public var expectations: [Invariant<World>] = []
 
     public init(
-        name: String, summary: String, defaultNodes: Int, defaultPins: Int, defaultDuration: Duration,
+        name: String,
+        summary: String,
+        defaultNodes: Int,
+        defaultPins: Int,
+        defaultDuration: Duration,
         configure: @escaping @Sendable (Duration) -> [String: String] = { _ in [:] },
-        script: @escaping @Sendable (World, ScenarioParameters) -> Void, expectations: [Invariant<World>] = []
+        script: @escaping @Sendable (World, ScenarioParameters) -> Void,
+        expectations: [Invariant<World>] = []
     ) {
         self.name = name
         self.summary = summary
@@ -61,7 +66,9 @@ extension Invariant where Context == World {
 
 extension World {
     func movesApplied(_ reason: MoveReason) -> Int {
-        leaderWrites.filter { $0.kind == .apply && !$0.refusedAsStale }.reduce(0) { $0 + ($1.count > 0 ? $1.reasons.filter { $0 == reason }.count : 0) }
+        leaderWrites.filter { $0.kind == .apply && !$0.refusedAsStale }.reduce(0) {
+            $0 + ($1.count > 0 ? $1.reasons.filter { $0 == reason }.count : 0)
+        }
     }
     public var termsBegun: Int { leaderWrites.filter { $0.kind == .beginTerm && !$0.refusedAsStale }.count }
     public var movesTotal: Int { leaderWrites.filter { $0.kind == .apply && !$0.refusedAsStale }.reduce(0) { $0 + $1.count } }
@@ -80,13 +87,17 @@ public enum Scenarios {
 
     public static let drainDuringUpgrade = Scenario(
         name: "drain-during-upgrade",
-        summary: "rolling upgrade under maintenance with pin churn from several orgs; one node drained mid-way, its placements move away (drain) after maintenance off; uncordon at the end",
-        defaultNodes: 5, defaultPins: 300, defaultDuration: .seconds(3600),
+        summary:
+            "rolling upgrade under maintenance with pin churn from several orgs; one node drained mid-way, its placements move away (drain) after maintenance off; uncordon at the end",
+        defaultNodes: 5,
+        defaultPins: 300,
+        defaultDuration: .seconds(3600),
         script: { w, p in
             steadyChurn(w, p)
             w.at(p.at(0.10), "scenario: maintenance on") { w in try await w.maintenanceOn(reason: "rolling upgrade to r2", ttl: p.at(1.0)) }
             // Nodes restarted one by one: down for a while, back with the next release.
-            let first = 0.15, span = 0.45
+            let first = 0.15
+            let span = 0.45
             let gap = span / Double(max(p.nodes, 1))
             let down = p.at(gap * 0.6)
             let drainAfter = max(p.nodes / 2, 1)
@@ -111,18 +122,23 @@ public enum Scenarios {
         expectations: [
             .expect("placements moved away from the drained node (reason drain)") { w in
                 let held = w.notes["drained-placements-at-off"] ?? 0
-                return held == 0 || w.movesApplied(.drain) > 0 ? nil : "the drained node held \(held) placement(s) at maintenance off, but no move with reason drain was applied"
+                return held == 0 || w.movesApplied(.drain) > 0
+                    ? nil : "the drained node held \(held) placement(s) at maintenance off, but no move with reason drain was applied"
             },
             .expect("every node runs the next release") { w in
                 let old = w.nodes.filter { $0.release != 2 }.map(\.name)
                 return old.isEmpty ? nil : "still on release 1: \(old.joined(separator: ","))"
             },
-        ])
+        ]
+    )
 
     public static let leaderFailover = Scenario(
         name: "leader-failover",
-        summary: "the leader is killed; the next one is partitioned and paused (clock frozen) while a new one is elected, then wakes up and tries to act with its old fence",
-        defaultNodes: 5, defaultPins: 150, defaultDuration: .seconds(1800),
+        summary:
+            "the leader is killed; the next one is partitioned and paused (clock frozen) while a new one is elected, then wakes up and tries to act with its old fence",
+        defaultNodes: 5,
+        defaultPins: 150,
+        defaultDuration: .seconds(1800),
         script: { w, p in
             steadyChurn(w, p)
             w.at(p.at(0.2), "scenario: kill the leader") { w in
@@ -159,12 +175,16 @@ public enum Scenarios {
             .expect("PostgreSQL refused the deposed leader's write (stale fence)") { w in
                 w.staleRefusals > 0 ? nil : "the old leader never tried to act with its stale fence"
             },
-        ])
+        ]
+    )
 
     public static let maintenanceForgotten = Scenario(
         name: "maintenance-forgotten",
-        summary: "maintenance left on past maxDuration: the watchdog warns; a node dies for good and another crashes meanwhile, repaired only after off",
-        defaultNodes: 5, defaultPins: 200, defaultDuration: .seconds(3600),
+        summary:
+            "maintenance left on past maxDuration: the watchdog warns; a node dies for good and another crashes meanwhile, repaired only after off",
+        defaultNodes: 5,
+        defaultPins: 200,
+        defaultDuration: .seconds(3600),
         configure: { d in ["cluster.maintenance.maxDuration": "\(max(60, Int64(d.components.seconds) / 4))s"] },
         script: { w, p in
             steadyChurn(w, p)
@@ -186,25 +206,31 @@ public enum Scenarios {
             .expect("the dead node's placements were re-made after off (node-lost)") { w in
                 w.movesApplied(.nodeLost) > 0 ? nil : "no node-lost move"
             },
-        ])
+        ]
+    )
 
     public static let nodeLoss = Scenario(
         name: "node-loss",
         summary: "a node dies for good; its placements are re-made on the survivors (node-lost)",
-        defaultNodes: 5, defaultPins: 150, defaultDuration: .seconds(1800),
+        defaultNodes: 5,
+        defaultPins: 150,
+        defaultDuration: .seconds(1800),
         script: { w, p in
             steadyChurn(w, p)
             let victim = w.random(p.nodes)
             w.at(p.at(0.35), "scenario: n\(victim + 1) dies") { w in w.crash(w.nodes[victim], forGood: true) }
         },
         expectations: [
-            .expect("placements re-made on survivors (node-lost)") { w in w.movesApplied(.nodeLost) > 0 ? nil : "no node-lost move" },
-        ])
+            .expect("placements re-made on survivors (node-lost)") { w in w.movesApplied(.nodeLost) > 0 ? nil : "no node-lost move" }
+        ]
+    )
 
     public static let kuboFlaky = Scenario(
         name: "kubo-flaky",
         summary: "Kubo errors, slowness, never-resolving CIDs and Kubo restarts on every node; same invariants",
-        defaultNodes: 4, defaultPins: 150, defaultDuration: .seconds(1800),
+        defaultNodes: 4,
+        defaultPins: 150,
+        defaultDuration: .seconds(1800),
         script: { w, p in
             var f = KuboFaults()
             f.errorRate = 0.25
@@ -227,8 +253,9 @@ public enum Scenarios {
             }
         },
         expectations: [
-            .expect("pins were retried") { w in w.pinOutcomes.retried > 0 ? nil : "no retry happened" },
-        ])
+            .expect("pins were retried") { w in w.pinOutcomes.retried > 0 ? nil : "no retry happened" }
+        ]
+    )
 
     /// Bound on how long a healthy pin may wait while never-resolving CIDs hold some of its
     /// node's slots: a poll interval, the Kubo latency, a step; far below the stall timeout.
@@ -237,7 +264,9 @@ public enum Scenarios {
     public static let stuckCID = Scenario(
         name: "stuck-cid",
         summary: "one org pins CIDs nobody has (they stall for the stall timeout); other orgs' pins on the same nodes are pinned at once regardless",
-        defaultNodes: 2, defaultPins: 60, defaultDuration: .seconds(900),
+        defaultNodes: 2,
+        defaultPins: 60,
+        defaultDuration: .seconds(900),
         configure: { _ in ["kubo.maxAttempts": "2"] },
         script: { w, p in
             var f = KuboFaults()
@@ -262,15 +291,22 @@ public enum Scenarios {
                     seconds > stuckCIDBound && !(w.acceptedCID(rid).map(w.kubos.isNeverResolving) ?? false)
                 }
                 guard w.timeToFirstPin.count > 10 else { return "too few pins were pinned (\(w.timeToFirstPin.count))" }
-                return slow.isEmpty ? nil : "\(slow.count) pin(s) waited longer, e.g. \(slow.sorted { $0.key < $1.key }.prefix(3).map { "\($0.key) \(Int($0.value)) s" })"
+                return slow.isEmpty
+                    ? nil
+                    : "\(slow.count) pin(s) waited longer, e.g. \(slow.sorted { $0.key < $1.key }.prefix(3).map { "\($0.key) \(Int($0.value)) s" })"
             },
-            .expect("the stuck CIDs stalled and failed with a reason") { w in w.pinOutcomes.failed >= 3 ? nil : "only \(w.pinOutcomes.failed) failure(s)" },
-        ])
+            .expect("the stuck CIDs stalled and failed with a reason") { w in
+                w.pinOutcomes.failed >= 3 ? nil : "only \(w.pinOutcomes.failed) failure(s)"
+            },
+        ]
+    )
 
     public static let busChaos = Scenario(
         name: "bus-chaos",
         summary: "bus delay, reordering, loss, duplication, request timeouts and short partitions; same invariants",
-        defaultNodes: 4, defaultPins: 150, defaultDuration: .seconds(1800),
+        defaultNodes: 4,
+        defaultPins: 150,
+        defaultDuration: .seconds(1800),
         script: { w, p in
             w.network.setFaults(LinkFaults(delay: .milliseconds(20), reordering: .milliseconds(400), loss: 0.05, duplication: 0.05, timeouts: 0.02))
             w.network.setFaults(.none, for: "admin")
@@ -292,6 +328,7 @@ public enum Scenarios {
             .expect("the bus really misbehaved") { w in
                 let s = w.network.stats
                 return s.lost > 0 && s.duplicated > 0 && s.timeouts > 0 ? nil : "lost \(s.lost), duplicated \(s.duplicated), timeouts \(s.timeouts)"
-            },
-        ])
+            }
+        ]
+    )
 }

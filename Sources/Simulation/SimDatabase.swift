@@ -52,7 +52,11 @@ public actor SimDatabaseServer {
         // Drop a template left by an earlier process, then migrate a new one.
         try await Self.execute(su, ["DROP DATABASE IF EXISTS \(Self.template) WITH (FORCE)"])
         try await Provisioning.bootstrap(superuser: su, database: Self.template, logger: logger)
-        try await Provisioning.migrate(owner: su.with(username: DatabaseRole.owner, database: Self.template), clock: VirtualWallClock(), logger: logger)
+        try await Provisioning.migrate(
+            owner: su.with(username: DatabaseRole.owner, database: Self.template),
+            clock: VirtualWallClock(),
+            logger: logger
+        )
         templateReady = true
         return su
     }
@@ -71,16 +75,20 @@ public actor SimDatabaseServer {
         return SimDatabase(
             name: name,
             api: su.with(username: DatabaseRole.api, database: name),
-            ops: su.with(username: DatabaseRole.ops, database: name))
+            ops: su.with(username: DatabaseRole.ops, database: name)
+        )
     }
 
     private var lastClone: Task<Void, any Error>?
 
     static func clone(_ su: DatabaseURL, _ name: String) async throws {
-        try await Self.execute(su, [
-            "DROP DATABASE IF EXISTS \(name) WITH (FORCE)",
-            "CREATE DATABASE \(name) TEMPLATE \(Self.template) OWNER \(DatabaseRole.owner)",
-        ])
+        try await Self.execute(
+            su,
+            [
+                "DROP DATABASE IF EXISTS \(name) WITH (FORCE)",
+                "CREATE DATABASE \(name) TEMPLATE \(Self.template) OWNER \(DatabaseRole.owner)",
+            ]
+        )
     }
 
     public func drop(_ name: String) async throws {

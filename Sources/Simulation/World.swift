@@ -93,7 +93,13 @@ public final class World: @unchecked Sendable {
     var converging = false
 
     init(
-        seed: UInt64, api: PostgresClient, ops: PostgresClient, configuration: NodeConfiguration, overrides: SimOverrides, traceRetention: Int, traceSink: (@Sendable (String) -> Void)?
+        seed: UInt64,
+        api: PostgresClient,
+        ops: PostgresClient,
+        configuration: NodeConfiguration,
+        overrides: SimOverrides,
+        traceRetention: Int,
+        traceSink: (@Sendable (String) -> Void)?
     ) {
         self.seed = seed
         let clock = VirtualWallClock()
@@ -109,7 +115,12 @@ public final class World: @unchecked Sendable {
         self.operatorBus = network.endpoint(node: "admin")
         network.setFaults(.none, for: "admin")
         let adminEntropy = SeededEntropy(seed: derive(seed, "admin"))
-        self.adminStore = PostgresClusterStore(client: ops, entropy: adminEntropy, minReplicas: configuration.cluster.minReplicas, logger: silentLogger("sim.admin"))
+        self.adminStore = PostgresClusterStore(
+            client: ops,
+            entropy: adminEntropy,
+            minReplicas: configuration.cluster.minReplicas,
+            logger: silentLogger("sim.admin")
+        )
         self.lookup = PostgresTokenLookup(client: api, logger: silentLogger("sim.tokens"))
         self.workload = SeededEntropy(seed: derive(seed, "workload"))
     }
@@ -259,13 +270,17 @@ public final class World: @unchecked Sendable {
         guard let node = node(name) else { return }
         do {
             let rows = try await ops.query(
-                "SELECT count(*)::int8 FROM placements WHERE node_id = \(node.id.uuid) AND cid = \(cid)", logger: silentLogger("sim.check")
+                "SELECT count(*)::int8 FROM placements WHERE node_id = \(node.id.uuid) AND cid = \(cid)",
+                logger: silentLogger("sim.check")
             ).collect()
             let n = try rows.first?.decode(Int64.self) ?? 0
             if n > 0 {
-                pendingViolations.append(Violation(
-                    invariant: Checkers.refcount,
-                    message: "\(name) unpinned \(cid) from Kubo while \(n) placement(s) still need it there"))
+                pendingViolations.append(
+                    Violation(
+                        invariant: Checkers.refcount,
+                        message: "\(name) unpinned \(cid) from Kubo while \(n) placement(s) still need it there"
+                    )
+                )
             }
             trace("kubo \(name) unpin \(cid) (placements needing it: \(n))")
         } catch {
@@ -275,7 +290,8 @@ public final class World: @unchecked Sendable {
 
     /// Placements on `node` right now (PostgreSQL).
     public func placementCount(_ node: SimNode) async throws -> Int {
-        let rows = try await ops.query("SELECT count(*)::int8 FROM placements WHERE node_id = \(node.id.uuid)", logger: silentLogger("sim.check")).collect()
+        let rows = try await ops.query("SELECT count(*)::int8 FROM placements WHERE node_id = \(node.id.uuid)", logger: silentLogger("sim.check"))
+            .collect()
         return Int(try rows.first?.decode(Int64.self) ?? 0)
     }
 

@@ -106,7 +106,10 @@ public struct TokenVerifier: Sendable {
         }
         guard let signature = Base64URL.decode(parts[2]),
             HMAC<SHA256>.isValidAuthenticationCode(
-                signature, authenticating: Array("\(parts[0]).\(parts[1])".utf8), using: SymmetricKey(data: key.secret))
+                signature,
+                authenticating: Array("\(parts[0]).\(parts[1])".utf8),
+                using: SymmetricKey(data: key.secret)
+            )
         else { throw PinsError.unauthorized("access token signature is invalid") }
         guard let payloadBytes = Base64URL.decode(parts[1]),
             let payload = try? JSONSerialization.jsonObject(with: Data(payloadBytes)) as? [String: Any]
@@ -128,8 +131,11 @@ public struct TokenVerifier: Sendable {
         }
         let iat = Self.seconds(payload["iat"]) ?? 0
         return TokenClaims(
-            org: org, tokenID: tokenID, issuedAt: Timestamp(secondsSinceEpoch: iat),
-            expiresAt: Timestamp(secondsSinceEpoch: exp))
+            org: org,
+            tokenID: tokenID,
+            issuedAt: Timestamp(secondsSinceEpoch: iat),
+            expiresAt: Timestamp(secondsSinceEpoch: exp)
+        )
     }
 
     private static func seconds(_ value: Any?) -> Int64? {

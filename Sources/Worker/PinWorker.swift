@@ -96,8 +96,13 @@ public struct PinWorker: Sendable {
     public let logger: Logger
 
     public init(
-        node: TypeID, store: any PlacementStore, kubo: any KuboAPI, clock: any WallClock, entropy: any Entropy,
-        settings: WorkerSettings = WorkerSettings(), logger: Logger
+        node: TypeID,
+        store: any PlacementStore,
+        kubo: any KuboAPI,
+        clock: any WallClock,
+        entropy: any Entropy,
+        settings: WorkerSettings = WorkerSettings(),
+        logger: Logger
     ) {
         self.node = node
         self.store = store
@@ -215,8 +220,12 @@ public struct PinWorker: Sendable {
         }
         do {
             try await kubo.pin(
-                cid: claim.cid, name: settings.kuboPinName, stallTimeout: settings.stallTimeout,
-                deadline: settings.attemptTimeout, progress: { _ in })
+                cid: claim.cid,
+                name: settings.kuboPinName,
+                stallTimeout: settings.stallTimeout,
+                deadline: settings.attemptTimeout,
+                progress: { _ in }
+            )
             return .pinned
         } catch let error as KuboError {
             return decide(claim, error: error)

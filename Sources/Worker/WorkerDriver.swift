@@ -47,7 +47,11 @@ public struct WorkerDriver: Sendable, Equatable {
         case inflight(Int)
     }
 
-    enum Phase: Sendable, Equatable { case starting, recovering, idle, housekeeping, claiming(limit: Int), stopped }
+    enum Phase: Sendable, Equatable {
+        case starting, recovering, idle, housekeeping
+        case claiming(limit: Int)
+        case stopped
+    }
 
     public let maxConcurrentPins: Int
     var phase = Phase.starting

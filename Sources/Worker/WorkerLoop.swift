@@ -18,7 +18,8 @@ public actor WorkerLoop {
         public var recorded: @Sendable (Claim, PinOutcome) async -> Void
 
         public init(
-            startAttempt: @escaping @Sendable (Claim) -> Void, ackJobs: @escaping @Sendable () async -> Void = {},
+            startAttempt: @escaping @Sendable (Claim) -> Void,
+            ackJobs: @escaping @Sendable () async -> Void = {},
             inflight: @escaping @Sendable (Int) async -> Void = { _ in },
             recorded: @escaping @Sendable (Claim, PinOutcome) async -> Void = { _, _ in }
         ) {
@@ -93,7 +94,8 @@ public actor WorkerLoop {
                     // others are unaffected.
                     worker.logger.warning(
                         "recording a pin outcome failed; its lease will requeue it",
-                        metadata: ["pin": "\(claim.pin)", "error": "\(error)"])
+                        metadata: ["pin": "\(claim.pin)", "error": "\(error)"]
+                    )
                 }
                 queue += driver.handle(.finished(claim))
             case .ackJobs:

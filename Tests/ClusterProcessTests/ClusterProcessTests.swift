@@ -21,7 +21,9 @@ import Testing
 
             // From before the drain until the moves are done, sample continuously: no pin may
             // ever be without a pinned replica (make-before-break).
-            let stop = LockedBox(false), samples = LockedBox(0), violations = LockedBox(0)
+            let stop = LockedBox(false)
+            let samples = LockedBox(0)
+            let violations = LockedBox(0)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
                     while !stop.value {
@@ -125,8 +127,14 @@ import Testing
             try await eventually("pinned", timeout: .seconds(20)) { try await h.pinnedCount() == 1 }
             let row = try #require(try await h.placements().first)
             let org = try #require(try await h.orgID())
-            let move = Move(org: org, pin: try #require(TypeID(parsing: pinID, prefix: "pin")), cid: CIDText.synthetic(1, namespace: 903),
-                            from: row.node, to: h.nodes.first { $0.id != row.node }!.id, reason: .balance)
+            let move = Move(
+                org: org,
+                pin: try #require(TypeID(parsing: pinID, prefix: "pin")),
+                cid: CIDText.synthetic(1, namespace: 903),
+                from: row.node,
+                to: h.nodes.first { $0.id != row.node }!.id,
+                reason: .balance
+            )
             await #expect(throws: ClusterStoreError.staleFence(presented: first.fence, current: second.fence)) {
                 try await h.store.apply(moves: [move], fence: first.fence, now: Timestamp(secondsSinceEpoch: 2_000_000_000))
             }

@@ -84,7 +84,8 @@ final class ClusterHarness: @unchecked Sendable {
         try #require(FileManager.default.isExecutableFile(atPath: fakeKubo), "build fake-kubo first (swift build)")
         let db = try await SharedPostgres.shared.freshDatabase()
         let nats = try await LocalNATSServer.start()
-        let root = FileManager.default.temporaryDirectory.appendingPathComponent("anchorage-cluster-\(getpid())-\(UInt32.random(in: 0 ... .max))").path
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("anchorage-cluster-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+            .path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let ops = PostgresClient(configuration: db.ops.clientConfiguration(maxConnections: 4), backgroundLogger: Logger(label: "harness"))
         let harness = ClusterHarness(db: db, nats: nats, ops: ops, root: root)
@@ -104,11 +105,18 @@ final class ClusterHarness: @unchecked Sendable {
                     try await body(harness)
                 } catch {
                     if let rows = try? await harness.placements() {
-                        FileHandle.standardError.write(Data("---- placements ----\n\(rows.map { "\($0.pin) \($0.node) \($0.status)" }.joined(separator: "\n"))\n".utf8))
+                        FileHandle.standardError.write(
+                            Data("---- placements ----\n\(rows.map { "\($0.pin) \($0.node) \($0.status)" }.joined(separator: "\n"))\n".utf8)
+                        )
                     }
                     for action in ["move", "requeue"] {
                         if let rows = try? await harness.audit(action) {
-                            FileHandle.standardError.write(Data("---- audit \(action) ----\n\(rows.map { "\($0.subject) \($0.detail) fence=\($0.fence ?? -1)" }.joined(separator: "\n"))\n".utf8))
+                            FileHandle.standardError.write(
+                                Data(
+                                    "---- audit \(action) ----\n\(rows.map { "\($0.subject) \($0.detail) fence=\($0.fence ?? -1)" }.joined(separator: "\n"))\n"
+                                        .utf8
+                                )
+                            )
                         }
                     }
                     throw error
@@ -160,8 +168,10 @@ final class ClusterHarness: @unchecked Sendable {
 
     func startKubo(_ node: Node) async throws {
         let kubo = try ChildProcess(
-            Self.fakeKubo, ["--listen", "127.0.0.1:0", "--seed", "\(node.index + 1)", "--state", "\(node.dataDir)/kubo.json"],
-            outputPath: "\(node.dataDir)/kubo.log")
+            Self.fakeKubo,
+            ["--listen", "127.0.0.1:0", "--seed", "\(node.index + 1)", "--state", "\(node.dataDir)/kubo.json"],
+            outputPath: "\(node.dataDir)/kubo.log"
+        )
         node.kubo = kubo
         node.kuboPort = try await Self.port(in: kubo, after: "listening on /ip4/127.0.0.1/tcp/")
         try await eventually("fake kubo \(node.index) up", timeout: .seconds(20)) {
@@ -192,7 +202,12 @@ final class ClusterHarness: @unchecked Sendable {
         env["ANCHORAGE_NODE_DATA_DIR"] = node.dataDir
         env["ANCHORAGE_HTTP_PORT"] = "0"
         env["ANCHORAGE_KUBO_URL"] = node.kuboURL
-        let serve = try ChildProcess(Self.anchorage, ["serve"], environment: env, outputPath: "\(node.dataDir)/serve-\(UInt32.random(in: 0 ... .max)).log")
+        let serve = try ChildProcess(
+            Self.anchorage,
+            ["serve"],
+            environment: env,
+            outputPath: "\(node.dataDir)/serve-\(UInt32.random(in: 0 ... .max)).log"
+        )
         node.serve = serve
         node.httpPort = try await Self.port(in: serve, after: "listening on 127.0.0.1:")
     }
@@ -294,7 +309,9 @@ final class ClusterHarness: @unchecked Sendable {
             """
             SELECT count(*)::int8 FROM pins p
             WHERE NOT EXISTS (SELECT 1 FROM placements pl WHERE pl.org_id = p.org_id AND pl.pin_id = p.id AND pl.status = 'pinned')
-            """, logger: Logger(label: "harness"))
+            """,
+            logger: Logger(label: "harness")
+        )
         for try await n in rows.decode(Int64.self) { return Int(n) }
         return 0
     }
@@ -302,7 +319,9 @@ final class ClusterHarness: @unchecked Sendable {
     func audit(_ action: String) async throws -> [(subject: String, detail: [String: String], fence: Int64?)] {
         var out: [(String, [String: String], Int64?)] = []
         let rows = try await ops.query(
-            "SELECT subject, detail::text, fence FROM audit_log WHERE action = \(action) ORDER BY at, id", logger: Logger(label: "harness"))
+            "SELECT subject, detail::text, fence FROM audit_log WHERE action = \(action) ORDER BY at, id",
+            logger: Logger(label: "harness")
+        )
         for try await (s, d, f) in rows.decode((String, String, Int64?).self) {
             let detail = (try? JSONSerialization.jsonObject(with: Data(d.utf8))) as? [String: String] ?? [:]
             out.append((s, detail, f))
@@ -324,7 +343,8 @@ final class ClusterHarness: @unchecked Sendable {
 }
 
 /// Polls `condition` until it holds or `timeout` passes (then records a failure and throws).
-func eventually(_ what: String, timeout: Duration, every: Duration = .milliseconds(200), _ condition: @Sendable () async throws -> Bool) async throws {
+func eventually(_ what: String, timeout: Duration, every: Duration = .milliseconds(200), _ condition: @Sendable () async throws -> Bool) async throws
+{
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if (try? await condition()) == true { return }

@@ -7,8 +7,12 @@ import Worker
 @Suite struct WorkerDriverTests {
     static func claim(_ n: UInt64) -> Claim {
         Claim(
-            org: TypeID(prefix: "org", high: 1, low: n), pin: TypeID(prefix: "pin", high: 2, low: n), cid: "cid\(n)", attempts: 1,
-            created: Timestamp(microsecondsSinceEpoch: 0))
+            org: TypeID(prefix: "org", high: 1, low: n),
+            pin: TypeID(prefix: "pin", high: 2, low: n),
+            cid: "cid\(n)",
+            attempts: 1,
+            created: Timestamp(microsecondsSinceEpoch: 0)
+        )
     }
 
     /// A driver past its start-up recovery.
@@ -37,7 +41,8 @@ import Worker
         var d = Self.started(4)
         #expect(d.handle(.wake(acceptsJobs: true, jobs: 0)) == [.housekeep])
         #expect(d.handle(.housekept) == [.claim(limit: 4)])
-        let a = Self.claim(1), b = Self.claim(2)
+        let a = Self.claim(1)
+        let b = Self.claim(2)
         #expect(d.handle(.claimed([a, b])) == [.attempt(a), .attempt(b), .inflight(2)])
     }
 
@@ -45,7 +50,8 @@ import Worker
         var d = Self.started(2)
         _ = d.handle(.wake(acceptsJobs: true, jobs: 0))
         _ = d.handle(.housekept)
-        let slow = Self.claim(1), fast = Self.claim(2)
+        let slow = Self.claim(1)
+        let fast = Self.claim(2)
         _ = d.handle(.claimed([slow, fast]))
         // The fast one ends while the slow one still runs: it is recorded at once.
         #expect(d.handle(.attemptEnded(fast, .pinned)) == [.finish(fast, .pinned)])
@@ -114,7 +120,12 @@ import Worker
             delays.append(delay)
             #expect(d.handle(.start) == [.join])
         }
-        #expect(delays == [.milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .milliseconds(3200), .milliseconds(6400), .seconds(10), .seconds(10)])
+        #expect(
+            delays == [
+                .milliseconds(200), .milliseconds(400), .milliseconds(800), .milliseconds(1600), .milliseconds(3200), .milliseconds(6400),
+                .seconds(10), .seconds(10),
+            ]
+        )
     }
 
     @Test func joinedStepsEveryTickAndLeavesOnShutdown() {

@@ -61,15 +61,23 @@ import Testing
     }
 
     @Test func drainedNodesPlacementsMoveToAnEligibleNodeNotHoldingThePin() {
-        let nodes = [NodeView(id: n[0], state: .draining, live: true), NodeView(id: n[1], state: .active, live: true), NodeView(id: n[2], state: .active, live: true)]
+        let nodes = [
+            NodeView(id: n[0], state: .draining, live: true), NodeView(id: n[1], state: .active, live: true),
+            NodeView(id: n[2], state: .active, live: true),
+        ]
         let moves = Rebalancer.plan(
-            nodes: nodes, placements: [placement(1, on: n[0]), placement(1, on: n[1])], options: .init(replicationFactor: 2))
+            nodes: nodes,
+            placements: [placement(1, on: n[0]), placement(1, on: n[1])],
+            options: .init(replicationFactor: 2)
+        )
         #expect(moves == [Move(org: org, pin: pin(1), cid: "bafy1", from: n[0], to: n[2], reason: .drain)])
     }
 
     @Test func lostNodesMoveButMerelySilentOnesDoNot() {
-        let nodes = [NodeView(id: n[0], state: .active, live: false, lost: false), NodeView(id: n[1], state: .active, live: false, lost: true),
-                     NodeView(id: n[2], state: .active, live: true), NodeView(id: n[3], state: .active, live: true)]
+        let nodes = [
+            NodeView(id: n[0], state: .active, live: false, lost: false), NodeView(id: n[1], state: .active, live: false, lost: true),
+            NodeView(id: n[2], state: .active, live: true), NodeView(id: n[3], state: .active, live: true),
+        ]
         let moves = Rebalancer.plan(nodes: nodes, placements: [placement(1, on: n[0]), placement(2, on: n[1])], options: .init(replicationFactor: 1))
         #expect(moves.count == 1)
         #expect(moves.first?.from == n[1])
@@ -84,10 +92,15 @@ import Testing
     }
 
     @Test func aMoveInProgressIsLeftAlone() {
-        let nodes = [NodeView(id: n[0], state: .draining, live: true), NodeView(id: n[1], state: .active, live: true), NodeView(id: n[2], state: .active, live: true)]
+        let nodes = [
+            NodeView(id: n[0], state: .draining, live: true), NodeView(id: n[1], state: .active, live: true),
+            NodeView(id: n[2], state: .active, live: true),
+        ]
         let moves = Rebalancer.plan(
-            nodes: nodes, placements: [placement(1, on: n[0]), placement(1, on: n[2], status: "queued", replaces: n[0])],
-            options: .init(replicationFactor: 1))
+            nodes: nodes,
+            placements: [placement(1, on: n[0]), placement(1, on: n[2], status: "queued", replaces: n[0])],
+            options: .init(replicationFactor: 1)
+        )
         #expect(moves.isEmpty)
     }
 
@@ -124,9 +137,14 @@ import Testing
         let lonely = [NodeView(id: n[0], state: .active, live: true), NodeView(id: n[1], state: .active, live: false, lost: false)]
         #expect(Rebalancer.plan(nodes: lonely, placements: [placement(1, on: n[0])], options: .init(replicationFactor: 2)).isEmpty)
         // A silent (not lost) node's placement still counts: no churn while a node restarts.
-        let restarting = [NodeView(id: n[0], state: .active, live: true), NodeView(id: n[1], state: .active, live: false, lost: false),
-                          NodeView(id: n[2], state: .active, live: true)]
-        #expect(Rebalancer.plan(nodes: restarting, placements: [placement(1, on: n[0]), placement(1, on: n[1])], options: .init(replicationFactor: 2)).isEmpty)
+        let restarting = [
+            NodeView(id: n[0], state: .active, live: true), NodeView(id: n[1], state: .active, live: false, lost: false),
+            NodeView(id: n[2], state: .active, live: true),
+        ]
+        #expect(
+            Rebalancer.plan(nodes: restarting, placements: [placement(1, on: n[0]), placement(1, on: n[1])], options: .init(replicationFactor: 2))
+                .isEmpty
+        )
     }
 
     @Test func theRateLimitCapsMoves() {
@@ -156,12 +174,18 @@ import Testing
         #expect(!table.isLive(id, now: t0, settings: s))
         #expect(!table.isLost(id, now: t0.adding(seconds: 59), settings: s))
         #expect(table.isLost(id, now: t0.adding(seconds: 61), settings: s))
-        table.heard(Heartbeat(node: id.description, name: "a", state: .active, version: "v", inflight: 0, leaderFence: nil, sentAt: 0), at: t0.adding(seconds: 10))
+        table.heard(
+            Heartbeat(node: id.description, name: "a", state: .active, version: "v", inflight: 0, leaderFence: nil, sentAt: 0),
+            at: t0.adding(seconds: 10)
+        )
         #expect(table.isLive(id, now: t0.adding(seconds: 25), settings: s))
         #expect(!table.isLive(id, now: t0.adding(seconds: 26), settings: s))
         #expect(!table.isLost(id, now: t0.adding(seconds: 70), settings: s))
         #expect(table.eligible(now: t0.adding(seconds: 20), settings: s) == [id])
-        table.heard(Heartbeat(node: id.description, name: "a", state: .draining, version: "v", inflight: 0, leaderFence: nil, sentAt: 0), at: t0.adding(seconds: 20))
+        table.heard(
+            Heartbeat(node: id.description, name: "a", state: .draining, version: "v", inflight: 0, leaderFence: nil, sentAt: 0),
+            at: t0.adding(seconds: 20)
+        )
         #expect(table.eligible(now: t0.adding(seconds: 20), settings: s).isEmpty)
     }
 
@@ -190,7 +214,9 @@ import Testing
     }
 
     @Test func dispatchMessageIDsDifferPerDispatchAndRepeatPerRetry() {
-        let org = TypeID(prefix: "org", high: 1, low: 1), pin = TypeID(prefix: "pin", high: 2, low: 2), node = TypeID(prefix: "nod", high: 3, low: 3)
+        let org = TypeID(prefix: "org", high: 1, low: 1)
+        let pin = TypeID(prefix: "pin", high: 2, low: 2)
+        let node = TypeID(prefix: "nod", high: 3, low: 3)
         let a = Dispatch(org: org, pin: pin, cid: "bafy", node: node, generation: 0, dispatchedAt: Timestamp(secondsSinceEpoch: 1))
         let b = Dispatch(org: org, pin: pin, cid: "bafy", node: node, generation: 1, dispatchedAt: Timestamp(secondsSinceEpoch: 2))
         #expect(a.msgID == a.msgID)

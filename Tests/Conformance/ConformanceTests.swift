@@ -1,12 +1,13 @@
 import AnchorageNode
 import AnchorageTesting
 import ConformanceKit
+import FakeKubo
 import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
-import NIOCore
 import Logging
+import NIOCore
 import Pins
 import PinsHTTP
 import PostgresStore
@@ -14,7 +15,6 @@ import Seams
 import Testing
 import Tokens
 import Worker
-import FakeKubo
 
 /// Sends fixture requests to the router in-process (no socket), through Hummingbird's test client.
 struct RouterTransport: ConformanceTransport {
@@ -28,12 +28,16 @@ struct RouterTransport: ConformanceTransport {
             fields.append(HTTPField(name: field, value: value))
         }
         let response = try await client.execute(
-            uri: request.path, method: HTTPRequest.Method(request.method) ?? .get, headers: fields,
-            body: request.body.map { ByteBuffer(bytes: $0) })
+            uri: request.path,
+            method: HTTPRequest.Method(request.method) ?? .get,
+            headers: fields,
+            body: request.body.map { ByteBuffer(bytes: $0) }
+        )
         return ConformanceResponse(
             status: Int(response.status.code),
             headers: response.headers.map { ($0.name.rawName, $0.value) },
-            body: Array(buffer: response.body))
+            body: Array(buffer: response.body)
+        )
     }
 }
 
@@ -88,8 +92,12 @@ enum FixtureSuite {
             let app = Application(router: router)
             return try await app.test(.router) { client in
                 let target = ConformanceTarget(
-                    transport: RouterTransport(client: client), tokenA: tokenA, tokenB: tokenB,
-                    capabilities: ["resolves-cids"], name: "in-process")
+                    transport: RouterTransport(client: client),
+                    tokenA: tokenA,
+                    tokenB: tokenB,
+                    capabilities: ["resolves-cids"],
+                    name: "in-process"
+                )
                 return await ConformanceRunner(target: target).run(fixtures)
             }
         }
@@ -106,7 +114,12 @@ enum FixtureSuite {
                 let port = try #require(client.port)
                 let transport = try URLTransport(baseURL: "http://127.0.0.1:\(port)")
                 let target = ConformanceTarget(
-                    transport: transport, tokenA: tokenA, tokenB: tokenB, capabilities: ["resolves-cids"], name: "live")
+                    transport: transport,
+                    tokenA: tokenA,
+                    tokenB: tokenB,
+                    capabilities: ["resolves-cids"],
+                    name: "live"
+                )
                 let report = await ConformanceRunner(target: target).run(fixtures)
                 try await transport.shutdown()
                 return report

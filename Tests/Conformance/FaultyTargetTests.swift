@@ -120,7 +120,10 @@ actor InMemoryPinningService: ConformanceTransport {
             var headers = [("Content-Type", defect == .textPlainErrors ? "text/plain; charset=utf-8" : "application/json")]
             if error.status == 401 { headers.append(("WWW-Authenticate", "Bearer")) }
             return ConformanceResponse(
-                status: error.status, headers: headers, body: JSONValue.object(["error": .object(body)]).serializedBytes())
+                status: error.status,
+                headers: headers,
+                body: JSONValue.object(["error": .object(body)]).serializedBytes()
+            )
         }
     }
 
@@ -310,8 +313,14 @@ actor InMemoryPinningService: ConformanceTransport {
         }
         serial += 1
         return Pin(
-            id: UUID().uuidString.lowercased(), owner: owner, cid: cid, name: name, origins: origins, meta: meta,
-            created: epoch.adding(microseconds: serial * 1000))
+            id: UUID().uuidString.lowercased(),
+            owner: owner,
+            cid: cid,
+            name: name,
+            origins: origins,
+            meta: meta,
+            created: epoch.adding(microseconds: serial * 1000)
+        )
     }
 
     private func statusJSON(_ pin: Pin) -> JSONValue {
@@ -359,7 +368,11 @@ enum FaultyTarget {
         let tokenB = "memory-b-\(UUID().uuidString)"
         let service = InMemoryPinningService(tokens: [tokenA, tokenB], defect: defect)
         let target = ConformanceTarget(
-            transport: service, tokenA: tokenA, tokenB: tokenB, name: "in-memory (\(defect?.rawValue ?? "no defect"))")
+            transport: service,
+            tokenA: tokenA,
+            tokenB: tokenB,
+            name: "in-memory (\(defect?.rawValue ?? "no defect"))"
+        )
         return await ConformanceRunner(target: target, options: ConformanceOptions(seed: 7)).run(fixtures)
     }
 }
@@ -392,7 +405,8 @@ struct FaultyTargetTests {
             if let result {
                 #expect(
                     result.failures.contains { $0.contains(message) },
-                    "\(defect.rawValue): \(id) failed without \"\(message)\": \(result.failures)")
+                    "\(defect.rawValue): \(id) failed without \"\(message)\": \(result.failures)"
+                )
             }
         }
         // The report names the failing cases in the per-rule table as well.

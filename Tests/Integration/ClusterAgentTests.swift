@@ -18,7 +18,8 @@ import Worker
     static func node(_ n: UInt64) -> TypeID { TypeID(prefix: IDPrefix.node, high: 0x0193_0000_0000_7000 | n, low: 0x8000_0000_0000_0000 | n) }
 
     func withAgents<T: Sendable>(
-        count: Int, settings: ClusterSettings = ClusterSettings(),
+        count: Int,
+        settings: ClusterSettings = ClusterSettings(),
         _ body: @Sendable (TestNode, [ClusterAgent], [FakeKuboNode], NATSBus) async throws -> T
     ) async throws -> T {
         let nats = try await LocalNATSServer.start()
@@ -33,8 +34,16 @@ import Worker
                         let kubo = FakeKuboNode(seed: UInt64(i))
                         kubos.append(kubo)
                         let agent = ClusterAgent(
-                            node: Self.node(UInt64(i)), name: "n\(i)", version: "test", bus: bus, store: store, kubo: kubo,
-                            clock: node.clock, settings: settings, logger: Logger(label: "test.agent\(i)"))
+                            node: Self.node(UInt64(i)),
+                            name: "n\(i)",
+                            version: "test",
+                            bus: bus,
+                            store: store,
+                            kubo: kubo,
+                            clock: node.clock,
+                            settings: settings,
+                            logger: Logger(label: "test.agent\(i)")
+                        )
                         try await agent.start()
                         agents.append(agent)
                     }
@@ -85,9 +94,14 @@ import Worker
     }
 
     @Test func reconcilerRepairsBothWaysAndLeavesOperatorPinsAlone() async throws {
-        let settings = { var s = ClusterSettings(); s.replicationFactor = 1; return s }()
+        let settings = {
+            var s = ClusterSettings()
+            s.replicationFactor = 1
+            return s
+        }()
         try await withAgents(count: 1, settings: settings) { node, agents, kubos, _ in
-            let agent = agents[0], kubo = kubos[0]
+            let agent = agents[0]
+            let kubo = kubos[0]
             let worker = node.worker(node: agent.node, kubo: kubo)
             let service = node.placingService(on: agent.node)
             let org = try await node.admin.createOrg(name: "acme").id
@@ -111,7 +125,11 @@ import Worker
     }
 
     @Test func drainStopsTheConsumerAfterTheGracePeriodAndUncordonReopensIt() async throws {
-        let settings = { var s = ClusterSettings(); s.drainGraceSeconds = 60; return s }()
+        let settings = {
+            var s = ClusterSettings()
+            s.drainGraceSeconds = 60
+            return s
+        }()
         try await withAgents(count: 2, settings: settings) { node, agents, _, bus in
             let store = PostgresClusterStore(client: node.opsClient, entropy: node.entropy, logger: Logger(label: "t"))
             let a = agents[0]
@@ -142,7 +160,12 @@ import Worker
     }
 
     @Test func maintenanceSilencesRebalancerAndSweeperAndTheWatchdogWarns() async throws {
-        let settings = { var s = ClusterSettings(); s.maintenanceMaxSeconds = 60; s.nodeLostAfterSeconds = 20; return s }()
+        let settings = {
+            var s = ClusterSettings()
+            s.maintenanceMaxSeconds = 60
+            s.nodeLostAfterSeconds = 20
+            return s
+        }()
         try await withAgents(count: 1, settings: settings) { node, agents, _, bus in
             let agent = agents[0]
             let store = PostgresClusterStore(client: node.opsClient, entropy: node.entropy, logger: Logger(label: "t"))

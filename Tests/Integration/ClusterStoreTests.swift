@@ -21,20 +21,30 @@ import Worker
         let store: PostgresClusterStore
         let org: TypeID
         func service(placing nodes: [TypeID]) -> PinService<PostgresPinStore> {
-            PinService(store: node.store, clock: node.clock, entropy: node.entropy, limits: node.service.limits, options: node.service.options,
-                       placement: { _ in nodes })
+            PinService(
+                store: node.store,
+                clock: node.clock,
+                entropy: node.entropy,
+                limits: node.service.limits,
+                options: node.service.options,
+                placement: { _ in nodes }
+            )
         }
         func placements(_ pin: TypeID) async throws -> [(node: TypeID, status: String, replaces: UUID?)] {
             var out: [(TypeID, String, UUID?)] = []
             let rows = try await node.opsClient.query(
-                "SELECT node_id, status, replaces FROM placements WHERE pin_id = \(pin.uuid) ORDER BY node_id", logger: Logger(label: "t"))
+                "SELECT node_id, status, replaces FROM placements WHERE pin_id = \(pin.uuid) ORDER BY node_id",
+                logger: Logger(label: "t")
+            )
             for try await (n, s, r) in rows.decode((UUID, String, UUID?).self) { out.append((TypeID(prefix: IDPrefix.node, uuid: n), s, r)) }
             return out
         }
         func audit(_ action: String) async throws -> [(subject: String, detail: String, fence: Int64?)] {
             var out: [(String, String, Int64?)] = []
             let rows = try await node.opsClient.query(
-                "SELECT subject, detail::text, fence FROM audit_log WHERE action = \(action) ORDER BY at, id", logger: Logger(label: "t"))
+                "SELECT subject, detail::text, fence FROM audit_log WHERE action = \(action) ORDER BY at, id",
+                logger: Logger(label: "t")
+            )
             for try await (s, d, f) in rows.decode((String, String, Int64?).self) { out.append((s, d, f)) }
             return out
         }
@@ -75,8 +85,10 @@ import Worker
 
     @Test func aDrainMoveIsMakeBeforeBreak() async throws {
         try await withRig { rig in
-            let kuboA = FakeKuboNode(seed: 1), kuboC = FakeKuboNode(seed: 3)
-            let workerA = rig.node.worker(node: a, kubo: kuboA), workerC = rig.node.worker(node: c, kubo: kuboC)
+            let kuboA = FakeKuboNode(seed: 1)
+            let kuboC = FakeKuboNode(seed: 3)
+            let workerA = rig.node.worker(node: a, kubo: kuboA)
+            let workerC = rig.node.worker(node: c, kubo: kuboC)
             let record = try await rig.service(placing: [a]).add(org: rig.org, request: PinRequest(cid: cidA))
             let pin = record.id
             try await workerA.tick()
@@ -85,7 +97,10 @@ import Worker
             try await rig.store.setState(node: a, to: .draining, now: rig.node.clock.now())
             #expect(try await rig.store.node(a)?.state == .draining)
             #expect(try await rig.store.beginTerm(fence: 1, node: b, now: rig.node.clock.now()))
-            let views = [NodeView(id: a, state: .draining, live: true), NodeView(id: b, state: .active, live: false, lost: false), NodeView(id: c, state: .active, live: true)]
+            let views = [
+                NodeView(id: a, state: .draining, live: true), NodeView(id: b, state: .active, live: false, lost: false),
+                NodeView(id: c, state: .active, live: true),
+            ]
             var settings = ClusterSettings()
             settings.replicationFactor = 1
             let moves = try await RebalancePlanning.plan(store: rig.store, nodes: views, settings: settings, balance: false)
@@ -97,8 +112,10 @@ import Worker
             #expect(during.map(\.node) == [a, c])
             #expect(during.map(\.status) == ["pinned", "queued"])
             #expect(try await rig.pinStatus(pin) == "pinned")
-            #expect(try await RebalancePlanning.plan(store: rig.store, nodes: views, settings: settings, balance: false).isEmpty,
-                    "a move in progress is not planned again")
+            #expect(
+                try await RebalancePlanning.plan(store: rig.store, nodes: views, settings: settings, balance: false).isEmpty,
+                "a move in progress is not planned again"
+            )
             try await workerC.tick()
             #expect(try await rig.placements(pin).map(\.node) == [c], "old placement released once the new one is pinned")
             #expect(try await rig.placements(pin).first?.replaces == nil)
@@ -118,7 +135,12 @@ import Worker
             let pin = record.id
             // A worker on `a` claims it and dies (its lease runs out).
             let placements = PostgresPlacementStore(client: rig.node.opsClient, logger: Logger(label: "t"))
-            let claims = try await placements.claim(node: a, now: rig.node.clock.now(), limit: 10, leaseUntil: rig.node.clock.now().adding(seconds: 5))
+            let claims = try await placements.claim(
+                node: a,
+                now: rig.node.clock.now(),
+                limit: 10,
+                leaseUntil: rig.node.clock.now().adding(seconds: 5)
+            )
             #expect(claims.count == 1)
             #expect(try await rig.store.stuckPlacements(now: rig.node.clock.now(), requeueAfterSeconds: 60, limit: 10).isEmpty)
             rig.node.clock.advance(seconds: 6)
@@ -129,7 +151,10 @@ import Worker
                 try await rig.store.requeue(stuck, moveTargets: [:], maxRedispatches: 2, fence: 3, now: rig.node.clock.now())
             }
             let first = try await rig.store.requeue(stuck, moveTargets: [pin: [b]], maxRedispatches: 2, fence: 4, now: rig.node.clock.now())
-            guard case .redispatched(let d1) = first.first else { Issue.record("expected a redispatch, got \(first)"); return }
+            guard case .redispatched(let d1) = first.first else {
+                Issue.record("expected a redispatch, got \(first)")
+                return
+            }
             #expect(d1.generation == 1 && d1.node == a)
             #expect(try await rig.placements(pin).map(\.status) == ["queued"])
             #expect(try await rig.pinStatus(pin) == "queued")
@@ -138,20 +163,37 @@ import Worker
             let again = try await rig.store.stuckPlacements(now: rig.node.clock.now(), requeueAfterSeconds: 60, limit: 10)
             #expect(again.count == 1)
             let second = try await rig.store.requeue(again, moveTargets: [pin: [b]], maxRedispatches: 2, fence: 4, now: rig.node.clock.now())
-            guard case .redispatched(let d2) = second.first else { Issue.record("expected a redispatch, got \(second)"); return }
+            guard case .redispatched(let d2) = second.first else {
+                Issue.record("expected a redispatch, got \(second)")
+                return
+            }
             #expect(d2.generation == 2 && d2.msgID != d1.msgID)
             // …and after maxRedispatches it moves to the best candidate not holding the pin.
             try await rig.store.register(node: Self.node(4), name: "n4", version: "t", now: rig.node.clock.now())
-            _ = try await rig.store.apply(moves: [Move(org: rig.org, pin: pin, cid: cidB, from: nil, to: b, reason: .replicate)], fence: 4, now: rig.node.clock.now())
+            _ = try await rig.store.apply(
+                moves: [Move(org: rig.org, pin: pin, cid: cidB, from: nil, to: b, reason: .replicate)],
+                fence: 4,
+                now: rig.node.clock.now()
+            )
             rig.node.clock.advance(seconds: 61)
             let stuckNow = try await rig.store.stuckPlacements(now: rig.node.clock.now(), requeueAfterSeconds: 60, limit: 10)
             let third = try await rig.store.requeue(
-                stuckNow.filter { $0.node == a }, moveTargets: [pin: [b, c]], maxRedispatches: 2, fence: 4, now: rig.node.clock.now())
-            guard case .moved(let move, let d3) = third.first else { Issue.record("expected a move, got \(third)"); return }
+                stuckNow.filter { $0.node == a },
+                moveTargets: [pin: [b, c]],
+                maxRedispatches: 2,
+                fence: 4,
+                now: rig.node.clock.now()
+            )
+            guard case .moved(let move, let d3) = third.first else {
+                Issue.record("expected a move, got \(third)")
+                return
+            }
             #expect(move.reason == .stuck && move.to == c && d3.node == c, "b already holds the pin, so c")
             rig.node.clock.advance(seconds: 61)
-            #expect(try await !rig.store.stuckPlacements(now: rig.node.clock.now(), requeueAfterSeconds: 60, limit: 10).contains { $0.node == a },
-                    "the source of a move in progress is left to the move")
+            #expect(
+                try await !rig.store.stuckPlacements(now: rig.node.clock.now(), requeueAfterSeconds: 60, limit: 10).contains { $0.node == a },
+                "the source of a move in progress is left to the move"
+            )
             #expect(try await rig.audit("requeue").count == 2)
             #expect(try await rig.audit("move").last?.detail.contains("stuck") == true)
         }

@@ -26,10 +26,14 @@ import Testing
         #expect(status.allSatisfy { $0.state == .applied })
         // An edited migration is detected, not silently re-run.
         let edited = Migrations.all.map { Migration(version: $0.version, name: $0.name, sql: $0.sql + "\n-- edited") }
-        let drift = try await db.owner.withConnection(logger: logger) { try await Migrator(migrations: edited, clock: VirtualWallClock(), logger: logger).status($0) }
+        let drift = try await db.owner.withConnection(logger: logger) {
+            try await Migrator(migrations: edited, clock: VirtualWallClock(), logger: logger).status($0)
+        }
         #expect(drift.allSatisfy { $0.state == .modified })
         await #expect(throws: DatabaseError.self) {
-            try await db.owner.withConnection(logger: logger) { try await Migrator(migrations: edited, clock: VirtualWallClock(), logger: logger).up($0) }
+            try await db.owner.withConnection(logger: logger) {
+                try await Migrator(migrations: edited, clock: VirtualWallClock(), logger: logger).up($0)
+            }
         }
         try await pg.dropDatabase(db.name, logger: logger)
     }
@@ -43,7 +47,9 @@ import Testing
                 SELECT p.proname, p.proleakproof FROM pg_proc p
                 WHERE p.oid IN ('pg_catalog.textlike(text,text)'::regprocedure, 'pg_catalog.texticlike(text,text)'::regprocedure,
                                 'pg_catalog.jsonb_contains(jsonb,jsonb)'::regprocedure)
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             var seen = 0
             for try await (name, leakproof) in rows.decode((String, Bool).self) {
                 #expect(leakproof, "\(name) must be LEAKPROOF")
@@ -97,8 +103,11 @@ import Testing
                 #expect(polled.status == 200)
                 #expect(polled.requestID == added.requestID)
                 let list = try await client.call(
-                    .get, "/pins?limit=10&name=over-tcp&status=failed%2Cpinned%2Cpinning%2Cqueued", token: token,
-                    headers: [.userAgent: "go-pinning-service-http-client", .accept: "application/json"])
+                    .get,
+                    "/pins?limit=10&name=over-tcp&status=failed%2Cpinned%2Cpinning%2Cqueued",
+                    token: token,
+                    headers: [.userAgent: "go-pinning-service-http-client", .accept: "application/json"]
+                )
                 #expect(list.count == 1)
                 Strict.failure(try await client.call(.get, "/pins", token: nil), status: 401)
             }

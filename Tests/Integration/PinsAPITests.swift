@@ -3,8 +3,8 @@ import Foundation
 import HTTPTypes
 import HummingbirdTesting
 import Pins
-import Seams
 import PostgresNIO
+import Seams
 import Testing
 
 @Suite(.serialized) struct PinsAPITests {
@@ -13,8 +13,12 @@ import Testing
             let token = try await node.token(org: "acme")
             let origins = (0..<30).map { "\"/ip4/192.168.0.\($0)/udp/4001/quic-v1/p2p/12D3KooWPeer\"" }.joined(separator: ",")
             let reply = try await client.call(
-                .post, "/pins", token: token,
-                body: #"{"cid":"\#(cidA)","name":"PreciousData.pdf","origins":[\#(origins),"/ip6/::1/tcp/4001/p2p/12D3KooWPeer"],"meta":{"app_id":"99"}}"#)
+                .post,
+                "/pins",
+                token: token,
+                body:
+                    #"{"cid":"\#(cidA)","name":"PreciousData.pdf","origins":[\#(origins),"/ip6/::1/tcp/4001/p2p/12D3KooWPeer"],"meta":{"app_id":"99"}}"#
+            )
             #expect(reply.status == 202)
             #expect(reply.contentType == "application/json")
             Strict.pinStatus(reply.object)
@@ -61,7 +65,10 @@ import Testing
             #expect(got.object["created"] as? String == created.object["created"] as? String)
             Strict.failure(try await client.call(.get, "/pins/pin_01jd00000000000000000000zz", token: token), status: 404)
             Strict.failure(try await client.call(.get, "/pins/not-an-id", token: token), status: 404)
-            Strict.failure(try await client.call(.get, "/pins/\(created.requestID.replacingOccurrences(of: "pin_", with: "org_"))", token: token), status: 404)
+            Strict.failure(
+                try await client.call(.get, "/pins/\(created.requestID.replacingOccurrences(of: "pin_", with: "org_"))", token: token),
+                status: 404
+            )
         }
     }
 
@@ -70,7 +77,11 @@ import Testing
             let token = try await node.token(org: "acme")
             let old = try await client.add(token, cid: cidA, name: "policy/Qm/mfs")
             let replaced = try await client.call(
-                .post, "/pins/\(old.requestID)", token: token, body: #"{"cid":"\#(cidB)","name":"policy/Qm/mfs"}"#)
+                .post,
+                "/pins/\(old.requestID)",
+                token: token,
+                body: #"{"cid":"\#(cidB)","name":"policy/Qm/mfs"}"#
+            )
             #expect(replaced.status == 202)
             Strict.pinStatus(replaced.object)
             #expect(replaced.requestID != old.requestID)
@@ -80,7 +91,11 @@ import Testing
             #expect(try await client.call(.get, "/pins/\(replaced.requestID)", token: token).status == 200)
             // Replacing with the same CID is allowed (to change name or meta).
             let same = try await client.call(
-                .post, "/pins/\(replaced.requestID)", token: token, body: #"{"cid":"\#(cidB)","meta":{"v":"2"}}"#)
+                .post,
+                "/pins/\(replaced.requestID)",
+                token: token,
+                body: #"{"cid":"\#(cidB)","meta":{"v":"2"}}"#
+            )
             #expect(same.status == 202)
             let all = try await client.call(.get, "/pins?status=queued,pinning,pinned,failed", token: token)
             #expect(all.count == 1)
@@ -200,7 +215,10 @@ import Testing
             // Go sends RFC3339Nano with trailing zeros trimmed, and keeps a +hh:mm zone.
             let goForm = try #require(ParsedDateTimeFormatter.goRFC3339Nano(c2, offsetHours: 2))
             let r = try await client.call(
-                .get, "/pins?before=\(goForm.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)&status=queued", token: token)
+                .get,
+                "/pins?before=\(goForm.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)&status=queued",
+                token: token
+            )
             #expect(r.results.map { $0["requestid"] as? String } == [first.requestID], "\(goForm)")
         }
     }
@@ -224,7 +242,12 @@ import Testing
                 while true {
                     var uri = "/pins?limit=\(limit)&name=bulk&status=queued"
                     if let before { uri += "&before=\(before.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!)" }
-                    let page = try await client.call(.get, uri, token: token, headers: [.userAgent: "go-pinning-service-http-client", .accept: "application/json"])
+                    let page = try await client.call(
+                        .get,
+                        uri,
+                        token: token,
+                        headers: [.userAgent: "go-pinning-service-http-client", .accept: "application/json"]
+                    )
                     requests += 1
                     #expect(page.status == 200)
                     seen += page.results.map { $0["requestid"] as? String ?? "" }

@@ -30,7 +30,11 @@ import Testing
         #expect(statusCode == 0, "\(status)")
         #expect(status.contains(#""state":"applied""#))
 
-        let (mintCode, mint) = try ChildProcess.run(Self.binary, ["admin", "mint-token", "--org", "cli", "--create-org", "--ttl", "1h"], environment: env)
+        let (mintCode, mint) = try ChildProcess.run(
+            Self.binary,
+            ["admin", "mint-token", "--org", "cli", "--create-org", "--ttl", "1h"],
+            environment: env
+        )
         #expect(mintCode == 0, "\(mint)")
         let token = try #require(mint.split(separator: "\n").last.map(String.init))
         #expect(token.split(separator: ".").count == 3)
@@ -70,7 +74,12 @@ import Testing
         serveEnv["ANCHORAGE_NODE_DATA_DIR"] = dataDir
         serveEnv["ANCHORAGE_NATS_PORT"] = "\(try FreePort.loopback())"
         let server = try ChildProcess(Self.binary, ["serve", "--port", "\(port)", "--log-format", "json"], environment: serveEnv)
-        defer { if server.poll() == nil { server.signal(SIGKILL); server.wait() } }
+        defer {
+            if server.poll() == nil {
+                server.signal(SIGKILL)
+                server.wait()
+            }
+        }
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         defer { _ = http.shutdown() }
         var ready = false
@@ -98,7 +107,10 @@ import Testing
         }
         #expect(code == 0, "exit after SIGTERM: \(code.map(String.init) ?? "still running")")
         let lines = server.output.split(separator: "\n")
-        #expect(lines.contains { $0.hasPrefix("{") && $0.contains(#""msg":"request""#) && $0.contains(#""org":"org_"#) }, "\(server.output.suffix(2000))")
+        #expect(
+            lines.contains { $0.hasPrefix("{") && $0.contains(#""msg":"request""#) && $0.contains(#""org":"org_"#) },
+            "\(server.output.suffix(2000))"
+        )
         #expect(lines.allSatisfy { $0.hasPrefix("{") }, "every log line is JSON: \(lines.filter { !$0.hasPrefix("{") }.prefix(5))")
         #expect(FileManager.default.fileExists(atPath: dataDir + "/nats/jetstream"), "the embedded nats-server keeps its store under the data dir")
         #expect(server.output.contains("joined the cluster"))

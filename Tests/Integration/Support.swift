@@ -24,13 +24,21 @@ struct Reply {
 
 extension TestClientProtocol {
     func call(
-        _ method: HTTPRequest.Method, _ uri: String, token: String?, body: String? = nil, headers extra: HTTPFields = [:]
+        _ method: HTTPRequest.Method,
+        _ uri: String,
+        token: String?,
+        body: String? = nil,
+        headers extra: HTTPFields = [:]
     ) async throws -> Reply {
         var headers = extra
         if let token { headers[.authorization] = "Bearer \(token)" }
         if body != nil { headers[.contentType] = "application/json" }
         let response = try await execute(
-            uri: uri, method: method, headers: headers, body: body.map { ByteBuffer(string: $0) })
+            uri: uri,
+            method: method,
+            headers: headers,
+            body: body.map { ByteBuffer(string: $0) }
+        )
         return Reply(status: Int(response.status.code), headers: response.headers, body: Array(buffer: response.body))
     }
 
@@ -49,11 +57,19 @@ enum Strict {
 
     static func pinStatus(_ o: [String: Any], file: String = #filePath, line: Int = #line) {
         let loc = SourceLocation(fileID: file, filePath: file, line: line, column: 1)
-        #expect(Set(o.keys).isSubset(of: ["requestid", "status", "created", "pin", "delegates", "info"]), "extra keys \(o.keys)", sourceLocation: loc)
+        #expect(
+            Set(o.keys).isSubset(of: ["requestid", "status", "created", "pin", "delegates", "info"]),
+            "extra keys \(o.keys)",
+            sourceLocation: loc
+        )
         for key in ["requestid", "status", "created", "pin", "delegates"] { #expect(o[key] != nil, "missing \(key)", sourceLocation: loc) }
         #expect((o["requestid"] as? String)?.hasPrefix("pin_") == true, sourceLocation: loc)
         #expect(["queued", "pinning", "pinned", "failed"].contains(o["status"] as? String ?? ""), sourceLocation: loc)
-        #expect((o["created"] as? String).map { (try? createdPattern.wholeMatch(in: $0)) != nil } == true, "created \(o["created"] ?? "nil")", sourceLocation: loc)
+        #expect(
+            (o["created"] as? String).map { (try? createdPattern.wholeMatch(in: $0)) != nil } == true,
+            "created \(o["created"] ?? "nil")",
+            sourceLocation: loc
+        )
         let delegates = o["delegates"] as? [String] ?? []
         #expect((1...20).contains(delegates.count) && Set(delegates).count == delegates.count, sourceLocation: loc)
         #expect(delegates.allSatisfy { $0.contains("/p2p/") }, sourceLocation: loc)
@@ -101,7 +117,8 @@ enum Strict {
 
 /// Runs `body` with an in-process HTTP client for a fresh node (no socket).
 func withAPI<T: Sendable>(
-    limits: Limits = Limits(), options: APIOptions = APIOptions(),
+    limits: Limits = Limits(),
+    options: APIOptions = APIOptions(),
     _ body: @Sendable @escaping (TestNode, any TestClientProtocol) async throws -> T
 ) async throws -> T {
     try await withTestNode(limits: limits, options: options) { node in

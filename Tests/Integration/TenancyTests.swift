@@ -23,7 +23,8 @@ import Testing
         let nodeID = TypeID.make("nod", clock: node.clock, entropy: node.entropy)
         try await node.opsClient.query(
             "INSERT INTO placements (org_id, pin_id, node_id, status, updated_at) VALUES (\(b.uuid), \(pinB.uuid), \(nodeID.uuid), 'queued', \(node.clock.now()))",
-            logger: logger)
+            logger: logger
+        )
         return (a, b, pinB)
     }
 
@@ -38,7 +39,9 @@ import Testing
                 WHERE n.nspname = 'public' AND c.relkind = 'r'
                   AND (EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
                        OR c.relname = 'orgs')
-                """, logger: logger)
+                """,
+                logger: logger
+            )
             var seen: [String] = []
             for try await (name, rls, force, owner) in rows.decode((String, Bool, Bool, String).self) {
                 seen.append(name)
@@ -48,7 +51,8 @@ import Testing
             #expect(Set(seen) == Set(Self.orgOwnedTables), "org-owned tables: \(seen)")
             let role = try await node.apiClient.query(
                 "SELECT rolsuper, rolbypassrls, (SELECT count(*) FROM pg_class WHERE relowner = r.oid) FROM pg_roles r WHERE rolname = current_user",
-                logger: logger)
+                logger: logger
+            )
             for try await (superuser, bypass, owned) in role.decode((Bool, Bool, Int).self) {
                 #expect(!superuser && !bypass)
                 #expect(owned == 0, "the API role must own nothing")
@@ -62,9 +66,11 @@ import Testing
             for table in Self.orgOwnedTables {
                 let col = orgColumn(table)
                 // Tables the API has no grant on are out of its reach before RLS even applies.
-                let granted = try await node.apiClient.query(
-                    "SELECT has_table_privilege(current_user, \(table), 'SELECT')", logger: logger
-                ).collect().first?.decode(Bool.self) ?? false
+                let granted =
+                    try await node.apiClient.query(
+                        "SELECT has_table_privilege(current_user, \(table), 'SELECT')",
+                        logger: logger
+                    ).collect().first?.decode(Bool.self) ?? false
                 guard granted else {
                     await #expect(throws: PSQLError.self, "\(table) is readable without a grant") {
                         try await node.apiClient.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table)"), logger: logger)
@@ -75,14 +81,18 @@ import Testing
                 let visible: Int = try await node.apiClient.withTransaction(logger: logger) { conn in
                     try await conn.query("SELECT set_config('anchorage.org_id', \(a.uuid.uuidString), true)", logger: logger)
                     return try await conn.query(
-                        PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table) WHERE \(col) = $1", binds: binds(b.uuid)), logger: logger
+                        PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table) WHERE \(col) = $1", binds: binds(b.uuid)),
+                        logger: logger
                     ).collect().first?.decode(Int.self) ?? -1
                 }
                 #expect(visible == 0, "\(table): B's rows visible to A")
                 let total: Int = try await node.apiClient.withTransaction(logger: logger) { conn in
                     try await conn.query("SELECT set_config('anchorage.org_id', \(a.uuid.uuidString), true)", logger: logger)
-                    return try await conn.query(PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table) WHERE \(col) <> $1", binds: binds(a.uuid)), logger: logger)
-                        .collect().first?.decode(Int.self) ?? -1
+                    return try await conn.query(
+                        PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table) WHERE \(col) <> $1", binds: binds(a.uuid)),
+                        logger: logger
+                    )
+                    .collect().first?.decode(Int.self) ?? -1
                 }
                 #expect(total == 0, "\(table): rows of other orgs visible")
                 if table == "pins" || table == "placements" {  // the tables the API may update and delete
@@ -93,21 +103,26 @@ import Testing
                             logger: logger
                         ).collect().count
                         let d = try await conn.query(
-                            PostgresQuery(unsafeSQL: "DELETE FROM \(table) WHERE \(col) = $1 RETURNING 1", binds: binds(b.uuid)), logger: logger
+                            PostgresQuery(unsafeSQL: "DELETE FROM \(table) WHERE \(col) = $1 RETURNING 1", binds: binds(b.uuid)),
+                            logger: logger
                         ).collect().count
                         return u + d
                     }
                     #expect(changed == 0, "\(table): A changed B's rows")
                 }
                 // With no org set at all: nothing.
-                let unset = try await node.apiClient.query(
-                    PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table)"), logger: logger
-                ).collect().first?.decode(Int.self) ?? -1
+                let unset =
+                    try await node.apiClient.query(
+                        PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table)"),
+                        logger: logger
+                    ).collect().first?.decode(Int.self) ?? -1
                 #expect(unset == 0, "\(table): rows visible with no org set")
                 // And B's rows are all still there.
-                let intact = try await node.opsClient.query(
-                    PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table) WHERE \(col) = $1", binds: binds(b.uuid)), logger: logger
-                ).collect().first?.decode(Int.self) ?? -1
+                let intact =
+                    try await node.opsClient.query(
+                        PostgresQuery(unsafeSQL: "SELECT count(*) FROM \(table) WHERE \(col) = $1", binds: binds(b.uuid)),
+                        logger: logger
+                    ).collect().first?.decode(Int.self) ?? -1
                 #expect(intact >= 1, "\(table): B's rows lost")
             }
             // Writing a row for B while acting as A is refused by the policy's WITH CHECK.
@@ -116,7 +131,8 @@ import Testing
                     try await conn.query("SELECT set_config('anchorage.org_id', \(a.uuid.uuidString), true)", logger: logger)
                     try await conn.query(
                         "INSERT INTO pins (org_id, id, cid, status, created_at, updated_at) VALUES (\(b.uuid), \(UUID()), 'x', 'queued', \(node.clock.now()), \(node.clock.now()))",
-                        logger: logger)
+                        logger: logger
+                    )
                 }
             }
             #expect("\(String(reflecting: refused))".contains("row-level security"))
@@ -125,7 +141,10 @@ import Testing
                 try await node.apiClient.query("ALTER TABLE pins DISABLE ROW LEVEL SECURITY", logger: logger)
             }
             await #expect(throws: PSQLError.self) {
-                try await node.apiClient.query("INSERT INTO signing_keys (kid, secret, created_at) VALUES ('k', \(ByteBuffer(repeating: 1, count: 32)), \(node.clock.now()))", logger: logger)
+                try await node.apiClient.query(
+                    "INSERT INTO signing_keys (kid, secret, created_at) VALUES ('k', \(ByteBuffer(repeating: 1, count: 32)), \(node.clock.now()))",
+                    logger: logger
+                )
             }
         }
     }

@@ -1,10 +1,10 @@
 import AnchorageNode
 import AnchorageTesting
 import FakeKubo
-import KuboRPC
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import KuboRPC
 import Logging
 import Pins
 import PinsHTTP
@@ -28,7 +28,8 @@ import Worker
     }
 
     func withRig<T: Sendable>(
-        settings: WorkerSettings = WorkerSettings(), knobs: FakeKuboKnobs = FakeKuboKnobs(),
+        settings: WorkerSettings = WorkerSettings(),
+        knobs: FakeKuboKnobs = FakeKuboKnobs(),
         _ body: @Sendable @escaping (Rig, any TestClientProtocol) async throws -> T
     ) async throws -> T {
         try await withTestNode { node in
@@ -130,7 +131,9 @@ import Worker
                   RETURNING org_id, id, cid, created_at)
                 INSERT INTO placements (org_id, pin_id, node_id, status, updated_at, cid, created_at, next_attempt_at)
                 SELECT org_id, id, \(Self.nodeID.uuid), 'queued', created_at, cid, created_at, '-infinity' FROM p
-                """, logger: Logger(label: "test"))
+                """,
+                logger: Logger(label: "test")
+            )
             rig.node.clock.advance(seconds: 20)
             let single = try await client.add(tokenSingle, cid: cidA)
             let first = try await rig.worker.tick()
@@ -212,8 +215,11 @@ import Worker
         try await withRig(knobs: FakeKuboKnobs(undialable: ["QmBad"])) { rig, client in
             let token = try await rig.node.token(org: "acme")
             let reply = try await client.call(
-                .post, "/pins", token: token,
-                body: #"{"cid":"\#(cidA)","origins":["/ip4/192.0.2.1/tcp/4001/p2p/QmGood","/ip4/10.0.0.2/tcp/4001/p2p/QmBad"]}"#)
+                .post,
+                "/pins",
+                token: token,
+                body: #"{"cid":"\#(cidA)","origins":["/ip4/192.0.2.1/tcp/4001/p2p/QmGood","/ip4/10.0.0.2/tcp/4001/p2p/QmBad"]}"#
+            )
             #expect(reply.status == 202)
             #expect(try await rig.worker.tick().pinned == 1)
             let peers = await rig.kubo.snapshot().connectedPeers
@@ -246,11 +252,13 @@ import Worker
     @Test func aNeverResolvingPinDoesNotHoldUpAnotherOrgsPin() async throws {
         try await withTestNode { node in
             let kubo = FakeKuboNode(seed: 3, knobs: FakeKuboKnobs(progressIntervalMs: 20))
-            let stuck = CIDText.synthetic(901), other = CIDText.synthetic(902)
+            let stuck = CIDText.synthetic(901)
+            let other = CIDText.synthetic(902)
             await kubo.updateKnobs { $0.neverResolve.append(stuck) }
             let built = node.node(id: Self.nodeID, kubo: kubo)
             #expect(built.configuration.worker.stallTimeout == .seconds(120), "production's default stall timeout")
-            let orgA = try await node.admin.createOrg(name: "stuck-org"), orgB = try await node.admin.createOrg(name: "other-org")
+            let orgA = try await node.admin.createOrg(name: "stuck-org")
+            let orgB = try await node.admin.createOrg(name: "other-org")
             try await withRunning(built) {
                 let first = try await built.service.add(org: orgA.id, request: PinRequest(cid: stuck))
                 try await Self.waitUntil("the stuck pin is being attempted", within: .seconds(10)) {

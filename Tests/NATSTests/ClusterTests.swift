@@ -14,8 +14,12 @@ import Testing
         do {
             for i in 0..<3 {
                 let routes = clusterPorts.enumerated().filter { $0.offset != i }.map { "nats://127.0.0.1:\($0.element)" }
-                servers.append(try await LocalNATSServer.start(
-                    serverName: "n\(i)", cluster: NATSClusterOptions(name: "anchorage-test", port: clusterPorts[i], routes: routes)))
+                servers.append(
+                    try await LocalNATSServer.start(
+                        serverName: "n\(i)",
+                        cluster: NATSClusterOptions(name: "anchorage-test", port: clusterPorts[i], routes: routes)
+                    )
+                )
             }
             let bus = try await NATSBus.connect(urls: servers.map(\.url), replicas: 3, logger: Logger(label: "test"))
             let rev = try await bus.kvCreate("leader", "n0".bytes, ttl: nil)

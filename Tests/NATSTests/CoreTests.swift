@@ -117,7 +117,13 @@ import Testing
 
     @Test func reconnectsResubscribesAndBuffersWhileDown() async throws {
         try await withServer { server in
-            try await withClient(server, configure: { $0.reconnectBufferBytes = 4096; $0.maxReconnectDelay = .milliseconds(200) }) { client in
+            try await withClient(
+                server,
+                configure: {
+                    $0.reconnectBufferBytes = 4096
+                    $0.maxReconnectDelay = .milliseconds(200)
+                }
+            ) { client in
                 let sub = try await client.subscribe("after.restart")
                 await server.kill()
                 #expect(await eventually { !client.isConnected })

@@ -104,10 +104,12 @@ import Testing
                 try await js.ack(m[0], .inProgress)
                 try await js.ack(m[0], .nak(delay: .milliseconds(500)))
                 var back: [JetStreamMessage] = []
-                #expect(try await eventually {
-                    back = try await js.fetch(stream: "JOBS", consumer: "w", batch: 1, wait: .milliseconds(500))
-                    return !back.isEmpty
-                })
+                #expect(
+                    try await eventually {
+                        back = try await js.fetch(stream: "JOBS", consumer: "w", batch: 1, wait: .milliseconds(500))
+                        return !back.isEmpty
+                    }
+                )
                 #expect(back.first?.metadata?.numDelivered == 2)
                 try await js.ack(back[0], .term)
                 #expect(try await js.fetch(stream: "JOBS", consumer: "w", batch: 1, wait: .milliseconds(300)).isEmpty)

@@ -22,7 +22,9 @@ import Testing
                     try await kv.update("lease.a", "stale".bytes, revision: r1)
                 }
                 let r3 = try await kv.update("lease.a", "n1c".bytes, revision: r2)
-                #expect(try await kv.get("lease.a") == KeyValueEntry(bucket: "TEST", key: "lease.a", value: "n1c".bytes, revision: r3, operation: .put))
+                #expect(
+                    try await kv.get("lease.a") == KeyValueEntry(bucket: "TEST", key: "lease.a", value: "n1c".bytes, revision: r3, operation: .put)
+                )
                 // Delete with a stale revision conflicts; with the right one it deletes.
                 await #expect(throws: BusError.conflict(key: "lease.a")) { try await kv.delete("lease.a", revision: r2) }
                 try await kv.delete("lease.a", revision: r3)

@@ -26,7 +26,10 @@ import Testing
 
     @Test func infoIsDecoded() throws {
         let ops = try parseAll([#"INFO {"server_id":"X","version":"2.15.1","max_payload":1048576,"headers":true,"jetstream":true}"# + "\r\n"])
-        guard case .info(let info) = ops.first else { Issue.record("no INFO"); return }
+        guard case .info(let info) = ops.first else {
+            Issue.record("no INFO")
+            return
+        }
         #expect(info.version == "2.15.1")
         #expect(info.maxPayload == 1_048_576)
         #expect(info.headers && info.jetStream)
@@ -35,10 +38,12 @@ import Testing
 
     @Test func msgWithAndWithoutReply() throws {
         let ops = try parseAll(["MSG a.b 7 5\r\nhello\r\nMSG a.c 8 _INBOX.x 0\r\n\r\n"])
-        #expect(ops == [
-            .msg(NATSMessage(subject: "a.b", payload: "hello".bytes, sid: 7)),
-            .msg(NATSMessage(subject: "a.c", replyTo: "_INBOX.x", payload: [], sid: 8)),
-        ])
+        #expect(
+            ops == [
+                .msg(NATSMessage(subject: "a.b", payload: "hello".bytes, sid: 7)),
+                .msg(NATSMessage(subject: "a.c", replyTo: "_INBOX.x", payload: [], sid: 8)),
+            ]
+        )
     }
 
     @Test func payloadMayContainCRLF() throws {
@@ -52,7 +57,10 @@ import Testing
         let wire = "MSG a 1 r 3\r\nabc\r\nHMSG b 2 \(n) \(n + 2)\r\n\(block)hi\r\nPING\r\n"
         let ops = try parseAll(wire.map { String($0) })
         #expect(ops.count == 3)
-        guard case .msg(let h) = ops[1] else { Issue.record("no HMSG"); return }
+        guard case .msg(let h) = ops[1] else {
+            Issue.record("no HMSG")
+            return
+        }
         #expect(h.headers?["K"] == "v" && h.headers?["x"] == "y")
         #expect(h.payload == "hi".bytes)
         #expect(ops[2] == .ping)
@@ -61,13 +69,19 @@ import Testing
     @Test func hmsgStatusHeaders() throws {
         let block = "NATS/1.0 503\r\n\r\n"
         let ops = try parseAll(["HMSG _INBOX.a.b 3 \(block.utf8.count) \(block.utf8.count)\r\n\(block)\r\n"])
-        guard case .msg(let m) = ops.first else { Issue.record("no HMSG"); return }
+        guard case .msg(let m) = ops.first else {
+            Issue.record("no HMSG")
+            return
+        }
         #expect(m.status == 503)
         #expect(m.payload.isEmpty)
 
         let timeout = "NATS/1.0 408 Request Timeout\r\nNats-Pending-Messages: 1\r\n\r\n"
         let ops2 = try parseAll(["HMSG i 3 \(timeout.utf8.count) \(timeout.utf8.count)\r\n\(timeout)\r\n"])
-        guard case .msg(let t) = ops2.first else { Issue.record("no HMSG"); return }
+        guard case .msg(let t) = ops2.first else {
+            Issue.record("no HMSG")
+            return
+        }
         #expect(t.status == 408)
         #expect(t.headers?.statusDescription == "Request Timeout")
         #expect(t.headers?["Nats-Pending-Messages"] == "1")

@@ -16,8 +16,11 @@ func withServer<T>(_ body: (LocalNATSServer) async throws -> T) async throws -> 
 }
 
 /// A connected client, closed afterwards.
-func withClient<T>(_ server: LocalNATSServer, configure: (inout NATSOptions) -> Void = { _ in },
-                   _ body: (NATSClient) async throws -> T) async throws -> T {
+func withClient<T>(
+    _ server: LocalNATSServer,
+    configure: (inout NATSOptions) -> Void = { _ in },
+    _ body: (NATSClient) async throws -> T
+) async throws -> T {
     var options = NATSOptions(url: server.url)
     configure(&options)
     let client = try await NATSClient.connect(options, logger: Logger(label: "test"))
@@ -32,8 +35,11 @@ func withClient<T>(_ server: LocalNATSServer, configure: (inout NATSOptions) -> 
 }
 
 /// Polls `condition` until it holds or `timeout` passes (generous: these run on a busy machine).
-func eventually(timeout: Duration = .seconds(20), every: Duration = .milliseconds(50),
-                _ condition: () async throws -> Bool) async rethrows -> Bool {
+func eventually(
+    timeout: Duration = .seconds(20),
+    every: Duration = .milliseconds(50),
+    _ condition: () async throws -> Bool
+) async rethrows -> Bool {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if try await condition() { return true }

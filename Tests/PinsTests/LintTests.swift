@@ -13,7 +13,10 @@ import Testing
         (#"\.random\("#, "default random"), (#"SystemRandomNumberGenerator"#, "the system RNG"),
         (#"\bTask\s*\{"#, "an unstructured Task"), (#"Task\.detached"#, "Task.detached"), (#"Date\.now"#, "Date.now"),
     ]
-    static let forbiddenImports = ["Hummingbird", "PostgresNIO", "NIOCore", "NIOPosix", "AsyncHTTPClient", "PostgresStore", "PinsHTTP", "Live", "DeterministicSeams", "SimKernel", "SimBus"]
+    static let forbiddenImports = [
+        "Hummingbird", "PostgresNIO", "NIOCore", "NIOPosix", "AsyncHTTPClient", "PostgresStore", "PinsHTTP", "Live", "DeterministicSeams",
+        "SimKernel", "SimBus",
+    ]
 
     static func sources(_ module: String) throws -> [(String, String)] {
         let dir = root.appendingPathComponent("Sources/\(module)")

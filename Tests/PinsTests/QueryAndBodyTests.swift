@@ -38,7 +38,9 @@ import Testing
     }
 
     @Test func parsesDatesLimitMatchAndMeta() throws {
-        let q = try parse("before=2020-07-27T17%3A32%3A28.276%2B02%3A00&after=2020-07-27T10:00:00Z&limit=1000&match=ipartial&name=Ab&meta=%7B%22app_id%22%3A%2299%22%7D")
+        let q = try parse(
+            "before=2020-07-27T17%3A32%3A28.276%2B02%3A00&after=2020-07-27T10:00:00Z&limit=1000&match=ipartial&name=Ab&meta=%7B%22app_id%22%3A%2299%22%7D"
+        )
         #expect(q.before?.floor.rfc3339 == "2020-07-27T15:32:28.276000Z")
         #expect(q.after?.floor.rfc3339 == "2020-07-27T10:00:00.000000Z")
         #expect(q.limit == 1000)
@@ -83,7 +85,9 @@ import Testing
     }
 
     @Test func acceptsAFullPin() throws {
-        let r = try body(#"{"cid":"QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c","name":"a.pdf","origins":["/ip4/1.2.3.4/tcp/4001/p2p/QmX"],"meta":{"k":"v"},"extra":1}"#)
+        let r = try body(
+            #"{"cid":"QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c","name":"a.pdf","origins":["/ip4/1.2.3.4/tcp/4001/p2p/QmX"],"meta":{"k":"v"},"extra":1}"#
+        )
         #expect(r.cid == "QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c")
         #expect(r.name == "a.pdf")
         #expect(r.origins == ["/ip4/1.2.3.4/tcp/4001/p2p/QmX"])
@@ -92,7 +96,9 @@ import Testing
 
     @Test func isLenientWithKubosOrigins() throws {
         let many = (0..<50).map { "\"/ip4/192.168.1.\($0)/udp/4001/quic-v1/p2p/QmPeer\"" }.joined(separator: ",")
-        let r = try body(#"{"cid":"QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c","origins":[\#(many),"junk","/ip4/192.168.1.0/udp/4001/quic-v1/p2p/QmPeer"]}"#)
+        let r = try body(
+            #"{"cid":"QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c","origins":[\#(many),"junk","/ip4/192.168.1.0/udp/4001/quic-v1/p2p/QmPeer"]}"#
+        )
         #expect(r.origins.count == Limits().maxStoredOrigins)
         #expect(Set(r.origins).count == r.origins.count)
         #expect(!r.origins.contains("junk"))
@@ -138,7 +144,10 @@ import Testing
         limits = Limits()
         limits.maxMetaBytes = 64
         #expect(throws: PinsError.self) {
-            try body(#"{"cid":"QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c","meta":{"a":"\#(String(repeating: "x", count: 80))"}}"#, limits: limits)
+            try body(
+                #"{"cid":"QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c","meta":{"a":"\#(String(repeating: "x", count: 80))"}}"#,
+                limits: limits
+            )
         }
     }
 }

@@ -19,8 +19,11 @@ struct MemoryKeys: SigningKeySource, Denylist {
     func setup(revoked: Bool = false) -> (MemoryKeys, SigningKey, TokenClaims) {
         let key = SigningKey(kid: "key_a", secret: entropy.bytes(32), created: clock.now())
         let claims = TokenClaims(
-            org: TypeID.make("org", clock: clock, entropy: entropy), tokenID: TypeID.make("tok", clock: clock, entropy: entropy),
-            issuedAt: clock.now(), expiresAt: clock.now().adding(seconds: 60))
+            org: TypeID.make("org", clock: clock, entropy: entropy),
+            tokenID: TypeID.make("tok", clock: clock, entropy: entropy),
+            issuedAt: clock.now(),
+            expiresAt: clock.now().adding(seconds: 60)
+        )
         var keys = MemoryKeys(keys: ["key_a": key])
         if revoked { keys.revoked.insert(claims.tokenID) }
         return (keys, key, claims)

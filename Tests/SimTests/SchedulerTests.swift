@@ -63,9 +63,11 @@ struct SchedulerTests {
         }
         s.schedule(after: .seconds(1), label: "sibling") {}
         try await s.run(for: .seconds(5))
-        #expect(s.log.lines == [
-            "1.000000 0 parent", "  hello from parent", "1.000000 1 sibling", "1.000000 2 child-now", "2.000000 3 child-later",
-        ])
+        #expect(
+            s.log.lines == [
+                "1.000000 0 parent", "  hello from parent", "1.000000 1 sibling", "1.000000 2 child-now", "2.000000 3 child-later",
+            ]
+        )
     }
 
     @Test func keyedEventsAreReplacedAndCancelled() async throws {
@@ -161,7 +163,8 @@ struct SchedulerTests {
         #expect(ReplayCommand(scenario: "drain-one", seed: 42).description == "anchorage-sim scenario drain-one --seed 42")
         #expect(
             ReplayCommand(scenario: "leader-loss", seed: 7, nodes: 5, pins: 200, extraArguments: ["--database-url", "postgres://u@h/d"])
-                .description == "anchorage-sim scenario leader-loss --seed 7 --nodes 5 --pins 200 --database-url postgres://u@h/d")
+                .description == "anchorage-sim scenario leader-loss --seed 7 --nodes 5 --pins 200 --database-url postgres://u@h/d"
+        )
         #expect(ReplayCommand(scenario: "it's odd", seed: 1).description == "anchorage-sim scenario 'it'\\''s odd' --seed 1")
     }
 }

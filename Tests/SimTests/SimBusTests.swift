@@ -12,7 +12,11 @@ struct BusWorld {
     init(seed: UInt64 = 1, config: SimBusConfig = SimBusConfig(), traceFaults: Bool = false) {
         scheduler = makeScheduler()
         network = SimBusNetwork(
-            scheduler: scheduler, entropy: SeededEntropy(seed: seed), config: config, log: traceFaults ? scheduler.log : nil)
+            scheduler: scheduler,
+            entropy: SeededEntropy(seed: seed),
+            config: config,
+            log: traceFaults ? scheduler.log : nil
+        )
     }
 
     func bus(_ node: String) -> SimBus { network.endpoint(node: node) }
@@ -147,7 +151,10 @@ struct SimBusQueueTests {
             _ = try await a.fetch(q, max: 1, wait: .zero)
             Issue.record("fetch on a closed queue must fail")
         } catch let error as BusError {
-            guard case .server(10014, _) = error else { Issue.record("unexpected \(error)"); return }
+            guard case .server(10014, _) = error else {
+                Issue.record("unexpected \(error)")
+                return
+            }
         }
         // The unacked job and the never-delivered one stay.
         #expect(w.network.queuedJobs(q).map(\.sequence) == [2, 3])
