@@ -21,6 +21,18 @@ import Testing
         return env
     }
 
+    /// `anchorage conformance` is the `anchorage-conformance` executable (the server does not
+    /// link the kit): arguments, output and exit status pass through.
+    @Test func conformanceRunsItsOwnExecutable() throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the anchorage executable first (swift build)")
+        let (helpCode, help) = try ChildProcess.run(Self.binary, ["conformance", "--help"])
+        #expect(helpCode == 0, "\(help)")
+        #expect(help.contains("anchorage-conformance") && help.contains("--target"), "\(help)")
+        let (badCode, bad) = try ChildProcess.run(Self.binary, ["conformance", "--target", "ftp://example.invalid", "--token", "t"])
+        #expect(badCode == 64, "\(bad)")
+        #expect(bad.contains("--target"), "\(bad)")
+    }
+
     @Test func adminCommandsAndServeLifecycle() async throws {
         try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the anchorage executable first (swift build)")
         let db = try await SharedPostgres.shared.freshDatabase()
