@@ -19,6 +19,9 @@ struct WorkerService: Service {
     enum ShellEvent: Sendable {
         case driver(WorkerDriver.Event)
         case startAttempt(Claim)
+        /// Ack these jobs off the loop: an ack NATS does not answer (the job was acked or
+        /// redelivered meanwhile) costs a request timeout, which must not stall claims.
+        case ack([BusJob])
     }
 
     func run() async throws {
@@ -37,8 +40,7 @@ struct WorkerService: Service {
                         defer { jobs = [] }
                         return jobs
                     }
-                    guard let bus = runtime.value?.bus else { return }
-                    for job in jobs { try? await bus.ack(job) }
+                    if !jobs.isEmpty { input.yield(.ack(jobs)) }
                 },
                 inflight: { n in await runtime.value?.agent.setInflight(n) }
             )
@@ -68,6 +70,11 @@ struct WorkerService: Service {
                         group.addTask {
                             let outcome = await worker.attempt(claim)
                             input.yield(.driver(.attemptEnded(claim, outcome)))
+                        }
+                    case .ack(let jobs):
+                        guard let bus = runtime.value?.bus else { break }
+                        group.addTask {
+                            for job in jobs { try? await bus.ack(job) }
                         }
                     }
                 }

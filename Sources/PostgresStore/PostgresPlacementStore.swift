@@ -22,39 +22,39 @@ public struct PostgresPlacementStore: PlacementStore {
         guard limit > 0 else { return [] }
         // Round robin between orgs: each org's oldest due placements are ranked 1, 2, 3…, and
         // the claim takes rank 1 of every org before rank 2 of any.
-        let rows = try await client.withTransaction(logger: logger) { conn in
-            try await conn.query(
-                """
-                WITH orgs AS (
-                  SELECT DISTINCT org_id FROM placements
-                  WHERE node_id = \(node.uuid) AND status = 'queued' AND next_attempt_at <= \(now)
-                ), ranked AS (
-                  SELECT p.org_id, p.pin_id, p.created_at,
-                         row_number() OVER (PARTITION BY p.org_id ORDER BY p.created_at, p.pin_id) AS rank
-                  FROM orgs o CROSS JOIN LATERAL (
-                    SELECT org_id, pin_id, created_at FROM placements
-                    WHERE node_id = \(node.uuid) AND org_id = o.org_id AND status = 'queued' AND next_attempt_at <= \(now)
-                    ORDER BY created_at, pin_id LIMIT \(limit)
-                  ) p
-                ), picked AS (
-                  SELECT org_id, pin_id FROM ranked ORDER BY rank, created_at, org_id, pin_id LIMIT \(limit)
-                ), claimed AS (
-                  UPDATE placements pl
-                  SET status = 'pinning', attempts = pl.attempts + 1, lease_until = \(leaseUntil), updated_at = \(now)
-                  FROM picked
-                  WHERE pl.org_id = picked.org_id AND pl.pin_id = picked.pin_id AND pl.node_id = \(node.uuid)
-                    AND pl.status = 'queued'
-                  RETURNING pl.org_id, pl.pin_id, pl.cid, pl.attempts, pl.created_at
-                ), marked AS (
-                  UPDATE pins SET status = 'pinning', info = '{"status_details":"pinning"}', updated_at = \(now)
-                  FROM claimed WHERE pins.org_id = claimed.org_id AND pins.id = claimed.pin_id AND pins.status = 'queued'
-                )
-                SELECT c.org_id, c.pin_id, c.cid, c.attempts, c.created_at, coalesce(p.origins, '{}')
-                FROM claimed c LEFT JOIN pins p ON p.org_id = c.org_id AND p.id = c.pin_id
-                """,
-                logger: logger
-            ).collect()
-        }
+        // One statement, so atomic without an explicit transaction (BEGIN and COMMIT would be
+        // two more round trips on every wake).
+        let rows = try await client.query(
+            """
+            WITH orgs AS (
+              SELECT DISTINCT org_id FROM placements
+              WHERE node_id = \(node.uuid) AND status = 'queued' AND next_attempt_at <= \(now)
+            ), ranked AS (
+              SELECT p.org_id, p.pin_id, p.created_at,
+                     row_number() OVER (PARTITION BY p.org_id ORDER BY p.created_at, p.pin_id) AS rank
+              FROM orgs o CROSS JOIN LATERAL (
+                SELECT org_id, pin_id, created_at FROM placements
+                WHERE node_id = \(node.uuid) AND org_id = o.org_id AND status = 'queued' AND next_attempt_at <= \(now)
+                ORDER BY created_at, pin_id LIMIT \(limit)
+              ) p
+            ), picked AS (
+              SELECT org_id, pin_id FROM ranked ORDER BY rank, created_at, org_id, pin_id LIMIT \(limit)
+            ), claimed AS (
+              UPDATE placements pl
+              SET status = 'pinning', attempts = pl.attempts + 1, lease_until = \(leaseUntil), updated_at = \(now)
+              FROM picked
+              WHERE pl.org_id = picked.org_id AND pl.pin_id = picked.pin_id AND pl.node_id = \(node.uuid)
+                AND pl.status = 'queued'
+              RETURNING pl.org_id, pl.pin_id, pl.cid, pl.attempts, pl.created_at
+            ), marked AS (
+              UPDATE pins SET status = 'pinning', info = '{"status_details":"pinning"}', updated_at = \(now)
+              FROM claimed WHERE pins.org_id = claimed.org_id AND pins.id = claimed.pin_id AND pins.status = 'queued'
+            )
+            SELECT c.org_id, c.pin_id, c.cid, c.attempts, c.created_at, coalesce(p.origins, '{}')
+            FROM claimed c LEFT JOIN pins p ON p.org_id = c.org_id AND p.id = c.pin_id
+            """,
+            logger: logger
+        ).collect()
         return try rows.map { row in
             let (org, pin, cid, attempts, created, origins) = try row.decode((UUID, UUID, String, Int, Timestamp, [String]).self)
             return Claim(
@@ -180,8 +180,14 @@ public struct PostgresPlacementStore: PlacementStore {
     public func releasedCIDs(node: TypeID, limit: Int) async throws -> [String] {
         // Only CIDs no placement of any org needs on this node (the refcount), and not while a
         // new placement for the same CID is still being pinned (make-before-break on replace).
+        // Entries whose CID is pinned here again are forgotten in the same statement (the new
+        // placement owns it): one round trip per wake of an idle worker.
         let rows = try await client.query(
             """
+            WITH forgotten AS (
+              DELETE FROM kubo_unpins f WHERE f.node_id = \(node.uuid)
+                AND EXISTS (SELECT 1 FROM placements p WHERE p.node_id = f.node_id AND p.cid = f.cid AND p.status = 'pinned')
+            )
             SELECT u.cid FROM kubo_unpins u
             WHERE u.node_id = \(node.uuid)
               AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.node_id = u.node_id AND p.cid = u.cid)
@@ -191,14 +197,6 @@ public struct PostgresPlacementStore: PlacementStore {
         )
         var out: [String] = []
         for try await cid in rows.decode(String.self) { out.append(cid) }
-        // Entries whose CID is needed again are simply forgotten: the new placement owns it.
-        try await client.query(
-            """
-            DELETE FROM kubo_unpins u WHERE u.node_id = \(node.uuid)
-              AND EXISTS (SELECT 1 FROM placements p WHERE p.node_id = u.node_id AND p.cid = u.cid AND p.status = 'pinned')
-            """,
-            logger: logger
-        )
         return out
     }
 

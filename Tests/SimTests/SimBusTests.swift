@@ -179,32 +179,7 @@ struct SimBusQueueTests {
 
 @Suite("SimBus KV")
 struct SimBusKVTests {
-    @Test func compareAndSet() async throws {
-        let w = BusWorld()
-        let bus = w.bus("nod_a")
-        #expect(try await bus.kvGet("leader") == nil)
-        let r1 = try await bus.kvCreate("leader", [1], ttl: nil)
-        await #expect(throws: BusError.conflict(key: "leader")) { try await bus.kvCreate("leader", [2], ttl: nil) }
-        #expect(try await bus.kvGet("leader") == KVEntry(key: "leader", value: [1], revision: r1))
-        await #expect(throws: BusError.conflict(key: "leader")) { try await bus.kvUpdate("leader", [2], revision: r1 + 7, ttl: nil) }
-        let r2 = try await bus.kvUpdate("leader", [2], revision: r1, ttl: nil)
-        #expect(r2 > r1)
-        await #expect(throws: BusError.conflict(key: "leader")) { try await bus.kvUpdate("leader", [3], revision: r1, ttl: nil) }
-        // One revision sequence for the whole bucket.
-        let other = try await bus.kvPut("maintenance", [9], ttl: nil)
-        #expect(other == r2 + 1)
-        let r3 = try await bus.kvPut("leader", [4], ttl: nil)
-        #expect(r3 == other + 1)
-        await #expect(throws: BusError.conflict(key: "leader")) { try await bus.kvDelete("leader", revision: r2) }
-        try await bus.kvDelete("leader", revision: r3)
-        #expect(try await bus.kvGet("leader") == nil)
-        await #expect(throws: BusError.conflict(key: "leader")) { try await bus.kvUpdate("leader", [5], revision: r3, ttl: nil) }
-        await #expect(throws: BusError.conflict(key: "leader")) { try await bus.kvDelete("leader", revision: r3) }
-        try await bus.kvDelete("leader", revision: nil)  // absent and unconditional: fine
-        let r4 = try await bus.kvCreate("leader", [6], ttl: nil)
-        #expect(r4 > r3)
-        #expect(w.network.kvEntries().map(\.key) == ["leader", "maintenance"])
-    }
+    // Compare-and-set is in the bus contract suite (Tests/BusContract), on NATS and here alike.
 
     @Test func keysExpireOnVirtualTime() async throws {
         let w = BusWorld()
