@@ -240,7 +240,13 @@ public struct NATSSettings: Sendable, Equatable {
 extension NodeConfiguration {
     /// Production's defaults with `overrides` applied by key name (`"kubo.maxConcurrentPins":
     /// "8"`), through the same reader as `serve`; whole numbers and booleans are typed as such.
+    /// A key that is not one of ``behaviourKeys`` is refused (a typo must not silently run
+    /// production's value).
     public init(overrides: [String: String]) throws {
+        let known = Set(NodeConfiguration().behaviourKeys.map(\.key))
+        if let unknown = overrides.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ConfigurationError("unknown configuration key \(unknown); one of: \(known.sorted().joined(separator: ", "))")
+        }
         var values: [AbsoluteConfigKey: ConfigValue] = [:]
         for (key, text) in overrides {
             let content: ConfigContent
