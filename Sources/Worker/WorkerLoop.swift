@@ -33,8 +33,6 @@ public actor WorkerLoop {
     public nonisolated let worker: PinWorker
     let hooks: Hooks
     var driver: WorkerDriver
-    /// Counts since the loop started.
-    public private(set) var totals = PinWorker.TickReport()
 
     public init(worker: PinWorker, hooks: Hooks) {
         self.worker = worker
@@ -55,7 +53,10 @@ public actor WorkerLoop {
             switch action {
             case .recoverClaims:
                 do {
-                    totals.requeued += try await worker.recoverClaims()
+                    let requeued = try await worker.recoverClaims()
+                    if requeued > 0 {
+                        worker.logger.info("requeued the claims this node's previous run left", metadata: ["count": "\(requeued)"])
+                    }
                     queue += driver.handle(.recovered)
                 } catch {
                     // Nothing claimed yet: the next wake tries again.
@@ -64,11 +65,9 @@ public actor WorkerLoop {
                 }
             case .housekeep:
                 do {
-                    totals.requeued += try await worker.requeueExpired()
+                    _ = try await worker.requeueExpired()
                     var report = PinWorker.TickReport()
                     try await worker.unpinReleased(into: &report)
-                    totals.unpinned += report.unpinned
-                    totals.leftAlone += report.leftAlone
                 } catch {
                     worker.logger.warning("worker housekeeping failed; will retry", metadata: ["error": "\(error)"])
                 }
@@ -80,14 +79,12 @@ public actor WorkerLoop {
                 } catch {
                     worker.logger.warning("claiming placements failed; will retry", metadata: ["error": "\(error)"])
                 }
-                totals.claimed += claims.count
                 queue += driver.handle(.claimed(claims))
             case .attempt(let claim):
                 hooks.startAttempt(claim)
             case .finish(let claim, let outcome):
                 do {
                     try await worker.finish(claim, outcome: outcome)
-                    totals.count(outcome)
                     await hooks.recorded(claim, outcome)
                 } catch {
                     // Each outcome is recorded on its own: this one waits for its lease, the
