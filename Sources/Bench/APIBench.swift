@@ -68,14 +68,14 @@ struct APIBench: AsyncParsableCommand {
             for org in orgIDs {
                 try await ops.query(
                     """
-                    INSERT INTO pins (org_id, id, cid, name, meta, status, created_at, updated_at)
-                    SELECT \(org.uuid), gen_random_uuid(),
-                      'bafkrei' || substr(md5(i::text || \(org.uuid.uuidString)), 1, 32) || substr(md5(i::text), 1, 20),
+                    INSERT INTO pins (org_id, id, cid, cid_key, name, meta, status, created_at, updated_at)
+                    SELECT \(org.uuid), gen_random_uuid(), k.cid, k.cid,
                       'file-' || i || '.bin',
                       jsonb_build_object('app', 'app-' || (i % 100), 'batch', 'b-' || (i % 1000)),
                       CASE WHEN i % 10 = 0 THEN 'queued' ELSE 'pinned' END,
                       \(base) + i * interval '1 millisecond', \(base)
-                    FROM generate_series(1, \(perOrg)) AS i
+                    FROM generate_series(1, \(perOrg)) AS i, LATERAL (
+                      SELECT 'bafkrei' || substr(md5(i::text || \(org.uuid.uuidString)), 1, 32) || substr(md5(i::text), 1, 20) AS cid) k
                     """,
                     logger: quiet
                 )

@@ -89,6 +89,9 @@ public final class LocalPostgres: Sendable {
                     PostgresQuery(unsafeSQL: "CREATE DATABASE \(name) TEMPLATE \(template) OWNER \(DatabaseRole.owner)"),
                     logger: logger
                 )
+                for statement in Bootstrap.databaseStatements(name) {
+                    try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                }
             }
         } else {
             try await Provisioning.bootstrap(superuser: superuser, database: name, logger: logger)

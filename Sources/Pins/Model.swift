@@ -26,6 +26,10 @@ public struct PinRequest: Sendable, Equatable {
         self.origins = origins
         self.meta = meta
     }
+
+    /// The CID as Kubo identifies it (`CIDKey.canonical`), whatever spelling the client sent:
+    /// what placements, unpins, the reconciler and the `cid` filter compare.
+    public var cidKey: String { CIDKey.canonical(cid) ?? cid }
 }
 
 /// A stored pin object: one pin request of one org.

@@ -3,7 +3,8 @@ import Seams
 
 /// A validated `GET /pins` query. Filters combine with AND.
 public struct PinQuery: Sendable, Equatable {
-    /// Match any of these CID strings (exact string equality, as submitted).
+    /// Match any of these CIDs, as Kubo identifies them (`CIDKey.canonical`): `cid=BAFK…` finds
+    /// a pin submitted as `bafk…`.
     public var cids: [String] = []
     public var name: String?
     public var match: TextMatch = .exact
@@ -55,7 +56,8 @@ public struct PinQuery: Sendable, Equatable {
                 for item in value.split(separator: ",", omittingEmptySubsequences: false) {
                     let cid = String(item)
                     if case .failure(let error) = CIDValidation.validate(cid) { throw error }
-                    if !cids.contains(cid) { cids.append(cid) }
+                    let key = CIDKey.canonical(cid) ?? cid
+                    if !cids.contains(key) { cids.append(key) }
                 }
                 guard cids.count <= limits.maxCidsPerQuery else {
                     throw .badRequest(

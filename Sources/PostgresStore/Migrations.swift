@@ -1,15 +1,31 @@
+import Logging
+import Pins
+import PostgresNIO
+
 /// The schema, as an ordered list of SQL migrations. A released migration is never edited:
 /// `migrate up` refuses to run when an applied migration's checksum differs from this list.
 public struct Migration: Sendable {
+    /// Rewrites rows in a way SQL cannot express (decoding CIDs), inside the migration's
+    /// transaction, between `sql` and `finish`. Runs as the schema owner.
+    public typealias Backfill = @Sendable (PostgresConnection, Logger) async throws -> Void
+
     public let version: Int
     public let name: String
     public let sql: String
+    public let backfill: Backfill?
+    /// SQL run after the backfill (e.g. `SET NOT NULL` on the column it filled).
+    public let finish: String
 
-    public init(version: Int, name: String, sql: String) {
+    public init(version: Int, name: String, sql: String, backfill: Backfill? = nil, finish: String = "") {
         self.version = version
         self.name = name
         self.sql = sql
+        self.backfill = backfill
+        self.finish = finish
     }
+
+    /// What the checksum covers: every statement, before and after the backfill.
+    var fingerprintSQL: String { finish.isEmpty ? sql : sql + "\n" + finish }
 }
 
 /// Tenancy policy for one org-owned table: the API sees only the org set for the current
@@ -26,7 +42,7 @@ func tenancy(_ table: String, column: String = "org_id") -> String {
 }
 
 public enum Migrations {
-    public static let all: [Migration] = [initial, placements, cluster]
+    public static let all: [Migration] = [initial, placements, cluster, hardening]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }
 
@@ -255,4 +271,140 @@ public enum Migrations {
             GRANT SELECT, INSERT, UPDATE, DELETE ON cluster_fence, leader_terms TO \(DatabaseRole.ops);
             """
     )
+
+    /// Hardening after the security review (docs/security.md): canonical CID keys, unpins
+    /// requested by the database itself, the API role narrowed to what it uses, a fixed
+    /// `search_path` on every function, and no temporary objects for PUBLIC.
+    static let hardening = Migration(
+        version: 4,
+        name: "hardening",
+        sql: """
+            -- Kubo identifies a pin by its binary CID, so anchorage must too: `cid_key` is the CID
+            -- as Kubo prints it (CIDv1 in lowercase base32; CIDv0 unchanged), `cid` stays what the
+            -- client sent (the API echoes it). Placements and unpins hold the key only. Rows in
+            -- another spelling are rewritten by the backfill, in Swift (it decodes the CID).
+            ALTER TABLE pins ADD COLUMN cid_key text;
+            ALTER TABLE pins NO FORCE ROW LEVEL SECURITY;
+            ALTER TABLE placements NO FORCE ROW LEVEL SECURITY;
+            UPDATE pins SET cid_key = cid WHERE cid ~ '^(Qm|b)';
+            """,
+        backfill: { conn, logger in try await CIDKeyBackfill.run(conn, logger: logger) },
+        finish: """
+            ALTER TABLE pins FORCE ROW LEVEL SECURITY;
+            ALTER TABLE placements FORCE ROW LEVEL SECURITY;
+            ALTER TABLE pins ALTER COLUMN cid_key SET NOT NULL;
+            DROP INDEX pins_cid;
+            CREATE INDEX pins_cid_key ON pins (org_id, cid_key);
+
+            DROP FUNCTION anchorage_create_placed_pin(uuid, uuid, text, text, text[], jsonb, timestamptz, uuid[]);
+            DROP FUNCTION anchorage_create_pin(uuid, uuid, text, text, text[], jsonb, timestamptz);
+
+            -- As before (SECURITY INVOKER: the caller's policies apply), plus the CID key, and one
+            -- writer per org at a time: `created` is a millisecond after the org's newest pin, so
+            -- concurrent creates in one org would otherwise collide on it and retry (more than
+            -- about nine at once ran out of retries). The lock lasts until the transaction ends.
+            CREATE FUNCTION anchorage_create_pin(
+              p_org uuid, p_id uuid, p_cid text, p_cid_key text, p_name text, p_origins text[], p_meta jsonb,
+              p_at timestamptz
+            ) RETURNS timestamptz LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public AS $fn$
+            DECLARE c timestamptz;
+            BEGIN
+              PERFORM set_config('\(DatabaseRole.orgSetting)', p_org::text, true);
+              PERFORM pg_advisory_xact_lock(\(Self.createLockSpace), hashtext(p_org::text));
+              SELECT GREATEST(date_trunc('milliseconds', p_at), max(created_at) + interval '1 millisecond') INTO c
+                FROM pins WHERE org_id = p_org;
+              c := COALESCE(c, date_trunc('milliseconds', p_at));
+              INSERT INTO pins (org_id, id, cid, cid_key, name, origins, meta, status, info, created_at, updated_at)
+                VALUES (p_org, p_id, p_cid, p_cid_key, p_name, p_origins, p_meta, 'queued', '{}', c, p_at);
+              RETURN c;
+            END $fn$;
+
+            CREATE FUNCTION anchorage_create_placed_pin(
+              p_org uuid, p_id uuid, p_cid text, p_cid_key text, p_name text, p_origins text[], p_meta jsonb,
+              p_at timestamptz, p_nodes uuid[]
+            ) RETURNS timestamptz LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public AS $fn$
+            DECLARE c timestamptz;
+            BEGIN
+              c := anchorage_create_pin(p_org, p_id, p_cid, p_cid_key, p_name, p_origins, p_meta, p_at);
+              INSERT INTO placements (org_id, pin_id, node_id, status, attempts, updated_at, cid, created_at, next_attempt_at)
+                SELECT p_org, p_id, n, 'queued', 0, p_at, p_cid_key, c, '-infinity' FROM unnest(p_nodes) AS n;
+              RETURN c;
+            END $fn$;
+
+            -- Every deleted placement leaves its (node, CID) for that node's worker to unpin once no
+            -- placement of any org needs it there. A trigger, so that the API role can release its
+            -- own org's placements (row-level security still applies to the DELETE) without any
+            -- privilege on the cross-org unpin queue. `requested_at` is the placement's last change
+            -- (it only orders the queue; the database's clock would break simulated time).
+            CREATE FUNCTION anchorage_request_unpins() RETURNS trigger
+              LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $fn$
+            BEGIN
+              INSERT INTO kubo_unpins (node_id, cid, requested_at)
+                SELECT node_id, cid, max(updated_at) FROM gone GROUP BY node_id, cid
+                ON CONFLICT (node_id, cid) DO NOTHING;
+              RETURN NULL;
+            END $fn$;
+            REVOKE ALL ON FUNCTION anchorage_request_unpins() FROM PUBLIC;
+            CREATE TRIGGER placements_request_unpins AFTER DELETE ON placements
+              REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION anchorage_request_unpins();
+
+            -- No temporary objects (a place to shadow names) and nothing new in public for PUBLIC.
+            DO $do$ BEGIN
+              EXECUTE format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC', current_database());
+            END $do$;
+            REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+            REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
+
+            -- The API role gets exactly what the API's statements use (PostgresPinStore and
+            -- PostgresTokenLookup); a test compares every table and column with this list.
+            REVOKE ALL ON orgs, signing_keys, api_tokens, token_denylist, pins, placements, nodes, audit_log,
+              kubo_unpins, cluster_fence, leader_terms FROM \(DatabaseRole.api);
+            GRANT SELECT (kid, secret, created_at, retired_at) ON signing_keys TO \(DatabaseRole.api);
+            GRANT SELECT (jti) ON token_denylist TO \(DatabaseRole.api);
+            GRANT SELECT, DELETE ON pins TO \(DatabaseRole.api);
+            GRANT INSERT (org_id, id, cid, cid_key, name, origins, meta, status, info, created_at, updated_at)
+              ON pins TO \(DatabaseRole.api);
+            GRANT SELECT (org_id, pin_id), DELETE ON placements TO \(DatabaseRole.api);
+            GRANT INSERT (org_id, pin_id, node_id, status, attempts, updated_at, cid, created_at, next_attempt_at)
+              ON placements TO \(DatabaseRole.api);
+            GRANT EXECUTE ON FUNCTION anchorage_create_pin(uuid, uuid, text, text, text, text[], jsonb, timestamptz),
+              anchorage_create_placed_pin(uuid, uuid, text, text, text, text[], jsonb, timestamptz, uuid[])
+              TO \(DatabaseRole.api), \(DatabaseRole.ops);
+            """
+    )
+
+    /// The advisory-lock space (first key) of `anchorage_create_pin`'s per-org lock.
+    static let createLockSpace = 0x7069_6E73  // "pins"
+}
+
+/// Migration 4's backfill: every CID stored in another spelling than Kubo's gets its key.
+/// Each list is read in full before rewriting (one connection runs one query at a time).
+enum CIDKeyBackfill {
+    static func run(_ conn: PostgresConnection, logger: Logger) async throws {
+        func canonical(_ cid: String) -> String { CIDKey.canonical(cid) ?? cid }
+        func distinct(_ query: PostgresQuery) async throws -> [String] {
+            try await conn.query(query, logger: logger).collect().map { try $0.decode(String.self) }
+        }
+        let pins = try await distinct("SELECT DISTINCT cid FROM pins WHERE cid_key IS NULL")
+        for cid in pins {
+            try await conn.query("UPDATE pins SET cid_key = \(canonical(cid)) WHERE cid_key IS NULL AND cid = \(cid)", logger: logger)
+        }
+        let placed = try await distinct("SELECT DISTINCT cid FROM placements WHERE cid !~ '^(Qm|b)'")
+        for cid in placed {
+            try await conn.query("UPDATE placements SET cid = \(canonical(cid)) WHERE cid = \(cid)", logger: logger)
+        }
+        let unpins = try await distinct("SELECT DISTINCT cid FROM kubo_unpins WHERE cid !~ '^(Qm|b)'")
+        for cid in unpins {
+            try await conn.query(
+                """
+                WITH gone AS (DELETE FROM kubo_unpins WHERE cid = \(cid) RETURNING node_id, requested_at)
+                INSERT INTO kubo_unpins (node_id, cid, requested_at) SELECT node_id, \(canonical(cid)), requested_at FROM gone
+                ON CONFLICT (node_id, cid) DO NOTHING
+                """,
+                logger: logger
+            )
+        }
+        let rewritten = pins.count + placed.count + unpins.count
+        if rewritten > 0 { logger.info("stored CIDs rewritten to Kubo's spelling", metadata: ["cids": "\(rewritten)"]) }
+    }
 }

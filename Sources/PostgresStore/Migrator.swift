@@ -75,7 +75,7 @@ public struct Migrator: Sendable {
             return Entry(
                 version: m.version,
                 name: m.name,
-                state: sum == Self.checksum(m.sql) ? .applied : .modified,
+                state: sum == Self.checksum(m.fingerprintSQL) ? .applied : .modified,
                 appliedAt: at
             )
         }
@@ -103,10 +103,14 @@ public struct Migrator: Sendable {
                         for statement in SQLScript.statements(m.sql) {
                             try await tx.query(PostgresQuery(unsafeSQL: statement), logger: logger)
                         }
+                        if let backfill = m.backfill { try await backfill(tx, logger) }
+                        for statement in SQLScript.statements(m.finish) {
+                            try await tx.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+                        }
                         try await tx.query(
                             """
                             INSERT INTO schema_migrations (version, name, checksum, applied_at)
-                            VALUES (\(m.version), \(m.name), \(Self.checksum(m.sql)), \(at))
+                            VALUES (\(m.version), \(m.name), \(Self.checksum(m.fingerprintSQL)), \(at))
                             """,
                             logger: logger
                         )

@@ -238,7 +238,7 @@ public struct PostgresClusterStore: ClusterStore {
                 """
                 INSERT INTO placements (org_id, pin_id, node_id, status, attempts, updated_at, cid, created_at, next_attempt_at,
                                         generation, dispatched_at)
-                SELECT org_id, id, \(move.to.uuid), 'queued', 0, \(now), cid, created_at, '-infinity', 0, \(now)
+                SELECT org_id, id, \(move.to.uuid), 'queued', 0, \(now), cid_key, created_at, '-infinity', 0, \(now)
                 FROM pins WHERE org_id = \(move.org.uuid) AND id = \(move.pin.uuid) AND status <> 'failed'
                 ON CONFLICT DO NOTHING RETURNING 1
                 """,
@@ -273,7 +273,7 @@ public struct PostgresClusterStore: ClusterStore {
         let rows = try await client.query(
             """
             WITH short AS (
-              SELECT p.org_id, p.id, p.cid FROM pins p
+              SELECT p.org_id, p.id, p.cid_key AS cid FROM pins p
               WHERE p.status <> 'failed'
                 AND (SELECT count(*) FROM placements pl WHERE pl.org_id = p.org_id AND pl.pin_id = p.id) < \(replicas)
               ORDER BY p.id LIMIT \(limit))

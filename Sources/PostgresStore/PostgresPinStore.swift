@@ -40,7 +40,7 @@ public struct PostgresPinStore: PinStore {
                 // One round trip: the function sets the org and inserts in one implicit transaction.
                 let rows = try await client.query(
                     """
-                    SELECT anchorage_create_placed_pin(\(org.uuid), \(pin.id.uuid), \(r.cid), \(r.name), \(r.origins),
+                    SELECT anchorage_create_placed_pin(\(org.uuid), \(pin.id.uuid), \(r.cid), \(r.cidKey), \(r.name), \(r.origins),
                       \(meta)::jsonb, \(pin.created), \(pin.nodes.map(\.uuid)))
                     """,
                     logger: logger
@@ -75,7 +75,7 @@ public struct PostgresPinStore: PinStore {
             do {
                 return try await client.withTransaction(logger: logger) { conn -> PinRecord? in
                     try await conn.setOrg(org, logger: logger)
-                    try await Self.releasePlacements(conn, org: org, id: id, at: replacement.created, logger: logger)
+                    try await Self.releasePlacements(conn, org: org, id: id, logger: logger)
                     let deleted = try await conn.query(
                         "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING created_at",
                         logger: logger
@@ -86,7 +86,7 @@ public struct PostgresPinStore: PinStore {
                     let at = max(replacement.created, oldCreated.adding(microseconds: 1000))
                     let rows = try await conn.query(
                         """
-                        SELECT anchorage_create_placed_pin(\(org.uuid), \(replacement.id.uuid), \(r.cid), \(r.name),
+                        SELECT anchorage_create_placed_pin(\(org.uuid), \(replacement.id.uuid), \(r.cid), \(r.cidKey), \(r.name),
                           \(r.origins), \(meta)::jsonb, \(at), \(replacement.nodes.map(\.uuid)))
                         """,
                         logger: logger
@@ -103,7 +103,7 @@ public struct PostgresPinStore: PinStore {
     public func delete(org: TypeID, id: TypeID, at: Timestamp) async throws -> Bool {
         try await client.withTransaction(logger: logger) { conn in
             try await conn.setOrg(org, logger: logger)
-            try await Self.releasePlacements(conn, org: org, id: id, at: at, logger: logger)
+            try await Self.releasePlacements(conn, org: org, id: id, logger: logger)
             let rows = try await conn.query(
                 "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING id",
                 logger: logger
@@ -124,7 +124,7 @@ public struct PostgresPinStore: PinStore {
             conditions.append("status = ANY(\(bind(query.statuses.sorted().map(\.rawValue))))")
         }
         if !query.cids.isEmpty {
-            conditions.append("cid = ANY(\(bind(query.cids)))")
+            conditions.append("cid_key = ANY(\(bind(query.cids)))")
         }
         if let name = query.name {
             switch query.match {
@@ -163,17 +163,11 @@ public struct PostgresPinStore: PinStore {
         }
     }
 
-    /// Removes a pin's placements and leaves their (node, CID) pairs for the nodes' workers to
-    /// unpin, which they do only once no placement of any org needs the CID there any more.
-    static func releasePlacements(_ conn: PostgresConnection, org: TypeID, id: TypeID, at: Timestamp, logger: Logger) async throws {
-        try await conn.query(
-            """
-            WITH gone AS (DELETE FROM placements WHERE org_id = \(org.uuid) AND pin_id = \(id.uuid) RETURNING node_id, cid)
-            INSERT INTO kubo_unpins (node_id, cid, requested_at) SELECT node_id, cid, \(at) FROM gone
-            ON CONFLICT (node_id, cid) DO NOTHING
-            """,
-            logger: logger
-        )
+    /// Removes a pin's placements. The database leaves their (node, CID) pairs for the nodes'
+    /// workers to unpin (a trigger: the API role has no privilege on that cross-org queue), which
+    /// they do only once no placement of any org needs the CID there any more.
+    static func releasePlacements(_ conn: PostgresConnection, org: TypeID, id: TypeID, logger: Logger) async throws {
+        try await conn.query("DELETE FROM placements WHERE org_id = \(org.uuid) AND pin_id = \(id.uuid)", logger: logger)
     }
 
     /// Escapes `LIKE` metacharacters so that a name filter matches literally.

@@ -98,13 +98,7 @@ public struct PostgresPlacementStore: PlacementStore {
             // is released now (its node unpins the CID once no placement needs it there).
             if status == "pinned", let row = updated.first, let old = try row.decode(UUID?.self) {
                 try await conn.query(
-                    """
-                    WITH gone AS (
-                      DELETE FROM placements WHERE org_id = \(claim.org.uuid) AND pin_id = \(claim.pin.uuid) AND node_id = \(old)
-                      RETURNING node_id, cid)
-                    INSERT INTO kubo_unpins (node_id, cid, requested_at) SELECT node_id, cid, \(now) FROM gone
-                    ON CONFLICT DO NOTHING
-                    """,
+                    "DELETE FROM placements WHERE org_id = \(claim.org.uuid) AND pin_id = \(claim.pin.uuid) AND node_id = \(old)",
                     logger: logger
                 )
                 try await conn.query(

@@ -61,6 +61,9 @@ public enum Provisioning {
             if exists == 0 {
                 try await conn.query(PostgresQuery(unsafeSQL: "CREATE DATABASE \(database) OWNER \(DatabaseRole.owner)"), logger: logger)
             }
+            for statement in Bootstrap.databaseStatements(database) {
+                try await conn.query(PostgresQuery(unsafeSQL: statement), logger: logger)
+            }
         }
         try await superuser.with(database: database).withConnection(logger: logger) { conn in
             for statement in Bootstrap.leakproofStatements {

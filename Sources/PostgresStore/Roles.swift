@@ -30,6 +30,12 @@ public enum Bootstrap {
         }
     }
 
+    /// Per-database privileges (a database's ACL is not copied from its template): no temporary
+    /// tables for PUBLIC, whose names could shadow anchorage's in a function's search path.
+    public static func databaseStatements(_ database: String) -> [String] {
+        ["REVOKE TEMPORARY ON DATABASE \(database) FROM PUBLIC"]
+    }
+
     /// Marks the operators behind the `name` (LIKE/ILIKE) and `meta` (`@>`) filters LEAKPROOF in
     /// one database (pg_catalog is per database). Row-level security only lets the planner use
     /// an index for a user condition whose operator is leakproof; otherwise the trigram and

@@ -65,11 +65,7 @@ struct BreakBeforeMakeStore: ClusterStore {
         for m in moves where out.contains(where: { $0.pin == m.pin && $0.node == m.to }) {
             guard let from = m.from else { continue }
             try await ops.query(
-                """
-                WITH gone AS (DELETE FROM placements WHERE org_id = \(m.org.uuid) AND pin_id = \(m.pin.uuid) AND node_id = \(from.uuid)
-                              RETURNING node_id, cid)
-                INSERT INTO kubo_unpins (node_id, cid, requested_at) SELECT node_id, cid, \(now) FROM gone ON CONFLICT DO NOTHING
-                """,
+                "DELETE FROM placements WHERE org_id = \(m.org.uuid) AND pin_id = \(m.pin.uuid) AND node_id = \(from.uuid)",
                 logger: logger
             )
             try await ops.query(

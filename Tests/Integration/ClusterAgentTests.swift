@@ -124,6 +124,33 @@ import Worker
         }
     }
 
+    /// A CID submitted as base58btc (`z…`) is the CID Kubo lists in base32: the reconciler must
+    /// see it as placed, neither "missing" (re-pinned every round) nor an orphan (unpinned).
+    @Test func theReconcilerComparesCIDsAsKuboDoesNotAsStrings() async throws {
+        let settings = {
+            var s = ClusterSettings()
+            s.replicationFactor = 1
+            return s
+        }()
+        try await withAgents(count: 1, settings: settings) { node, agents, kubos, _ in
+            let agent = agents[0]
+            let worker = node.worker(node: agent.node, kubo: kubos[0])
+            let service = node.placingService(on: agent.node)
+            let org = try await node.admin.createOrg(name: "acme").id
+            let z = base58Spelling(of: cidA)
+            let pin = try await service.add(org: org, request: PinRequest(cid: z))
+            try await worker.tick()
+            #expect(Set(await kubos[0].snapshot().pins.map(\.cid)) == [cidA], "Kubo prints base32")
+            node.clock.advance(seconds: settings.reconcileSeconds + 1)
+            let status = await agent.step()
+            #expect(status.repaired == 0)
+            #expect(status.orphansUnpinned == 0)
+            let after = try await node.service.get(org: org, requestID: pin.id.description)
+            #expect(after.status == .pinned)
+            #expect(after.request.cid == z, "the API echoes the client's spelling")
+        }
+    }
+
     @Test func drainStopsTheConsumerAfterTheGracePeriodAndUncordonReopensIt() async throws {
         let settings = {
             var s = ClusterSettings()

@@ -5,6 +5,7 @@ import Hummingbird
 import HummingbirdTesting
 import NIOCore
 import Pins
+import Seams
 import Testing
 
 struct Reply {
@@ -130,3 +131,20 @@ func withAPI<T: Sendable>(
 let cidA = CIDText.synthetic(1, namespace: 100)
 let cidB = CIDText.synthetic(2, namespace: 100)
 let cidC = CIDText.synthetic(3, namespace: 100)
+
+/// The same CIDv1 as `cid` (lowercase base32 `b…`), spelled in base58btc (`z…`).
+func base58Spelling(of cid: String) -> String {
+    let alphabet = Array("abcdefghijklmnopqrstuvwxyz234567".utf8)
+    var bytes: [UInt8] = []
+    var buffer: UInt32 = 0
+    var bits = 0
+    for c in cid.utf8.dropFirst() {
+        buffer = (buffer << 5) | UInt32(alphabet.firstIndex(of: c)!)
+        bits += 5
+        if bits >= 8 {
+            bits -= 8
+            bytes.append(UInt8(truncatingIfNeeded: buffer >> UInt32(bits)))
+        }
+    }
+    return "z" + Base58.encode(bytes)
+}

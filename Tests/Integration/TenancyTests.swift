@@ -68,7 +68,7 @@ import Testing
                 // Tables the API has no grant on are out of its reach before RLS even applies.
                 let granted =
                     try await node.apiClient.query(
-                        "SELECT has_table_privilege(current_user, \(table), 'SELECT')",
+                        "SELECT has_any_column_privilege(current_user, \(table), 'SELECT')",
                         logger: logger
                     ).collect().first?.decode(Bool.self) ?? false
                 guard granted else {
@@ -95,20 +95,22 @@ import Testing
                     .collect().first?.decode(Int.self) ?? -1
                 }
                 #expect(total == 0, "\(table): rows of other orgs visible")
-                if table == "pins" || table == "placements" {  // the tables the API may update and delete
-                    let changed: Int = try await node.apiClient.withTransaction(logger: logger) { conn in
+                if table == "pins" || table == "placements" {  // the tables the API may delete from
+                    let deleted: Int = try await node.apiClient.withTransaction(logger: logger) { conn in
                         try await conn.query("SELECT set_config('anchorage.org_id', \(a.uuid.uuidString), true)", logger: logger)
-                        let u = try await conn.query(
-                            PostgresQuery(unsafeSQL: "UPDATE \(table) SET status = 'failed' WHERE \(col) = $1 RETURNING 1", binds: binds(b.uuid)),
-                            logger: logger
-                        ).collect().count
-                        let d = try await conn.query(
+                        return try await conn.query(
                             PostgresQuery(unsafeSQL: "DELETE FROM \(table) WHERE \(col) = $1 RETURNING 1", binds: binds(b.uuid)),
                             logger: logger
                         ).collect().count
-                        return u + d
                     }
-                    #expect(changed == 0, "\(table): A changed B's rows")
+                    #expect(deleted == 0, "\(table): A deleted B's rows")
+                    // The API never updates a row (the worker and the leader do, as ops).
+                    await #expect(throws: PostgresTransactionError.self, "\(table): the API role may update") {
+                        try await node.apiClient.withTransaction(logger: logger) { conn in
+                            try await conn.query("SELECT set_config('anchorage.org_id', \(a.uuid.uuidString), true)", logger: logger)
+                            try await conn.query(PostgresQuery(unsafeSQL: "UPDATE \(table) SET status = 'failed'"), logger: logger)
+                        }
+                    }
                 }
                 // With no org set at all: nothing.
                 let unset =
@@ -130,7 +132,7 @@ import Testing
                 try await node.apiClient.withTransaction(logger: logger) { conn in
                     try await conn.query("SELECT set_config('anchorage.org_id', \(a.uuid.uuidString), true)", logger: logger)
                     try await conn.query(
-                        "INSERT INTO pins (org_id, id, cid, status, created_at, updated_at) VALUES (\(b.uuid), \(UUID()), 'x', 'queued', \(node.clock.now()), \(node.clock.now()))",
+                        "INSERT INTO pins (org_id, id, cid, cid_key, status, created_at, updated_at) VALUES (\(b.uuid), \(UUID()), 'x', 'x', 'queued', \(node.clock.now()), \(node.clock.now()))",
                         logger: logger
                     )
                 }
@@ -146,6 +148,61 @@ import Testing
                     logger: logger
                 )
             }
+        }
+    }
+
+    /// The API role holds exactly what the API's statements use (PostgresPinStore,
+    /// PostgresTokenLookup), column by column: no signing secret it could write, no cross-org
+    /// unpin queue, no updates, no functions besides the two that create pins, no TEMP.
+    @Test func theAPIRoleHasExactlyThePrivilegesTheAPIUses() async throws {
+        try await withTestNode { node in
+            let pinColumns = ["org_id", "id", "cid", "cid_key", "name", "origins", "meta", "status", "info", "created_at", "updated_at"]
+            var expected = Set<String>()
+            for c in pinColumns { expected.formUnion(["pins.\(c):SELECT", "pins.\(c):INSERT"]) }
+            expected.formUnion(["pins:DELETE", "placements:DELETE", "placements.org_id:SELECT", "placements.pin_id:SELECT"])
+            for c in ["org_id", "pin_id", "node_id", "status", "attempts", "updated_at", "cid", "created_at", "next_attempt_at"] {
+                expected.insert("placements.\(c):INSERT")
+            }
+            for c in ["kid", "secret", "created_at", "retired_at"] { expected.insert("signing_keys.\(c):SELECT") }
+            expected.insert("token_denylist.jti:SELECT")
+            for c in ["version", "name", "checksum", "applied_at"] { expected.insert("schema_migrations.\(c):SELECT") }
+            expected.formUnion(["anchorage_create_pin:EXECUTE", "anchorage_create_placed_pin:EXECUTE"])
+
+            let rows = try await node.opsClient.query(
+                """
+                SELECT c.table_name || '.' || c.column_name || ':' || p.priv
+                FROM information_schema.columns c CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'REFERENCES']) AS p(priv)
+                WHERE c.table_schema = 'public'
+                  AND has_column_privilege(\(DatabaseRole.api), format('public.%I', c.table_name), c.column_name, p.priv)
+                UNION ALL
+                SELECT t.tablename || ':' || p.priv
+                FROM pg_tables t CROSS JOIN unnest(ARRAY['DELETE', 'TRUNCATE', 'TRIGGER']) AS p(priv)
+                WHERE t.schemaname = 'public' AND has_table_privilege(\(DatabaseRole.api), format('public.%I', t.tablename), p.priv)
+                UNION ALL
+                SELECT f.proname || ':EXECUTE' FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+                WHERE n.nspname = 'public' AND has_function_privilege(\(DatabaseRole.api), f.oid, 'EXECUTE')
+                  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = f.oid AND d.deptype = 'e')  -- pg_trgm's own
+                UNION ALL
+                SELECT 'database:TEMP' WHERE has_database_privilege(\(DatabaseRole.api), current_database(), 'TEMP')
+                UNION ALL
+                SELECT 'schema public:CREATE' WHERE has_schema_privilege(\(DatabaseRole.api), 'public', 'CREATE')
+                """,
+                logger: logger
+            )
+            var held = Set<String>()
+            for try await p in rows.decode(String.self) { held.insert(p) }
+            #expect(held.subtracting(expected).isEmpty, "more than the API needs: \(held.subtracting(expected).sorted())")
+            #expect(expected.subtracting(held).isEmpty, "missing: \(expected.subtracting(held).sorted())")
+            // Every function anchorage defines runs with a fixed search_path.
+            let loose = try await node.opsClient.query(
+                """
+                SELECT f.proname FROM pg_proc f JOIN pg_namespace n ON n.oid = f.pronamespace
+                WHERE n.nspname = 'public' AND f.proname LIKE 'anchorage_%'
+                  AND NOT coalesce(f.proconfig::text[] @> ARRAY['search_path=pg_catalog, public'], false)
+                """,
+                logger: logger
+            ).collect().map { try $0.decode(String.self) }
+            #expect(loose.isEmpty, "functions without a fixed search_path: \(loose)")
         }
     }
 

@@ -88,6 +88,37 @@ import Worker
         }
     }
 
+    /// Kubo keys a pin by its binary CID, so `BAFKREI…` and `zb2…` are the CID `bafkrei…` is.
+    /// Before CIDs were compared as Kubo does, org B could pin org A's CID in another spelling,
+    /// delete it, and the worker's `pin/rm` removed A's Kubo pin while A's pin still said pinned.
+    @Test func anotherSpellingOfACIDCannotUnpinAnotherOrgsPin() async throws {
+        try await withRig { rig, client in
+            let tokenA = try await rig.node.token(org: "org-a")
+            let tokenB = try await rig.node.token(org: "org-b")
+            let a = try await client.add(tokenA, cid: cidA)
+            try await rig.worker.tick()
+            for spelling in [cidA.uppercased(), base58Spelling(of: cidA)] {
+                let b = try await client.add(tokenB, cid: spelling)
+                try await rig.worker.tick()
+                let mine = try await client.call(.get, "/pins/\(b.requestID)", token: tokenB)
+                #expect(mine.object["status"] as? String == "pinned")
+                #expect((mine.object["pin"] as? [String: Any])?["cid"] as? String == spelling, "echoes B's spelling")
+                #expect(try await client.call(.delete, "/pins/\(b.requestID)", token: tokenB).status == 202)
+                let report = try await rig.worker.tick()
+                #expect(report.unpinned == 0, "org A still needs \(spelling)")
+                #expect(await kuboPins(rig.kubo) == [cidA])
+                let victim = try await client.call(.get, "/pins/\(a.requestID)", token: tokenA)
+                #expect(victim.object["status"] as? String == "pinned")
+            }
+            // The `cid` filter finds a pin whatever spelling either side uses.
+            let listed = try await client.call(.get, "/pins?cid=\(base58Spelling(of: cidA))", token: tokenA)
+            #expect(listed.object["count"] as? Int == 1)
+            _ = try await client.call(.delete, "/pins/\(a.requestID)", token: tokenA)
+            #expect(try await rig.worker.tick().unpinned == 1)
+            #expect(await kuboPins(rig.kubo).isEmpty)
+        }
+    }
+
     @Test func aCIDThatNeverResolvesIsRetriedThenFailedWithAReason() async throws {
         var settings = WorkerSettings()
         settings.stallTimeout = .milliseconds(80)
@@ -124,13 +155,13 @@ import Worker
             try await rig.node.opsClient.query(
                 """
                 WITH p AS (
-                  INSERT INTO pins (org_id, id, cid, status, created_at, updated_at)
-                  SELECT \(burstOrg.uuid), gen_random_uuid(), 'bafkreiburst' || i, 'queued',
+                  INSERT INTO pins (org_id, id, cid, cid_key, status, created_at, updated_at)
+                  SELECT \(burstOrg.uuid), gen_random_uuid(), 'bafkreiburst' || i, 'bafkreiburst' || i, 'queued',
                          \(rig.node.clock.now()) + i * interval '1 millisecond', \(rig.node.clock.now())
                   FROM generate_series(1, 10000) AS i
-                  RETURNING org_id, id, cid, created_at)
+                  RETURNING org_id, id, cid_key, created_at)
                 INSERT INTO placements (org_id, pin_id, node_id, status, updated_at, cid, created_at, next_attempt_at)
-                SELECT org_id, id, \(Self.nodeID.uuid), 'queued', created_at, cid, created_at, '-infinity' FROM p
+                SELECT org_id, id, \(Self.nodeID.uuid), 'queued', created_at, cid_key, created_at, '-infinity' FROM p
                 """,
                 logger: Logger(label: "test")
             )
