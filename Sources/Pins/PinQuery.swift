@@ -72,6 +72,12 @@ public struct PinQuery: Sendable, Equatable {
                         details: "\"name\" is longer than \(limits.maxNameBytes) bytes"
                     )
                 }
+                if let c = TextRules.controlCharacter(in: value) {
+                    throw .badRequest(
+                        reason: "INVALID_QUERY",
+                        details: "\"name\" contains a control character (\(TextRules.codePoint(c)))"
+                    )
+                }
                 name = value.isEmpty ? nil : value
             case "match":
                 guard let m = TextMatch(rawValue: value) else {

@@ -26,6 +26,9 @@ extension PinRequest {
                     details: "\"name\" is \(value.utf8.count) bytes; at most \(limits.maxNameBytes) are allowed"
                 )
             }
+            if let c = TextRules.controlCharacter(in: value) {
+                throw .badRequest(reason: "INVALID_NAME", details: "\"name\" contains a control character (\(TextRules.codePoint(c)))")
+            }
             name = value.isEmpty ? nil : value
         }
 
@@ -42,7 +45,8 @@ extension PinRequest {
                 // Lenient on purpose: Kubo sends every listen address it has (private, loopback,
                 // new transports, often more than 20). Keep plausible ones, drop the rest.
                 guard origins.count < limits.maxStoredOrigins, addr.hasPrefix("/"),
-                    addr.utf8.count <= limits.maxOriginBytes, seen.insert(addr).inserted
+                    addr.utf8.count <= limits.maxOriginBytes, TextRules.controlCharacter(in: addr) == nil,
+                    seen.insert(addr).inserted
                 else { continue }
                 origins.append(addr)
             }
@@ -73,6 +77,18 @@ extension PinRequest {
                 throw .badRequest(
                     reason: "INVALID_META",
                     details: "\"\(field)\" value for key \"\(key.prefix(64))\" must be a string"
+                )
+            }
+            if let c = TextRules.controlCharacter(in: key) {
+                throw .badRequest(
+                    reason: "INVALID_META",
+                    details: "a \"\(field)\" key contains a control character (\(TextRules.codePoint(c)))"
+                )
+            }
+            if TextRules.containsNUL(s) {
+                throw .badRequest(
+                    reason: "INVALID_META",
+                    details: "\"\(field)\" value for key \"\(key.prefix(64))\" contains U+0000"
                 )
             }
             bytes += key.utf8.count + s.utf8.count

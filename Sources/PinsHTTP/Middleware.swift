@@ -59,11 +59,49 @@ public struct FailureMiddleware: RouterMiddleware {
         writer.failure(error)
         var headers: HTTPFields = [.contentType: "application/json"]
         if error.status == 401 { headers[.wwwAuthenticate] = "Bearer" }
+        if let seconds = error.retryAfter { headers[.retryAfter] = "\(seconds)" }
+        if let allow = error.allow { headers[.allow] = allow }
         return Response(
             status: HTTPResponse.Status(code: error.status),
             headers: headers,
             body: .init(byteBuffer: writer.buffer)
         )
+    }
+}
+
+/// A method the API does not serve on one of its paths is a 405 naming the methods it does
+/// serve (RFC 9110 §15.5.6), not a 404 that says the resource does not exist. Runs before
+/// authentication: the answer reveals nothing about any org.
+public struct MethodMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
+    public init() {}
+
+    /// The API's paths and their methods; HEAD is GET without a body (Hummingbird serves it).
+    static func allowed(_ path: String) -> [HTTPRequest.Method]? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        guard parts.first == "pins" else { return nil }
+        switch parts.count {
+        case 1: return [.get, .head, .post]
+        case 2: return [.get, .head, .post, .delete]
+        default: return nil
+        }
+    }
+
+    public func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        if let methods = Self.allowed(request.uri.path), !methods.contains(request.method) {
+            var error = PinsError(
+                status: 405,
+                reason: "METHOD_NOT_ALLOWED",
+                details: "\(request.method.rawValue.prefix(16)) is not allowed here; use \(methods.map(\.rawValue).joined(separator: ", "))"
+            )
+            error.allow = methods.map(\.rawValue).joined(separator: ", ")
+            throw error
+        }
+        return try await next(request, context)
     }
 }
 

@@ -33,6 +33,7 @@ public func makeRouter<Store: PinStore>(_ deps: HTTPDependencies<Store>) -> Rout
     // Outermost first: the access log sees the final status, including mapped failures.
     if deps.logRequests { router.add(middleware: AccessLogMiddleware()) }
     router.add(middleware: FailureMiddleware())
+    router.add(middleware: MethodMiddleware())
     OperationsController(readiness: deps.readiness).register(on: router)
     let pins = router.group().add(middleware: AuthMiddleware(verifier: deps.verifier))
     PinsController(service: deps.service, delegates: deps.delegates).register(on: pins)

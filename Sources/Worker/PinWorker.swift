@@ -238,15 +238,20 @@ public struct PinWorker: Sendable {
     /// the attempts or the pin's deadline run out.
     func decide(_ claim: Claim, error: KuboError) -> PinOutcome {
         let now = clock.now()
+        // Tenants read these in `status_details`: short, stable reasons, never Kubo's own text
+        // (which can carry addresses and internals); that goes to the operator's log.
         let reason: String
         switch error {
         case .command(let message, _):
-            if message.contains("invalid") { return .failed(reason: "Kubo refused the CID: \(message)") }
-            reason = message
+            logger.warning("Kubo refused a pin", metadata: ["pin": "\(claim.pin)", "cid": "\(claim.cid)", "error": "\(message)"])
+            if message.contains("invalid") { return .failed(reason: "the IPFS node refused the CID") }
+            reason = "the IPFS node returned an error"
         case .stalled: reason = "no progress fetching the content (stalled)"
         case .timeout: reason = "the attempt timed out"
         case .unreachable: reason = "the IPFS node is unreachable"
-        case .protocolError(let s): reason = s
+        case .protocolError(let s):
+            logger.warning("unexpected answer from Kubo", metadata: ["pin": "\(claim.pin)", "error": "\(s)"])
+            reason = "the IPFS node gave an unexpected answer"
         }
         let deadline = claim.created.adding(seconds: settings.pinDeadlineSeconds)
         if claim.attempts >= settings.maxAttempts || now >= deadline {

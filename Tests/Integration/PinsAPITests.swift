@@ -32,6 +32,71 @@ import Testing
         }
     }
 
+    /// PostgreSQL cannot store U+0000; it used to surface as a 500. Names and meta keys refuse
+    /// every control character, meta values only U+0000; nothing is stored on a refusal.
+    @Test func controlCharactersAreA400AndNothingIsStored() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let refused: [(String, String)] = [
+                (#"{"cid":"\#(cidA)","name":"a\u0000b"}"#, "INVALID_NAME"),
+                (#"{"cid":"\#(cidA)","name":"bell\u0007"}"#, "INVALID_NAME"),
+                (#"{"cid":"\#(cidA)","meta":{"k":"v\u0000"}}"#, "INVALID_META"),
+                (#"{"cid":"\#(cidA)","meta":{"k\n":"v"}}"#, "INVALID_META"),
+                (#"{"cid":"\#(cidA)","meta":{"k\u0000":"v"}}"#, "INVALID_META"),
+            ]
+            for (body, reason) in refused {
+                let reply = try await client.call(.post, "/pins", token: token, body: body)
+                #expect(reply.status == 400, "\(body): \(reply.status) \(reply.text)")
+                #expect(reply.reason == reason, "\(body)")
+            }
+            for query in ["name=a%00b", "name=%07", #"meta=%7B%22k%22%3A%22%5Cu0000%22%7D"#] {
+                let reply = try await client.call(.get, "/pins?\(query)", token: token)
+                #expect(reply.status == 400, "\(query): \(reply.status) \(reply.text)")
+                #expect(reply.reason == "INVALID_QUERY")
+            }
+            // Tabs and newlines in a meta value are text; control characters in an origin drop it.
+            let fine = try await client.call(
+                .post,
+                "/pins",
+                token: token,
+                body: #"{"cid":"\#(cidA)","meta":{"note":"line 1\nline 2\t!"},"origins":["/dns4/a\u0000b/tcp/1"]}"#
+            )
+            #expect(fine.status == 202, "\(fine.text)")
+            #expect((fine.object["pin"] as? [String: Any])?["origins"] == nil)
+            #expect(try await client.call(.get, "/pins?status=queued,pinning,pinned,failed", token: token).count == 1)
+        }
+    }
+
+    /// `created` is a millisecond after the org's newest pin; concurrent creates in one org
+    /// used to collide on it and gave up after eight retries (a 500 from about nine at once).
+    @Test func manyConcurrentCreatesInOneOrgAllSucceed() async throws {
+        try await withAPI { node, client in
+            let token = try await node.token(org: "acme")
+            let replies = try await withThrowingTaskGroup(of: Reply.self) { group in
+                for n in 0..<48 {
+                    group.addTask { try await client.add(token, cid: CIDText.synthetic(UInt64(n), namespace: 5)) }
+                }
+                return try await group.reduce(into: [Reply]()) { $0.append($1) }
+            }
+            #expect(replies.map(\.status).filter { $0 != 202 }.isEmpty, "\(replies.map(\.status))")
+            #expect(Set(replies.compactMap { $0.object["created"] as? String }).count == 48, "created is unique per org")
+        }
+    }
+
+    /// A method the API does not serve on one of its paths is a 405 with `Allow`, before auth.
+    @Test func anUnservedMethodIsA405WithAllow() async throws {
+        try await withAPI { _, client in
+            let trace = try await client.call(.trace, "/pins", token: nil)
+            #expect(trace.status == 405)
+            #expect(trace.headers[.allow] == "GET, HEAD, POST")
+            #expect(trace.reason == "METHOD_NOT_ALLOWED")
+            let put = try await client.call(.put, "/pins/abc", token: nil)
+            #expect(put.status == 405)
+            #expect(put.headers[.allow] == "GET, HEAD, POST, DELETE")
+            #expect(try await client.call(.get, "/nope", token: nil).status == 404)
+        }
+    }
+
     @Test func optionalFieldsAreOmittedNotNull() async throws {
         try await withAPI { node, client in
             let token = try await node.token(org: "acme")
