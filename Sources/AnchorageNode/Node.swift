@@ -144,10 +144,10 @@ public struct Node: @unchecked Sendable {
 public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnvironment) -> Node {
     let env = environment
     let dbLogger = env.logger("anchorage.db")
-    let store = PostgresPinStore(client: env.api, logger: dbLogger)
+    let store = PostgresPinStore(client: env.api, maxPinsPerOrg: configuration.limits.maxPinsPerOrg, logger: dbLogger)
     let lookup = PostgresTokenLookup(client: env.api, logger: dbLogger)
     let verifier = TokenVerifier(
-        keys: CachedKeySource(source: lookup, clock: env.clock, ttlSeconds: configuration.keyCacheSeconds),
+        keys: KeyRing(source: lookup, clock: env.clock, refreshSeconds: configuration.keyCacheSeconds),
         denylist: lookup,
         clock: env.clock,
         leewaySeconds: configuration.leewaySeconds
@@ -193,21 +193,24 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
         placement: { request in
             guard places else { return [] }
             guard clustered else { return [nodeID] }
-            return policy.nodes(for: request.cid)
+            return policy.nodes(for: request.cidKey)  // one CID, one placement, whatever its spelling
         },
         placed: { org, pin in
             guard clustered, let joined = runtime.value else { return }
-            let dispatches = Dispatch.forNewPin(org: org, pin: pin.id, cid: pin.request.cid, nodes: pin.nodes, created: pin.created)
+            let dispatches = Dispatch.forNewPin(org: org, pin: pin.id, cid: pin.request.cidKey, nodes: pin.nodes, created: pin.created)
             await ClusterAgent.publish(dispatches, bus: joined.bus, logger: clusterLogger)
         }
     )
+    // A probe every second from a load balancer must not become a query each: the database's
+    // answer is reused for a second.
+    let schemaReadiness = CachedReadiness(clock: env.clock, maxAgeMicroseconds: 1_000_000) { await lookup.notReadyReason() }
     let router = makeRouter(
         HTTPDependencies(
             service: service,
             verifier: verifier,
             delegates: StaticDelegates(env.delegates),
             readiness: ReadinessProbe {
-                if let reason = await lookup.notReadyReason() { return reason }
+                if let reason = await schemaReadiness.notReadyReason() { return reason }
                 guard clustered else { return nil }
                 guard let joined = runtime.value else { return "joining the cluster (NATS not reachable yet)" }
                 return await joined.agent.notReadyReason()

@@ -25,6 +25,15 @@ public struct NodeConfiguration: Sendable {
     public var opsDatabaseURL: String?
     public var ownerDatabaseURL: String?
     public var dbMaxConnections = 20
+    /// `db.statementTimeoutSeconds`: PostgreSQL cancels any API statement running longer (0: none).
+    public var dbStatementTimeoutSeconds = 10
+    /// `db.opsStatementTimeoutSeconds`: the same for the worker's and the cluster's statements.
+    public var dbOpsStatementTimeoutSeconds = 60
+    /// `http.idleTimeoutSeconds`: a connection with no request part for this long is closed,
+    /// also one whose request head never completes (slow headers).
+    public var httpIdleTimeoutSeconds = 60
+    /// `http.maxConnections`: past this many open connections, new ones wait in the backlog.
+    public var httpMaxConnections = 1024
     public var logLevel = "info"
     public var logFormat = "logfmt"
     public var logRequests = true
@@ -60,6 +69,10 @@ public struct NodeConfiguration: Sendable {
         opsDatabaseURL = c.string(forKey: "db.opsUrl", isSecret: true)
         ownerDatabaseURL = c.string(forKey: "db.ownerUrl", isSecret: true)
         dbMaxConnections = c.int(forKey: "db.maxConnections", default: dbMaxConnections)
+        dbStatementTimeoutSeconds = c.int(forKey: "db.statementTimeoutSeconds", default: dbStatementTimeoutSeconds)
+        dbOpsStatementTimeoutSeconds = c.int(forKey: "db.opsStatementTimeoutSeconds", default: dbOpsStatementTimeoutSeconds)
+        httpIdleTimeoutSeconds = c.int(forKey: "http.idleTimeoutSeconds", default: httpIdleTimeoutSeconds)
+        httpMaxConnections = c.int(forKey: "http.maxConnections", default: httpMaxConnections)
         logLevel = c.string(forKey: "log.level", default: logLevel)
         logFormat = c.string(forKey: "log.format", default: logFormat)
         logRequests = c.bool(forKey: "log.requests", default: logRequests)
@@ -82,6 +95,7 @@ public struct NodeConfiguration: Sendable {
         worker.backoffSeconds = Int64(c.int(forKey: "kubo.retryBackoffSeconds", default: Int(worker.backoffSeconds)))
         worker.maxBackoffSeconds = Int64(c.int(forKey: "kubo.maxRetryBackoffSeconds", default: Int(worker.maxBackoffSeconds)))
         worker.maxOriginDials = c.int(forKey: "kubo.maxOriginDials", default: worker.maxOriginDials)
+        worker.dialPrivateOrigins = c.bool(forKey: "kubo.dialPrivateOrigins", default: worker.dialPrivateOrigins)
         worker.leaseGraceSeconds = Int64(c.int(forKey: "worker.leaseGraceSeconds", default: Int(worker.leaseGraceSeconds)))
         clusterEnabled = c.bool(forKey: "cluster.enabled", default: clusterEnabled)
         clusterTickMilliseconds = c.int(forKey: "cluster.tickMilliseconds", default: clusterTickMilliseconds)
@@ -140,6 +154,11 @@ public struct NodeConfiguration: Sendable {
         l.maxListLimit = c.int(forKey: "limits.maxListLimit", default: l.maxListLimit)
         l.maxCidsPerQuery = c.int(forKey: "limits.maxCidsPerQuery", default: l.maxCidsPerQuery)
         l.maxQueryBytes = c.int(forKey: "limits.maxQueryBytes", default: l.maxQueryBytes)
+        l.maxResponseBytes = c.int(forKey: "limits.maxResponseBytes", default: l.maxResponseBytes)
+        l.maxConcurrentListsPerToken = c.int(forKey: "limits.maxConcurrentListsPerToken", default: l.maxConcurrentListsPerToken)
+        l.requestsPerSecond = c.int(forKey: "limits.requestsPerSecond", default: l.requestsPerSecond)
+        l.requestBurst = c.int(forKey: "limits.requestBurst", default: l.requestBurst)
+        l.maxPinsPerOrg = c.int(forKey: "limits.maxPinsPerOrg", default: l.maxPinsPerOrg)
         limits = l
         try validate()
     }
@@ -161,6 +180,14 @@ public struct NodeConfiguration: Sendable {
         try check((1...1000).contains(limits.maxListLimit), "limits.maxListLimit must be 1-1000 (the spec's maximum)")
         try check((1...limits.maxListLimit).contains(limits.defaultListLimit), "limits.defaultListLimit must be 1-maxListLimit")
         try check(limits.maxCidsPerQuery >= 10, "limits.maxCidsPerQuery must be at least 10 (the spec's own limit)")
+        try check(limits.maxResponseBytes >= 64 * 1024, "limits.maxResponseBytes must be at least 65536")
+        try check(limits.maxConcurrentListsPerToken >= 0, "limits.maxConcurrentListsPerToken must not be negative (0: no limit)")
+        try check(limits.requestsPerSecond >= 0, "limits.requestsPerSecond must not be negative (0: no limit)")
+        try check(limits.requestBurst >= 1, "limits.requestBurst must be at least 1")
+        try check(limits.maxPinsPerOrg >= 0, "limits.maxPinsPerOrg must not be negative (0: no quota)")
+        try check((1...3600).contains(httpIdleTimeoutSeconds), "http.idleTimeoutSeconds must be 1-3600")
+        try check(httpMaxConnections >= 1, "http.maxConnections must be at least 1")
+        try check(dbStatementTimeoutSeconds >= 0, "db.statementTimeoutSeconds must not be negative (0: none)")
         try check(delegates.count <= 20, "api.delegates holds at most 20 multiaddrs")
         try check(kuboURL.hasPrefix("http://") || kuboURL.hasPrefix("https://"), "kubo.url must be an http(s) URL")
         try check((1...600).contains(kuboTimeoutSeconds), "kubo.timeoutSeconds must be 1-600")
@@ -303,6 +330,16 @@ extension NodeConfiguration {
             ("limits.maxBodyBytes", "\(limits.maxBodyBytes)"),
             ("limits.maxListLimit", "\(limits.maxListLimit)"),
             ("limits.defaultListLimit", "\(limits.defaultListLimit)"),
+            ("limits.maxResponseBytes", "\(limits.maxResponseBytes)"),
+            ("limits.maxConcurrentListsPerToken", "\(limits.maxConcurrentListsPerToken)"),
+            ("limits.requestsPerSecond", "\(limits.requestsPerSecond)"),
+            ("limits.requestBurst", "\(limits.requestBurst)"),
+            ("limits.maxPinsPerOrg", "\(limits.maxPinsPerOrg)"),
+            ("kubo.dialPrivateOrigins", "\(worker.dialPrivateOrigins)"),
+            ("http.idleTimeoutSeconds", "\(httpIdleTimeoutSeconds)"),
+            ("http.maxConnections", "\(httpMaxConnections)"),
+            ("db.statementTimeoutSeconds", "\(dbStatementTimeoutSeconds)"),
+            ("db.opsStatementTimeoutSeconds", "\(dbOpsStatementTimeoutSeconds)"),
         ]
     }
 

@@ -132,8 +132,15 @@ public func withTestNode<T: Sendable>(
 ) async throws -> T {
     let database = try await SharedPostgres.shared.freshDatabase()
     let logger = Logger(label: "anchorage.test")
-    let api = PostgresClient(configuration: database.api.clientConfiguration(maxConnections: 8), backgroundLogger: logger)
-    let ops = PostgresClient(configuration: database.ops.clientConfiguration(maxConnections: 4), backgroundLogger: logger)
+    let production = NodeConfiguration()
+    let api = PostgresClient(
+        configuration: database.api.clientConfiguration(maxConnections: 8, statementTimeoutSeconds: production.dbStatementTimeoutSeconds),
+        backgroundLogger: logger
+    )
+    let ops = PostgresClient(
+        configuration: database.ops.clientConfiguration(maxConnections: 4, statementTimeoutSeconds: production.dbOpsStatementTimeoutSeconds),
+        backgroundLogger: logger
+    )
     let clock = VirtualWallClock()
     let entropy = SeededEntropy(seed: seed)
     var configuration = NodeConfiguration()

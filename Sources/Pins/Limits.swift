@@ -23,6 +23,20 @@ public struct Limits: Sendable, Equatable {
     public var maxCidsPerQuery: Int = 100
     /// Longest accepted query string in bytes (`limits.maxQueryBytes`).
     public var maxQueryBytes: Int = 16 * 1024
+    /// Largest `GET /pins` page in bytes (`limits.maxResponseBytes`): past it a page holds fewer
+    /// results than `limit`, with the true `count`, and clients page on with `before` (Kubo
+    /// does). A page always holds at least one result.
+    public var maxResponseBytes: Int = 4 * 1024 * 1024
+    /// `GET /pins` requests in flight per API token; more are a 429 (`limits.maxConcurrentListsPerToken`, 0: no limit).
+    public var maxConcurrentListsPerToken: Int = 4
+    /// Sustained `/pins` requests per second per API token; more are a 429 with `Retry-After`
+    /// (`limits.requestsPerSecond`, 0: no limit).
+    public var requestsPerSecond: Int = 100
+    /// Requests a token may send at once before the rate applies (`limits.requestBurst`).
+    public var requestBurst: Int = 200
+    /// Pins one org may hold; more are the spec's 409 `INSUFFICIENT_FUNDS`
+    /// (`limits.maxPinsPerOrg`, 0: no quota). Costs a count of the org's pins per create.
+    public var maxPinsPerOrg: Int = 0
 
     public init() {}
 }

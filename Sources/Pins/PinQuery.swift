@@ -17,6 +17,9 @@ public struct PinQuery: Sendable, Equatable {
     public var limit: Int = 10
     /// Every pair must be present in the pin's `meta`.
     public var meta: [String: String] = [:]
+    /// Stop adding results past about this many bytes of stored pin data (at least one result
+    /// is always returned; `count` stays the total). `limits.maxResponseBytes`.
+    public var byteBudget: Int = .max
 
     public init() {}
 
@@ -31,6 +34,7 @@ public struct PinQuery: Sendable, Equatable {
     public init(rawQuery: Substring?, limits: Limits, options: APIOptions) throws(PinsError) {
         self.init()
         self.limit = limits.defaultListLimit
+        self.byteBudget = limits.maxResponseBytes
         let raw = rawQuery ?? ""
         guard raw.utf8.count <= limits.maxQueryBytes else {
             throw .badRequest(reason: "INVALID_QUERY", details: "the query string is longer than \(limits.maxQueryBytes) bytes")

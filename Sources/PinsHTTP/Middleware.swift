@@ -133,6 +133,29 @@ public struct AuthMiddleware: RouterMiddleware {
     }
 }
 
+/// `limits.requestsPerSecond` per API token, after authentication (the token is the key): a
+/// 429 in the spec's error body with `Retry-After`, before any database work.
+public struct RequestRateMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
+    let limiter: TokenRateLimiter
+
+    public init(limiter: TokenRateLimiter) { self.limiter = limiter }
+
+    public func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        if let claims = context.claims, let wait = limiter.admit(claims.tokenID) {
+            throw PinsError.tooManyRequests(
+                "this token sent more than \(Int(limiter.perSecond)) requests per second (burst \(Int(limiter.burst)))",
+                retryAfter: wait
+            )
+        }
+        return try await next(request, context)
+    }
+}
+
 extension Substring {
     fileprivate func trimmingWhitespace() -> Substring {
         var s = self

@@ -1,6 +1,7 @@
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Seams
 
 /// Answers whether this node can serve requests, and if not, why.
 public protocol ReadinessCheck: Sendable {
@@ -13,6 +14,31 @@ public struct ReadinessProbe: ReadinessCheck {
     let check: @Sendable () async -> String?
     public init(_ check: @escaping @Sendable () async -> String?) { self.check = check }
     public func notReadyReason() async -> String? { await check() }
+}
+
+/// A readiness answer reused for `maxAge` (by the injected clock), so probes cost the database
+/// at most one check per interval. Concurrent probes of a stale answer may each check once.
+public final class CachedReadiness: ReadinessCheck, @unchecked Sendable {
+    // @unchecked: `last` is only touched under `lock`.
+    private let check: @Sendable () async -> String?
+    private let clock: any WallClock
+    private let maxAge: Int64
+    private let lock = Lock()
+    private var last: (at: Int64, reason: String?)?
+
+    public init(clock: any WallClock, maxAgeMicroseconds: Int64, _ check: @escaping @Sendable () async -> String?) {
+        self.clock = clock
+        self.maxAge = maxAgeMicroseconds
+        self.check = check
+    }
+
+    public func notReadyReason() async -> String? {
+        let now = clock.now().microseconds
+        if let last = lock.withLock({ last }), now - last.at < maxAge, now >= last.at { return last.reason }
+        let reason = await check()
+        lock.withLock { last = (now, reason) }
+        return reason
+    }
 }
 
 /// `/v1/health` (the process is alive) and `/v1/ready` (it can serve: 200, or 503 with a reason).

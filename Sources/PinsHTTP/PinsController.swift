@@ -4,15 +4,19 @@ import Hummingbird
 import NIOCore
 import Pins
 import Seams
+import Tokens
 
 /// The five operations of the Pinning Services API.
 public struct PinsController<Store: PinStore>: Sendable {
     public let service: PinService<Store>
     public let delegates: any DelegateSource
+    /// `limits.maxConcurrentListsPerToken`: listings are the API's largest answers.
+    let listGate: ConcurrencyGate
 
     public init(service: PinService<Store>, delegates: any DelegateSource) {
         self.service = service
         self.delegates = delegates
+        self.listGate = ConcurrencyGate(limit: service.limits.maxConcurrentListsPerToken)
     }
 
     public func register(on group: RouterGroup<AppRequestContext>) {
@@ -26,18 +30,39 @@ public struct PinsController<Store: PinStore>: Sendable {
     @Sendable func list(_ request: Request, context: AppRequestContext) async throws -> Response {
         let org = try requireOrg(context)
         let query = try service.parseQuery(request.uri.query.map { Substring($0) })
-        let page = try await service.list(org: org, query: query)
-        let delegates = await currentDelegates()
-        var writer = JSONWriter(capacity: 256 + page.results.count * 400)
+        let token = context.claims?.tokenID ?? org
+        let response = try await listGate.run(token) {
+            let page = try await service.list(org: org, query: query)
+            return Self.render(page, delegates: await currentDelegates(), maxBytes: service.limits.maxResponseBytes)
+        }
+        guard let response else {
+            throw PinsError.tooManyRequests(
+                "at most \(listGate.limit) listings may run at once per token; retry when one has finished",
+                retryAfter: 1
+            )
+        }
+        return response
+    }
+
+    /// A page as JSON, stopping before the result that would pass `maxBytes` (escaping can make
+    /// the text larger than the stored data the store budgeted for). At least one result is
+    /// written, and `count` stays the total, so clients page on with `before`.
+    static func render(_ page: PinPage, delegates: [String], maxBytes: Int) -> Response {
+        var writer = JSONWriter(capacity: 256 + min(page.results.count, 64) * 400)
         writer.raw("{\"count\":")
         writer.int(page.count)
         writer.raw(",\"results\":[")
         for (n, record) in page.results.enumerated() {
+            let mark = writer.buffer.writerIndex
             if n > 0 { writer.raw(",") }
             writer.pinStatus(record, delegates: delegates)
+            if n > 0, writer.buffer.readableBytes > maxBytes {
+                writer.buffer.moveWriterIndex(to: mark)
+                break
+            }
         }
         writer.raw("]}")
-        return Self.json(.ok, writer.buffer)
+        return json(.ok, writer.buffer)
     }
 
     @Sendable func add(_ request: Request, context: AppRequestContext) async throws -> Response {

@@ -35,7 +35,14 @@ public func makeRouter<Store: PinStore>(_ deps: HTTPDependencies<Store>) -> Rout
     router.add(middleware: FailureMiddleware())
     router.add(middleware: MethodMiddleware())
     OperationsController(readiness: deps.readiness).register(on: router)
-    let pins = router.group().add(middleware: AuthMiddleware(verifier: deps.verifier))
+    let limits = deps.service.limits
+    let pins = router.group()
+        .add(middleware: AuthMiddleware(verifier: deps.verifier))
+        .add(
+            middleware: RequestRateMiddleware(
+                limiter: TokenRateLimiter(perSecond: Double(limits.requestsPerSecond), burst: limits.requestBurst, clock: deps.service.clock)
+            )
+        )
     PinsController(service: deps.service, delegates: deps.delegates).register(on: pins)
     return router
 }

@@ -72,7 +72,9 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         return c.string ?? "<unparseable>"
     }
 
-    public func clientConfiguration(maxConnections: Int = 20) -> PostgresClient.Configuration {
+    /// With `statementTimeoutSeconds` > 0, PostgreSQL cancels any statement of these
+    /// connections running longer (`statement_timeout`, set at connection start).
+    public func clientConfiguration(maxConnections: Int = 20, statementTimeoutSeconds: Int = 0) -> PostgresClient.Configuration {
         var config = PostgresClient.Configuration(
             host: host,
             port: port,
@@ -82,6 +84,9 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
             tls: requireTLS ? .require(.makeClientConfiguration()) : .disable
         )
         config.options.maximumConnections = maxConnections
+        if statementTimeoutSeconds > 0 {
+            config.options.additionalStartupParameters = [("statement_timeout", "\(statementTimeoutSeconds)s")]
+        }
         return config
     }
 }
@@ -108,6 +113,9 @@ extension PostgresConnection {
 }
 
 extension Error {
-    /// The SQLSTATE of a server error, if this is one.
-    var sqlState: String? { (self as? PSQLError)?.serverInfo?[.sqlState] }
+    /// The SQLSTATE of a server error, if this is one (also inside `withTransaction`'s wrapper).
+    var sqlState: String? {
+        if let tx = self as? PostgresTransactionError { return tx.closureError?.sqlState ?? tx.commitError?.sqlState }
+        return (self as? PSQLError)?.serverInfo?[.sqlState]
+    }
 }

@@ -303,14 +303,19 @@ public enum Migrations {
             -- writer per org at a time: `created` is a millisecond after the org's newest pin, so
             -- concurrent creates in one org would otherwise collide on it and retry (more than
             -- about nine at once ran out of retries). The lock lasts until the transaction ends.
+            -- p_max_pins > 0 is the org's quota (limits.maxPinsPerOrg), checked under the same lock,
+            -- so concurrent creates cannot overshoot it; past it, SQLSTATE \(Self.quotaSQLState).
             CREATE FUNCTION anchorage_create_pin(
               p_org uuid, p_id uuid, p_cid text, p_cid_key text, p_name text, p_origins text[], p_meta jsonb,
-              p_at timestamptz
+              p_at timestamptz, p_max_pins bigint
             ) RETURNS timestamptz LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public AS $fn$
             DECLARE c timestamptz;
             BEGIN
               PERFORM set_config('\(DatabaseRole.orgSetting)', p_org::text, true);
               PERFORM pg_advisory_xact_lock(\(Self.createLockSpace), hashtext(p_org::text));
+              IF p_max_pins > 0 AND (SELECT count(*) FROM pins WHERE org_id = p_org) >= p_max_pins THEN
+                RAISE EXCEPTION 'the org holds its quota of % pins', p_max_pins USING ERRCODE = '\(Self.quotaSQLState)';
+              END IF;
               SELECT GREATEST(date_trunc('milliseconds', p_at), max(created_at) + interval '1 millisecond') INTO c
                 FROM pins WHERE org_id = p_org;
               c := COALESCE(c, date_trunc('milliseconds', p_at));
@@ -321,11 +326,11 @@ public enum Migrations {
 
             CREATE FUNCTION anchorage_create_placed_pin(
               p_org uuid, p_id uuid, p_cid text, p_cid_key text, p_name text, p_origins text[], p_meta jsonb,
-              p_at timestamptz, p_nodes uuid[]
+              p_at timestamptz, p_nodes uuid[], p_max_pins bigint
             ) RETURNS timestamptz LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public AS $fn$
             DECLARE c timestamptz;
             BEGIN
-              c := anchorage_create_pin(p_org, p_id, p_cid, p_cid_key, p_name, p_origins, p_meta, p_at);
+              c := anchorage_create_pin(p_org, p_id, p_cid, p_cid_key, p_name, p_origins, p_meta, p_at, p_max_pins);
               INSERT INTO placements (org_id, pin_id, node_id, status, attempts, updated_at, cid, created_at, next_attempt_at)
                 SELECT p_org, p_id, n, 'queued', 0, p_at, p_cid_key, c, '-infinity' FROM unnest(p_nodes) AS n;
               RETURN c;
@@ -367,14 +372,16 @@ public enum Migrations {
             GRANT SELECT (org_id, pin_id), DELETE ON placements TO \(DatabaseRole.api);
             GRANT INSERT (org_id, pin_id, node_id, status, attempts, updated_at, cid, created_at, next_attempt_at)
               ON placements TO \(DatabaseRole.api);
-            GRANT EXECUTE ON FUNCTION anchorage_create_pin(uuid, uuid, text, text, text, text[], jsonb, timestamptz),
-              anchorage_create_placed_pin(uuid, uuid, text, text, text, text[], jsonb, timestamptz, uuid[])
+            GRANT EXECUTE ON FUNCTION anchorage_create_pin(uuid, uuid, text, text, text, text[], jsonb, timestamptz, bigint),
+              anchorage_create_placed_pin(uuid, uuid, text, text, text, text[], jsonb, timestamptz, uuid[], bigint)
               TO \(DatabaseRole.api), \(DatabaseRole.ops);
             """
     )
 
     /// The advisory-lock space (first key) of `anchorage_create_pin`'s per-org lock.
     static let createLockSpace = 0x7069_6E73  // "pins"
+    /// The SQLSTATE `anchorage_create_pin` raises when an org is at its quota.
+    static let quotaSQLState = "AQ409"
 }
 
 /// Migration 4's backfill: every CID stored in another spelling than Kubo's gets its key.

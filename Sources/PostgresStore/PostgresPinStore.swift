@@ -9,12 +9,31 @@ import Seams
 public struct PostgresPinStore: PinStore {
     public let client: PostgresClient
     public let logger: Logger
-    /// How often to retry when a concurrent insert took the same `created` millisecond.
+    /// `limits.maxPinsPerOrg` (0: no quota), enforced by the database under the org's lock.
+    public let maxPinsPerOrg: Int
+    /// How often to retry when a concurrent insert took the same `created` millisecond (the
+    /// per-org lock in `anchorage_create_pin` makes this rare; a replace may still race).
     static let maxCreatedRetries = 8
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, maxPinsPerOrg: Int = 0, logger: Logger) {
         self.client = client
+        self.maxPinsPerOrg = maxPinsPerOrg
         self.logger = logger
+    }
+
+    /// What a tenant is told when PostgreSQL refuses for a reason that is theirs or transient,
+    /// instead of a 500: the quota (409), a statement that ran past `statement_timeout` (503).
+    static func translated(_ error: any Error) -> any Error {
+        switch error.sqlState {
+        case Migrations.quotaSQLState?:
+            return PinsError.insufficientFunds("this account holds as many pins as its quota allows; delete some first")
+        case "57014"?:
+            var e = PinsError.unavailable("the database did not answer in time; retry shortly")
+            e.retryAfter = 1
+            return e
+        default:
+            return error
+        }
     }
 
     static let columns = "id, cid, name, origins, meta::text, status, info::text, created_at"
@@ -41,7 +60,7 @@ public struct PostgresPinStore: PinStore {
                 let rows = try await client.query(
                     """
                     SELECT anchorage_create_placed_pin(\(org.uuid), \(pin.id.uuid), \(r.cid), \(r.cidKey), \(r.name), \(r.origins),
-                      \(meta)::jsonb, \(pin.created), \(pin.nodes.map(\.uuid)))
+                      \(meta)::jsonb, \(pin.created), \(pin.nodes.map(\.uuid)), \(maxPinsPerOrg))
                     """,
                     logger: logger
                 )
@@ -51,11 +70,22 @@ public struct PostgresPinStore: PinStore {
                 return PinRecord(id: pin.id, org: org, request: r, status: .queued, created: created)
             } catch  where error.sqlState == "23505" && attempt < Self.maxCreatedRetries {
                 attempt += 1  // a concurrent insert in this org took the same millisecond
+            } catch {
+                throw Self.translated(error)
             }
         }
     }
 
     public func get(org: TypeID, id: TypeID) async throws -> PinRecord? {
+        try await translatingErrors { try await getRow(org: org, id: id) }
+    }
+
+    /// Runs `body`, turning the database's refusals a tenant should hear about into `PinsError`s.
+    func translatingErrors<T>(_ body: () async throws -> T) async throws -> T {
+        do { return try await body() } catch { throw Self.translated(error) }
+    }
+
+    func getRow(org: TypeID, id: TypeID) async throws -> PinRecord? {
         try await client.withTransaction(logger: logger) { conn in
             try await conn.setOrg(org, logger: logger)
             let rows = try await conn.query(
@@ -87,7 +117,7 @@ public struct PostgresPinStore: PinStore {
                     let rows = try await conn.query(
                         """
                         SELECT anchorage_create_placed_pin(\(org.uuid), \(replacement.id.uuid), \(r.cid), \(r.cidKey), \(r.name),
-                          \(r.origins), \(meta)::jsonb, \(at), \(replacement.nodes.map(\.uuid)))
+                          \(r.origins), \(meta)::jsonb, \(at), \(replacement.nodes.map(\.uuid)), \(maxPinsPerOrg))
                         """,
                         logger: logger
                     )
@@ -96,11 +126,17 @@ public struct PostgresPinStore: PinStore {
                 }
             } catch  where error.sqlState == "23505" && attempt < Self.maxCreatedRetries {
                 attempt += 1
+            } catch {
+                throw Self.translated(error)
             }
         }
     }
 
     public func delete(org: TypeID, id: TypeID, at: Timestamp) async throws -> Bool {
+        try await translatingErrors { try await deleteRow(org: org, id: id) }
+    }
+
+    func deleteRow(org: TypeID, id: TypeID) async throws -> Bool {
         try await client.withTransaction(logger: logger) { conn in
             try await conn.setOrg(org, logger: logger)
             try await Self.releasePlacements(conn, org: org, id: id, logger: logger)
@@ -144,22 +180,36 @@ public struct PostgresPinStore: PinStore {
             "SELECT \(Self.columns) FROM pins WHERE \(whereClause) ORDER BY created_at DESC, id DESC LIMIT \(limit)"
         let countSQL = "SELECT count(*) FROM pins WHERE \(whereClause)"
         let pageBinds = binds
-        return try await client.withTransaction(logger: logger) { conn in
-            try await conn.setOrg(org, logger: logger)
-            var results: [PinRecord] = []
-            results.reserveCapacity(query.limit)
-            for try await row in try await conn.query(PostgresQuery(unsafeSQL: pageSQL, binds: pageBinds), logger: logger)
-                .decode(Row.self)
-            {
-                results.append(Self.record(row, org: org))
+        return try await translatingErrors {
+            try await client.withTransaction(logger: logger) { conn in
+                try await conn.setOrg(org, logger: logger)
+                var results: [PinRecord] = []
+                results.reserveCapacity(min(query.limit, 64))
+                // Stop decoding once the page holds `byteBudget` bytes of pin data: a full page of
+                // maximal pins is hundreds of megabytes (the rest is fetched with `before`).
+                var bytes = 0
+                var truncated = false
+                for try await row in try await conn.query(PostgresQuery(unsafeSQL: pageSQL, binds: pageBinds), logger: logger)
+                    .decode(Row.self)
+                {
+                    let size =
+                        row.1.utf8.count + (row.2?.utf8.count ?? 0) + row.3.reduce(0) { $0 + $1.utf8.count } + row.4.utf8.count
+                        + row.6.utf8.count
+                    if !results.isEmpty, bytes + size > query.byteBudget {
+                        truncated = true
+                        break
+                    }
+                    bytes += size
+                    results.append(Self.record(row, org: org))
+                }
+                // A short first page is the whole answer: no need to count.
+                var count = results.count
+                if results.count == query.limit || truncated {
+                    let rows = try await conn.query(PostgresQuery(unsafeSQL: countSQL, binds: countBinds), logger: logger)
+                    count = try await rows.collect().first?.decode(Int.self) ?? results.count
+                }
+                return PinPage(count: count, results: results)
             }
-            // A short first page is the whole answer: no need to count.
-            var count = results.count
-            if results.count == query.limit {
-                let rows = try await conn.query(PostgresQuery(unsafeSQL: countSQL, binds: countBinds), logger: logger)
-                count = try await rows.collect().first?.decode(Int.self) ?? results.count
-            }
-            return PinPage(count: count, results: results)
         }
     }
 

@@ -6,7 +6,7 @@ import Seams
 import Tokens
 
 /// The API side of tokens: key lookup and the denylist, read-only, with the API's role.
-public struct PostgresTokenLookup: SigningKeySource, Denylist {
+public struct PostgresTokenLookup: SigningKeySource, ActiveKeySource, Denylist {
     public let client: PostgresClient
     public let logger: Logger
 
@@ -24,6 +24,18 @@ public struct PostgresTokenLookup: SigningKeySource, Denylist {
             return SigningKey(kid: kid, secret: Array(buffer: secret), created: created)
         }
         return nil
+    }
+
+    public func activeKeys() async throws -> [SigningKey] {
+        let rows = try await client.query(
+            "SELECT kid, secret, created_at FROM signing_keys WHERE retired_at IS NULL",
+            logger: logger
+        )
+        var out: [SigningKey] = []
+        for try await (kid, secret, created) in rows.decode((String, ByteBuffer, Timestamp).self) {
+            out.append(SigningKey(kid: kid, secret: Array(buffer: secret), created: created))
+        }
+        return out
     }
 
     public func isRevoked(tokenID: TypeID) async throws -> Bool {
@@ -53,15 +65,14 @@ public struct PostgresTokenLookup: SigningKeySource, Denylist {
         }
     }
 
-    /// The highest applied migration, or nil if the schema table is missing.
+    /// The highest applied migration, or nil if the schema table is missing. One query.
     public func schemaVersion() async throws -> Int? {
-        let rows = try await client.query(
-            "SELECT CASE WHEN to_regclass('schema_migrations') IS NULL THEN NULL ELSE 0 END",
-            logger: logger
-        )
-        guard try await rows.collect().first?.decode(Int?.self) != nil else { return nil }
-        let v = try await client.query("SELECT coalesce(max(version), 0) FROM schema_migrations", logger: logger)
-        return try await v.collect().first?.decode(Int.self)
+        do {
+            let v = try await client.query("SELECT coalesce(max(version), 0) FROM schema_migrations", logger: logger)
+            return try await v.collect().first?.decode(Int.self)
+        } catch  where error.sqlState == "42P01" {  // undefined_table
+            return nil
+        }
     }
 }
 

@@ -32,7 +32,10 @@ struct Serve: AsyncParsableCommand {
         let logger = LogSetup.bootstrap(level: settings.logLevel, format: settings.logFormat, clock: clock)
         let entropy = SystemEntropy()
         let postgres = PostgresClient(
-            configuration: try settings.apiURL().clientConfiguration(maxConnections: settings.dbMaxConnections),
+            configuration: try settings.apiURL().clientConfiguration(
+                maxConnections: settings.dbMaxConnections,
+                statementTimeoutSeconds: settings.dbStatementTimeoutSeconds
+            ),
             backgroundLogger: Logger(label: "anchorage.postgres")
         )
         // The worker runs with the ops role (it serves every org); without db.opsUrl the node
@@ -40,7 +43,10 @@ struct Serve: AsyncParsableCommand {
         let ops =
             settings.workerEnabled
             ? settings.opsDatabaseURL.flatMap { try? DatabaseURL($0) }.map {
-                PostgresClient(configuration: $0.clientConfiguration(maxConnections: 4), backgroundLogger: Logger(label: "anchorage.postgres"))
+                PostgresClient(
+                    configuration: $0.clientConfiguration(maxConnections: 4, statementTimeoutSeconds: settings.dbOpsStatementTimeoutSeconds),
+                    backgroundLogger: Logger(label: "anchorage.postgres")
+                )
             } : nil
         let nodeID = try NodeIdentity.resolve(settings, clock: clock, entropy: entropy)
         let delegates = await Self.delegates(settings, logger: logger)
@@ -70,9 +76,7 @@ struct Serve: AsyncParsableCommand {
         if node.worker == nil {
             logger.warning("pin worker disabled (worker.enabled=false or no db.opsUrl): pins are stored but never pinned")
         }
-        let app = Application(
-            router: node.router,
-            configuration: .init(address: .hostname(settings.httpHost, port: settings.httpPort), serverName: "anchorage"),
+        let app = node.httpServer(
             onServerRunning: { channel in
                 logger.info("serving the Pinning Services API", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
             },

@@ -146,29 +146,56 @@ public struct TokenVerifier: Sendable {
     }
 }
 
-/// Caches verification keys for a short time, so a request costs no key lookup, while a newly
-/// rotated key is found on first use and a retired one stops verifying within `ttlSeconds`.
-public actor CachedKeySource: SigningKeySource {
-    private let source: any SigningKeySource
-    private let clock: any WallClock
-    private let ttl: Int64
-    private var entries: [String: (key: SigningKey?, fetched: Timestamp)] = [:]
-    /// Bound on cached kids, including misses, so junk kids cannot grow memory.
-    private let capacity = 1024
+/// Every active signing key, where a verification can reach it without a query.
+public protocol ActiveKeySource: Sendable {
+    /// The keys that are not retired.
+    func activeKeys() async throws -> [SigningKey]
+}
 
-    public init(source: any SigningKeySource, clock: any WallClock, ttlSeconds: Int64 = 30) {
+/// The active signing keys, held in memory and reloaded every `refreshSeconds`: a request
+/// costs no key lookup, a key retired elsewhere stops verifying within `refreshSeconds`, and a
+/// `kid` not in the set (an attacker's junk, or a key minted a moment ago on another node)
+/// reloads the set at most once per `missRefreshSeconds` in all, so unauthenticated requests
+/// cannot make the database work per request.
+public actor KeyRing: SigningKeySource {
+    private let source: any ActiveKeySource
+    private let clock: any WallClock
+    private let refresh: Int64
+    private let missRefresh: Int64
+    private var keys: [String: SigningKey] = [:]
+    private var loadedAt: Timestamp?
+    private var loading = false
+    /// Reloads so far (for tests and, later, metrics).
+    public private(set) var loads = 0
+
+    public init(source: any ActiveKeySource, clock: any WallClock, refreshSeconds: Int64 = 30, missRefreshSeconds: Int64 = 1) {
         self.source = source
         self.clock = clock
-        self.ttl = ttlSeconds * 1_000_000
+        self.refresh = refreshSeconds * 1_000_000
+        self.missRefresh = missRefreshSeconds * 1_000_000
     }
 
     public func verificationKey(kid: String) async throws -> SigningKey? {
         let now = clock.now()
-        if let hit = entries[kid], now.microseconds - hit.fetched.microseconds < ttl { return hit.key }
-        let key = try await source.verificationKey(kid: kid)
-        if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-        entries[kid] = (key, now)
-        return key
+        let age = loadedAt.map { now.microseconds - $0.microseconds }
+        if age == nil || age! >= refresh {
+            try await reload(now)
+        } else if keys[kid] == nil, age! >= missRefresh {
+            try await reload(now)
+        }
+        return keys[kid]
+    }
+
+    /// One reload at a time: callers arriving meanwhile use the set as it is (or, before the
+    /// first load, wait for it).
+    private func reload(_ now: Timestamp) async throws {
+        guard !loading || loadedAt == nil else { return }
+        loading = true
+        defer { loading = false }
+        let active = try await source.activeKeys()
+        keys = Dictionary(active.map { ($0.kid, $0) }, uniquingKeysWith: { a, _ in a })
+        loadedAt = now
+        loads += 1
     }
 }
 

@@ -67,6 +67,9 @@ public struct WorkerSettings: Sendable, Equatable {
     /// Origins dialled before pinning (`kubo.maxOriginDials`), and how long the dials may take.
     public var maxOriginDials = 8
     public var originDialTimeout: Duration = .seconds(15)
+    /// Dial origins on private, loopback and link-local addresses and DNS names too
+    /// (`kubo.dialPrivateOrigins`; off: see `OriginPolicy`).
+    public var dialPrivateOrigins = false
     /// Released CIDs unpinned per tick.
     public var unpinBatch = 64
     /// Name given to the pins anchorage makes in Kubo, so the reconciler can tell them apart.
@@ -215,8 +218,9 @@ public struct PinWorker: Sendable {
     /// Phase 4: one attempt at one claim, decided into an outcome; never throws.
     public func attempt(_ claim: Claim) async -> PinOutcome {
         // Best effort (the spec's provider hints): a failed dial never fails the pin.
-        if !claim.origins.isEmpty, settings.maxOriginDials > 0 {
-            _ = await kubo.connect(to: claim.origins, limit: settings.maxOriginDials, timeout: settings.originDialTimeout)
+        let origins = claim.origins.filter { OriginPolicy.isDialable($0, allowPrivate: settings.dialPrivateOrigins) }
+        if !origins.isEmpty, settings.maxOriginDials > 0 {
+            _ = await kubo.connect(to: origins, limit: settings.maxOriginDials, timeout: settings.originDialTimeout)
         }
         do {
             try await kubo.pin(

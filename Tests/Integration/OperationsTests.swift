@@ -1,3 +1,4 @@
+import AnchorageNode
 import AnchorageTesting
 import DeterministicSeams
 import Foundation
@@ -11,6 +12,7 @@ import PinsHTTP
 import PostgresNIO
 import PostgresStore
 import Seams
+import ServiceLifecycle
 import Testing
 
 @Suite struct MigrationTests {
@@ -110,6 +112,81 @@ import Testing
                 )
                 #expect(list.count == 1)
                 Strict.failure(try await client.call(.get, "/pins", token: nil), status: 401)
+            }
+        }
+    }
+}
+
+extension LiveSocketTests {
+    static let nodeID = TypeID(prefix: IDPrefix.node, high: 0x0193_0000_0000_7000, low: 0x8000_0000_0000_0042)
+
+    /// Runs the node's production HTTP server on a free port for `body`. Not Hummingbird's
+    /// live test mode: its `ApplicationConfiguration.with(address:)` drops the connection cap.
+    static func serving<T: Sendable>(_ node: Node, _ body: @Sendable @escaping (Int) async throws -> T) async throws -> T {
+        let (ports, found) = AsyncStream<Int>.makeStream()
+        let app = node.httpServer(
+            address: .hostname("127.0.0.1", port: 0),
+            onServerRunning: { found.yield($0.localAddress?.port ?? 0) },
+            logger: Logger(label: "test.http")
+        )
+        let group = ServiceGroup(services: [app], logger: Logger(label: "test.http"))
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var it = ports.makeAsyncIterator()
+            let port = try #require(await it.next())
+            do {
+                let value = try await body(port)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return value
+            } catch {
+                await group.triggerGracefulShutdown()
+                throw error
+            }
+        }
+    }
+
+    /// A client that never finishes its request head used to hold its connection forever
+    /// (slowloris); now `http.idleTimeoutSeconds` closes it.
+    @Test func aRequestHeadThatNeverCompletesIsCutOff() async throws {
+        try await withTestNode { node in
+            let built = node.node(id: Self.nodeID) {
+                $0.httpIdleTimeoutSeconds = 1
+                $0.workerEnabled = false
+            }
+            try await Self.serving(built) { port in
+                let slow = try RawSocket(port: port)
+                slow.send("GET /v1/health HTTP/1.1\r\nHost: a\r\nX-Slow: ")
+                #expect(await slow.read(seconds: 15).closed, "the half-sent request still holds its connection")
+                let fine = try RawSocket(port: port)
+                fine.send("GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n")
+                #expect(await fine.read(seconds: 10, until: "ok").text.contains("200 OK"))
+            }
+        }
+    }
+
+    /// Past `http.maxConnections` open connections a new one waits (in the listen backlog)
+    /// until one closes.
+    @Test func connectionsPastTheCapWaitForOneToClose() async throws {
+        try await withTestNode { node in
+            let built = node.node(id: Self.nodeID) {
+                $0.httpMaxConnections = 2
+                $0.workerEnabled = false
+            }
+            try await Self.serving(built) { port in
+                let request = "GET /v1/health HTTP/1.1\r\nHost: a\r\n\r\n"
+                let first = try RawSocket(port: port)
+                first.send(request)
+                #expect(await first.read(seconds: 10, until: "ok").text.contains("200 OK"))
+                let second = try RawSocket(port: port)
+                second.send(request)
+                #expect(await second.read(seconds: 10, until: "ok").text.contains("200 OK"))
+                let third = try RawSocket(port: port)
+                third.send(request)
+                #expect(await third.read(seconds: 2, until: "ok").text.isEmpty, "a third connection was served while two were open")
+                first.disconnect()
+                #expect(await third.read(seconds: 10, until: "ok").text.contains("200 OK"))
+                second.disconnect()
             }
         }
     }

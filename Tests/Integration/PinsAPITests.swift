@@ -2,7 +2,9 @@ import AnchorageTesting
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import Logging
 import Pins
+import PinsHTTP
 import PostgresNIO
 import Seams
 import Testing
@@ -94,6 +96,109 @@ import Testing
             #expect(put.status == 405)
             #expect(put.headers[.allow] == "GET, HEAD, POST, DELETE")
             #expect(try await client.call(.get, "/nope", token: nil).status == 404)
+        }
+    }
+
+    /// A page is bounded in bytes, not only in results: `limit=1000` over pins with large
+    /// `meta` used to render everything into one buffer (about 220 MB at the limits). Past
+    /// `limits.maxResponseBytes` the page is short, `count` stays the total, and paging on with
+    /// `before` (as Kubo does) sees every pin exactly once.
+    @Test func aPageIsBoundedInBytesAndPagingStillSeesEveryPin() async throws {
+        var limits = Limits()
+        limits.maxResponseBytes = 64 * 1024
+        try await withAPI(limits: limits) { node, client in
+            let token = try await node.token(org: "acme")
+            // Control characters in a value are allowed and cost six bytes each when escaped.
+            let big = String(repeating: "\u{1}", count: 2000) + String(repeating: "x", count: 12_000)
+            var ids = Set<String>()
+            for n in 0..<24 {
+                let reply = try await client.add(token, cid: CIDText.synthetic(UInt64(n), namespace: 9), meta: ["blob": big])
+                #expect(reply.status == 202)
+                ids.insert(reply.requestID)
+            }
+            var seen: [String] = []
+            var before: String?
+            var pages = 0
+            while pages < 50 {
+                let query = "/pins?status=queued&limit=1000" + (before.map { "&before=\($0)" } ?? "")
+                let page = try await client.call(.get, query, token: token)
+                #expect(page.status == 200)
+                #expect(page.body.count <= 64 * 1024 + 30_000, "a page of \(page.body.count) bytes")
+                #expect(page.count == 24 - seen.count, "count is the total after before")
+                pages += 1
+                let results = page.results
+                #expect(!results.isEmpty)
+                seen += results.compactMap { $0["requestid"] as? String }
+                if page.count == results.count { break }
+                before = (results.last?["created"] as? String).map { $0.replacingOccurrences(of: ":", with: "%3A") }
+            }
+            #expect(pages > 1, "the page was not cut")
+            #expect(seen.count == 24 && Set(seen) == ids, "every pin exactly once")
+        }
+    }
+
+    /// `limits.requestsPerSecond` per token: past the burst a 429 in the spec's error body with
+    /// `Retry-After`; another token is unaffected; the budget refills with time.
+    @Test func aTokenPastItsRateIsA429WithRetryAfter() async throws {
+        var limits = Limits()
+        limits.requestsPerSecond = 2
+        limits.requestBurst = 5
+        try await withAPI(limits: limits) { node, client in
+            let busy = try await node.token(org: "busy")
+            let calm = try await node.token(org: "calm")
+            for _ in 0..<5 { #expect(try await client.call(.get, "/pins", token: busy).status == 200) }
+            let refused = try await client.call(.get, "/pins", token: busy)
+            #expect(refused.status == 429)
+            #expect(refused.reason == "TOO_MANY_REQUESTS")
+            #expect(refused.headers[.retryAfter] == "1")
+            Strict.failure(refused, status: 429)
+            #expect(try await client.call(.get, "/pins", token: calm).status == 200)
+            node.clock.advance(seconds: 1)
+            #expect(try await client.call(.get, "/pins", token: busy).status == 200)
+        }
+    }
+
+    /// `limits.maxPinsPerOrg`: past it, the spec's 409 `INSUFFICIENT_FUNDS`; replacing and
+    /// deleting still work, and other orgs are not counted.
+    @Test func anOrgAtItsQuotaGetsInsufficientFunds() async throws {
+        var limits = Limits()
+        limits.maxPinsPerOrg = 3
+        try await withAPI(limits: limits) { node, client in
+            let token = try await node.token(org: "small")
+            var ids: [String] = []
+            for n in 0..<3 { ids.append(try await client.add(token, cid: CIDText.synthetic(UInt64(n), namespace: 3)).requestID) }
+            let over = try await client.add(token, cid: cidA)
+            #expect(over.status == 409)
+            #expect(over.reason == "INSUFFICIENT_FUNDS")
+            Strict.failure(over, status: 409)
+            let replaced = try await client.call(.post, "/pins/\(ids[0])", token: token, body: #"{"cid":"\#(cidB)"}"#)
+            #expect(replaced.status == 202, "replacing keeps the count")
+            #expect(try await client.add(try await node.token(org: "other"), cid: cidA).status == 202)
+            #expect(try await client.call(.delete, "/pins/\(ids[1])", token: token).status == 202)
+            #expect(try await client.add(token, cid: cidA).status == 202)
+        }
+    }
+
+    /// At most `limits.maxConcurrentListsPerToken` listings in flight per token.
+    @Test func theListGateAdmitsItsLimitPerToken() async throws {
+        let gate = ConcurrencyGate(limit: 2)
+        let a = TypeID(prefix: IDPrefix.token, high: 1, low: 1)
+        let b = TypeID(prefix: IDPrefix.token, high: 1, low: 2)
+        let inner = try await gate.run(a) {
+            try await gate.run(a) {
+                (await gate.run(a) { 1 }, await gate.run(b) { 2 })
+            }
+        }
+        #expect(inner??.0 == nil, "a third listing of one token is refused")
+        #expect(inner??.1 == 2, "another token is not")
+        #expect(await gate.run(a) { 3 } == 3, "slots come back")
+    }
+
+    /// Every API statement runs under `db.statementTimeoutSeconds`.
+    @Test func theAPIsStatementsHaveATimeout() async throws {
+        try await withTestNode { node in
+            let shown = try await node.apiClient.query("SHOW statement_timeout", logger: Logger(label: "t")).collect().first?.decode(String.self)
+            #expect(shown == "10s")
         }
     }
 

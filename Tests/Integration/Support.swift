@@ -8,6 +8,10 @@ import Pins
 import Seams
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 struct Reply {
     var status: Int
     var headers: HTTPFields
@@ -147,4 +151,67 @@ func base58Spelling(of cid: String) -> String {
         }
     }
     return "z" + Base58.encode(bytes)
+}
+
+/// A plain TCP client for what HTTP clients will not do: half-sent headers, idle connections.
+final class RawSocket: @unchecked Sendable {
+    // @unchecked: one test task uses a socket at a time.
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_port = in_port_t(UInt16(port).bigEndian)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let rc = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc == 0 else {
+            close(fd)
+            throw POSIXError(.ECONNREFUSED)
+        }
+    }
+
+    private var isOpen = true
+
+    deinit { disconnect() }
+
+    func disconnect() {
+        guard isOpen else { return }
+        isOpen = false
+        close(fd)
+    }
+
+    func send(_ text: String) {
+        _ = text.utf8CString.withUnsafeBufferPointer { Glibc.send(fd, $0.baseAddress, $0.count - 1, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Reads until the peer closes, `until` appears in what was read, or `seconds` pass.
+    /// Returns what was read and whether the peer closed. The blocking reads run on a
+    /// Dispatch thread: on the two-thread cooperative pool they would starve the server itself.
+    func read(seconds: Int, until marker: String? = nil) async -> (text: String, closed: Bool) {
+        await withCheckedContinuation { done in
+            DispatchQueue.global().async { done.resume(returning: self.readBlocking(seconds: seconds, until: marker)) }
+        }
+    }
+
+    private func readBlocking(seconds: Int, until marker: String?) -> (text: String, closed: Bool) {
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var out: [UInt8] = []
+        let deadline = ContinuousClock.now + .seconds(seconds)
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while ContinuousClock.now < deadline {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n == 0 { return (String(decoding: out, as: UTF8.self), true) }
+            if n < 0 {
+                if errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR { continue }
+                return (String(decoding: out, as: UTF8.self), true)  // reset
+            }
+            out += buffer[0..<n]
+            if let marker, String(decoding: out, as: UTF8.self).contains(marker) { return (String(decoding: out, as: UTF8.self), false) }
+        }
+        return (String(decoding: out, as: UTF8.self), false)
+    }
 }

@@ -243,7 +243,9 @@ import Worker
 
     /// `origins` are dialled (best effort) before pinning; an undialable one does not fail it.
     @Test func originsAreDialledBeforePinning() async throws {
-        try await withRig(knobs: FakeKuboKnobs(undialable: ["QmBad"])) { rig, client in
+        var settings = WorkerSettings()
+        settings.dialPrivateOrigins = true  // these are documentation and private addresses
+        try await withRig(settings: settings, knobs: FakeKuboKnobs(undialable: ["QmBad"])) { rig, client in
             let token = try await rig.node.token(org: "acme")
             let reply = try await client.call(
                 .post,
@@ -255,6 +257,26 @@ import Worker
             #expect(try await rig.worker.tick().pinned == 1)
             let peers = await rig.kubo.snapshot().connectedPeers
             #expect(peers == ["QmGood"], "\(peers)")  // dialled; the undialable one failed quietly
+        }
+    }
+
+    /// A tenant's origins must not turn the node's Kubo into a scanner of the operator's
+    /// network: loopback, private and link-local addresses, DNS names and addresses without a
+    /// peer are never dialled (production's default), public peer addresses are.
+    @Test func privateAndNamedOriginsAreNotDialled() async throws {
+        try await withRig { rig, client in
+            let token = try await rig.node.token(org: "acme")
+            let origins = [
+                "/ip4/127.0.0.1/tcp/5001/p2p/QmLoopback", "/ip4/10.0.0.5/tcp/5432/p2p/QmPrivate",
+                "/ip4/169.254.169.254/tcp/80/ws/p2p/QmMetadata", "/dns4/metadata.internal/tcp/80/ws/p2p/QmNamed",
+                "/ip6/::1/tcp/1/p2p/QmLoopback6", "/ip4/1.1.1.1/tcp/4001", "/ip4/1.1.1.1/tcp/4001/p2p/QmPublic",
+            ]
+            let body = String(decoding: try JSONSerialization.data(withJSONObject: ["cid": cidA, "origins": origins]), as: UTF8.self)
+            let reply = try await client.call(.post, "/pins", token: token, body: body)
+            #expect(reply.status == 202)
+            #expect((reply.object["pin"] as? [String: Any])?["origins"] as? [String] == origins, "stored and echoed as sent")
+            #expect(try await rig.worker.tick().pinned == 1)
+            #expect(await rig.kubo.snapshot().connectedPeers == ["QmPublic"])
         }
     }
 

@@ -88,3 +88,45 @@ struct MemoryKeys: SigningKeySource, Denylist {
         #expect(await reason(TokenCodec.sign(claims, with: wrongKey), keys)?.contains("signature") == true)
     }
 }
+
+/// Counts how often the key ring goes to the database.
+actor CountingKeys: ActiveKeySource {
+    var keys: [SigningKey]
+    private(set) var calls = 0
+    init(_ keys: [SigningKey]) { self.keys = keys }
+    func activeKeys() async throws -> [SigningKey] {
+        calls += 1
+        return keys
+    }
+    func set(_ keys: [SigningKey]) { self.keys = keys }
+}
+
+@Suite struct KeyRingTests {
+    /// Any `kid` string used to cost a `signing_keys` query, so unauthenticated requests made
+    /// the database work per request. Now 10,000 tokens with random kids cost at most one
+    /// reload per second of (virtual) time.
+    @Test func randomKidsDoNotReachTheDatabasePerRequest() async throws {
+        let clock = VirtualWallClock()
+        let entropy = SeededEntropy(seed: 4)
+        let key = SigningKey(kid: "key_a", secret: entropy.bytes(32), created: clock.now())
+        let source = CountingKeys([key])
+        let ring = KeyRing(source: source, clock: clock, refreshSeconds: 30, missRefreshSeconds: 1)
+        #expect(try await ring.verificationKey(kid: "key_a") == key)
+        for n in 0..<10_000 {
+            #expect(try await ring.verificationKey(kid: "junk-\(n)-\(entropy.uniform(1 << 40))") == nil)
+            if n % 1000 == 999 { clock.advance(seconds: 1) }  // 10 s in all
+        }
+        let calls = await source.calls
+        #expect(calls <= 11, "\(calls) key reloads for 10,000 junk kids over 10 s")
+        // A key minted elsewhere is found on first use (after the miss interval); a retired one
+        // stops verifying within the refresh interval.
+        let fresh = SigningKey(kid: "key_b", secret: entropy.bytes(32), created: clock.now())
+        await source.set([key, fresh])
+        clock.advance(seconds: 1)
+        #expect(try await ring.verificationKey(kid: "key_b") == fresh)
+        await source.set([fresh])
+        #expect(try await ring.verificationKey(kid: "key_a") == key, "still cached")
+        clock.advance(seconds: 30)
+        #expect(try await ring.verificationKey(kid: "key_a") == nil)
+    }
+}

@@ -87,3 +87,44 @@ valid_cids = st.one_of(
     digests.map(cidv0),
     any_cidv1(),
 )
+
+
+def _decode_base_n(text: str, alphabet: str) -> bytes | None:
+    n = 0
+    for ch in text:
+        digit = alphabet.find(ch)
+        if digit < 0:
+            return None
+        n = n * len(alphabet) + digit
+    zeros = len(text) - len(text.lstrip(alphabet[0]))
+    return b"\0" * zeros + (n.to_bytes((n.bit_length() + 7) // 8, "big") if n else b"")
+
+
+def _decode_multibase(text: str) -> bytes | None:
+    prefix, body = text[:1], text[1:]
+    try:
+        if prefix in "bB":
+            return base64.b32decode(body.upper() + "=" * (-len(body) % 8))
+        if prefix in "fF":
+            return bytes.fromhex(body)
+        if prefix == "z":
+            return _decode_base_n(body, BASE58BTC)
+        if prefix in "kK":
+            return _decode_base_n(body.lower(), BASE36)
+        if prefix in "mM":
+            return base64.b64decode(body.rstrip("=") + "=" * (-len(body.rstrip("=")) % 4), validate=True)
+        if prefix in "uU":
+            body = body.rstrip("=")
+            return base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except ValueError:
+        return None
+    return None
+
+
+def canonical(cid: str) -> str | None:
+    """The server's identity of a CID (`CIDKey.canonical`): CIDv1 in any multibase as base32 `b…`,
+    CIDv0 unchanged; None when it does not decode. The `cid` filter matches by this."""
+    if len(cid) == 46 and cid.startswith("Qm"):
+        return cid
+    binary = _decode_multibase(cid)
+    return None if binary is None else "b" + MULTIBASES["b"](binary)

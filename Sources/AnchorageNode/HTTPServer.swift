@@ -1,0 +1,31 @@
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOCore
+
+extension Node {
+    /// The node's HTTP server: its router behind production's connection bounds. A connection
+    /// that sends no request part for `http.idleTimeoutSeconds` is closed, which also bounds a
+    /// request head that never completes (Hummingbird's idle timer counts only decoded parts,
+    /// so a slow-headers client cannot keep its connection alive byte by byte); past
+    /// `http.maxConnections` open connections, new ones wait in the listen backlog.
+    /// `anchorage serve` and the socket tests run this same server.
+    public func httpServer(
+        address: BindAddress? = nil,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in },
+        logger: Logger
+    ) -> some ApplicationProtocol {
+        let c = configuration
+        return Application(
+            router: router,
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(c.httpIdleTimeoutSeconds)))),
+            configuration: .init(
+                address: address ?? .hostname(c.httpHost, port: c.httpPort),
+                serverName: "anchorage",
+                availableConnectionsDelegate: MaximumAvailableConnections(c.httpMaxConnections, logger: logger)
+            ),
+            onServerRunning: onServerRunning,
+            logger: logger
+        )
+    }
+}
