@@ -1,7 +1,7 @@
 # The two commands that set up a fresh machine (see README.md):
 #   make run    a working node on 127.0.0.1:8080 (PostgreSQL, nats-server and a Kubo started for you)
 #   make test   the whole test suite
-.PHONY: run test deps build bench clean-dev validate format
+.PHONY: run test deps build bench clean-dev validate format fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -16,6 +16,11 @@ run: deps
 # PostgreSQL) and the timing-checked Kubo contract tests starve each other on 2 cores.
 test: deps
 	swift test --no-parallel
+
+# schemathesis (every check) and the storage/tenancy properties against a throwaway node
+# (scripts/fuzz.sh; FUZZ_MAX_SECONDS bounds it). Installs schemathesis into .anchorage/fuzz-venv.
+fuzz: deps
+	@scripts/fuzz.sh
 
 # Format lint, module layers and declared-vs-imported dependencies (docs/contributing.md).
 validate:

@@ -23,6 +23,15 @@ pgport=${ANCHORAGE_DEV_PG_PORT:-54329}
 httpport=${ANCHORAGE_HTTP_PORT:-8080}
 pg_bin=${ANCHORAGE_PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)}
 mkdir -p "$dev" "$pgdir"
+# Everything written under .anchorage/dev (passwords, the token, the env file) is private.
+umask 077
+# Dev passwords, made once: the superuser's (PostgreSQL's own, readable by the postgres user
+# that runs initdb) and the anchorage roles'. Not `trust`: any local user could otherwise
+# connect as the superuser and run programs as postgres.
+[ -s "$dev/db-password" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$dev/db-password"
+[ -s "$pgdir/superuser-password" ] || head -c 18 /dev/urandom | base64 | tr -d '/+=' > "$pgdir/superuser-password"
+dbpw=$(cat "$dev/db-password")
+superpw=$(cat "$pgdir/superuser-password")
 
 as_pg() { if [ "$(id -u)" -eq 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi; }
 
@@ -37,8 +46,10 @@ if [ "${1:-}" = "--stop-only" ]; then stop_pg; exit 0; fi
 if [ ! -f "$pgdata/PG_VERSION" ]; then
   echo "==> creating PostgreSQL cluster in $pgdata"
   mkdir -p "$pgdata"
-  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$pgdir"; fi
-  as_pg "$pg_bin/initdb" -D "$pgdata" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  if [ "$(id -u)" -eq 0 ]; then chown -R postgres:postgres "$pgdir"; chmod 700 "$pgdir"; fi
+  if [ "$(id -u)" -eq 0 ]; then chown postgres "$pgdir/superuser-password"; fi
+  as_pg "$pg_bin/initdb" -D "$pgdata" -U postgres --auth-local=peer --auth-host=scram-sha-256 \
+    --pwfile="$pgdir/superuser-password" -E UTF8 --locale=C.UTF-8 >/dev/null
 fi
 if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$pgdir"; fi
 
@@ -80,11 +91,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-super="postgres://postgres@127.0.0.1:$pgport/postgres"
-export ANCHORAGE_DB_URL="postgres://anchorage_api@127.0.0.1:$pgport/anchorage"
-export ANCHORAGE_DB_OPS_URL="postgres://anchorage_ops@127.0.0.1:$pgport/anchorage"
-export ANCHORAGE_DB_OWNER_URL="postgres://anchorage_owner@127.0.0.1:$pgport/anchorage"
-"$bin" migrate bootstrap --superuser-url "$super" --database anchorage
+printf 'postgres://postgres:%s@127.0.0.1:%s/postgres\n' "$superpw" "$pgport" > "$dev/superuser-url"
+export ANCHORAGE_DB_URL="postgres://anchorage_api:$dbpw@127.0.0.1:$pgport/anchorage"
+export ANCHORAGE_DB_OPS_URL="postgres://anchorage_ops:$dbpw@127.0.0.1:$pgport/anchorage"
+export ANCHORAGE_DB_OWNER_URL="postgres://anchorage_owner:$dbpw@127.0.0.1:$pgport/anchorage"
+# Signing secrets sealed at rest, as in production (docs/security.md).
+[ -s "$dev/secrets.key" ] || head -c 32 /dev/urandom | base64 > "$dev/secrets.key"
+export ANCHORAGE_AUTH_SECRETS_KEY_FILE="$dev/secrets.key"
+"$bin" migrate bootstrap --superuser-url-file "$dev/superuser-url" --database anchorage
 "$bin" migrate up
 
 cat > "$dev/env" <<ENV
@@ -96,12 +110,12 @@ export ANCHORAGE_HTTP_PORT=$httpport
 export ANCHORAGE_KUBO_URL=$kubo_url
 export ANCHORAGE_NODE_DATA_DIR=$dev/node
 export ANCHORAGE_NATS_PORT=${ANCHORAGE_NATS_PORT:-4222}
+export ANCHORAGE_AUTH_SECRETS_KEY_FILE=$dev/secrets.key
 ENV
 export ANCHORAGE_NODE_DATA_DIR="$dev/node"
 export ANCHORAGE_NATS_PORT=${ANCHORAGE_NATS_PORT:-4222}
 
-"$bin" admin mint-token --org dev --create-org --ttl 365d --name dev > "$dev/token"
-chmod 600 "$dev/token"
+"$bin" admin mint-token --org dev --create-org --ttl 30d --name dev > "$dev/token"
 
 cat <<MSG
 

@@ -35,6 +35,8 @@ public struct NodeEnvironment: Sendable {
     /// Wraps the cluster store (the simulator observes leader writes and plants broken policies
     /// here; production passes nil).
     public var decorateClusterStore: (@Sendable (any ClusterStore) -> any ClusterStore)?
+    /// Opens the signing secrets sealed at rest (`auth.secretsKeyFile`); none: stored in clear.
+    public var sealer: SecretSealer
 
     public init(
         nodeID: TypeID,
@@ -48,8 +50,10 @@ public struct NodeEnvironment: Sendable {
         connectBus: (@Sendable () async throws -> any ClusterBus)? = nil,
         delegates: [String],
         logger: @escaping @Sendable (String) -> Logger = { Logger(label: $0) },
-        decorateClusterStore: (@Sendable (any ClusterStore) -> any ClusterStore)? = nil
+        decorateClusterStore: (@Sendable (any ClusterStore) -> any ClusterStore)? = nil,
+        sealer: SecretSealer = SecretSealer()
     ) {
+        self.sealer = sealer
         self.nodeID = nodeID
         self.nodeName = nodeName
         self.version = version
@@ -145,7 +149,7 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
     let env = environment
     let dbLogger = env.logger("anchorage.db")
     let store = PostgresPinStore(client: env.api, maxPinsPerOrg: configuration.limits.maxPinsPerOrg, logger: dbLogger)
-    let lookup = PostgresTokenLookup(client: env.api, logger: dbLogger)
+    let lookup = PostgresTokenLookup(client: env.api, sealer: env.sealer, logger: dbLogger)
     let verifier = TokenVerifier(
         keys: KeyRing(source: lookup, clock: env.clock, refreshSeconds: configuration.keyCacheSeconds),
         denylist: lookup,

@@ -41,6 +41,10 @@ public struct NodeConfiguration: Sendable {
     public var limits = Limits()
     public var api = APIOptions()
     public var keyCacheSeconds: Int64 = 30
+    /// `auth.secretsKeyFile`: a file holding the base64 of 32 random bytes that seals signing
+    /// secrets at rest; `auth.previousSecretsKeyFile`: the one it replaces, during a rotation.
+    public var secretsKeyFile: String?
+    public var previousSecretsKeyFile: String?
     public var leewaySeconds: Int64 = 0
     public var shutdownGraceSeconds: Int64 = 25
     public var kuboURL = "http://127.0.0.1:5001"
@@ -65,9 +69,20 @@ public struct NodeConfiguration: Sendable {
     public init(reader c: ConfigReader) throws {
         httpHost = c.string(forKey: "http.host", default: httpHost)
         httpPort = c.int(forKey: "http.port", default: httpPort)
-        databaseURL = c.string(forKey: "db.url", isSecret: true)
-        opsDatabaseURL = c.string(forKey: "db.opsUrl", isSecret: true)
-        ownerDatabaseURL = c.string(forKey: "db.ownerUrl", isSecret: true)
+        // Secrets can also come from files (`db.urlFile`, `ANCHORAGE_DB_URL_FILE`, …): a value on
+        // a command line is visible to every local user in `ps`.
+        func secret(_ key: String) throws -> String? {
+            let name = ConfigKey(key.split(separator: ".").map(String.init))
+            if let value = c.string(forKey: name, isSecret: true) { return value }
+            guard let path = c.string(forKey: ConfigKey((key + "File").split(separator: ".").map(String.init))) else { return nil }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ConfigurationError("\(key)File: cannot read \(path)")
+            }
+            return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        databaseURL = try secret("db.url")
+        opsDatabaseURL = try secret("db.opsUrl")
+        ownerDatabaseURL = try secret("db.ownerUrl")
         dbMaxConnections = c.int(forKey: "db.maxConnections", default: dbMaxConnections)
         dbStatementTimeoutSeconds = c.int(forKey: "db.statementTimeoutSeconds", default: dbStatementTimeoutSeconds)
         dbOpsStatementTimeoutSeconds = c.int(forKey: "db.opsStatementTimeoutSeconds", default: dbOpsStatementTimeoutSeconds)
@@ -79,6 +94,8 @@ public struct NodeConfiguration: Sendable {
         delegates = c.stringArray(forKey: "api.delegates", default: delegates)
         api.strictStatusDefault = c.bool(forKey: "api.strictStatusDefault", default: api.strictStatusDefault)
         keyCacheSeconds = Int64(c.int(forKey: "auth.keyCacheSeconds", default: Int(keyCacheSeconds)))
+        secretsKeyFile = c.string(forKey: "auth.secretsKeyFile")
+        previousSecretsKeyFile = c.string(forKey: "auth.previousSecretsKeyFile")
         leewaySeconds = Int64(c.int(forKey: "auth.leewaySeconds", default: Int(leewaySeconds)))
         shutdownGraceSeconds = Int64(c.int(forKey: "http.shutdownGraceSeconds", default: Int(shutdownGraceSeconds)))
         kuboURL = c.string(forKey: "kubo.url", default: kuboURL)
@@ -136,9 +153,9 @@ public struct NodeConfiguration: Sendable {
         nats.clusterName = c.string(forKey: "nats.clusterName", default: nats.clusterName)
         nats.clusterPort = c.int(forKey: "nats.clusterPort")
         nats.routes = c.stringArray(forKey: "nats.routes", default: [])
-        nats.token = c.string(forKey: "nats.token", isSecret: true)
+        nats.token = try secret("nats.token")
         nats.user = c.string(forKey: "nats.user")
-        nats.password = c.string(forKey: "nats.password", isSecret: true)
+        nats.password = try secret("nats.password")
         nats.replicas = c.int(forKey: "nats.replicas", default: nats.replicas)
         nats.duplicateWindowSeconds = try seconds("nats.duplicateWindow", nats.duplicateWindowSeconds)
         nats.ackWaitSeconds = try seconds("nats.ackWait", nats.ackWaitSeconds)
@@ -209,8 +226,14 @@ public struct NodeConfiguration: Sendable {
         try check((1...5).contains(nats.replicas), "nats.replicas must be 1-5")
         try check(nats.duplicateWindowSeconds >= 1, "nats.duplicateWindow must be at least 1s")
         try check(nats.ackWaitSeconds >= 1, "nats.ackWait must be at least 1s")
-        if let url = nats.url {
-            try check(url.hasPrefix("nats://") || url.hasPrefix("tls://"), "nats.url must be nats://host:port (comma-separate several)")
+        for url in nats.clientURLs where nats.url != nil {
+            // The NATS client speaks plain TCP only: a tls:// URL must not silently connect in
+            // the clear. Reach a TLS-only cluster through a local leaf node or a tunnel.
+            try check(
+                !url.hasPrefix("tls://"),
+                "nats.url: tls:// is not supported (the NATS client has no TLS); use nats:// on a trusted network or a local leaf node (docs/security.md)"
+            )
+            try check(url.hasPrefix("nats://"), "nats.url must be nats://host:port (comma-separate several)")
         }
         if let nodeID { try check(TypeID(parsing: nodeID, prefix: IDPrefix.node) != nil, "node.id must be a node ID (nod_…)") }
         for d in delegates { try check(d.contains("/p2p/"), "api.delegates entries must end in /p2p/<peerID>: \(d)") }

@@ -86,9 +86,13 @@ public struct TestNode: Sendable {
             ops: ops,
             kubo: kubo,
             delegates: delegates,
-            logger: { Logger(label: $0) }
+            logger: { Logger(label: $0) },
+            sealer: Self.sealer
         )
     }
+
+    /// Every test node seals its signing secrets, as production does with `auth.secretsKeyFile`.
+    public static let sealer = SecretSealer(current: try! SecretSealer.Key(bytes: Array(repeating: 0xA5, count: 32)))
 
     /// A standalone node `id` (every new pin placed on it) through the production builder; with
     /// a Kubo it has a worker (`node.worker`, or run `node.services` for the production shell).
@@ -165,7 +169,8 @@ public func withTestNode<T: Sendable>(
                 clock: clock,
                 entropy: entropy,
                 api: api,
-                delegates: TestNode.defaultDelegates
+                delegates: TestNode.defaultDelegates,
+                sealer: TestNode.sealer
             )
         )
         let node = TestNode(
@@ -174,8 +179,8 @@ public func withTestNode<T: Sendable>(
             entropy: entropy,
             apiClient: api,
             opsClient: ops,
-            admin: PostgresAdmin(client: ops, clock: clock, entropy: entropy, logger: logger),
-            lookup: PostgresTokenLookup(client: api, logger: logger),
+            admin: PostgresAdmin(client: ops, clock: clock, entropy: entropy, sealer: TestNode.sealer, logger: logger),
+            lookup: PostgresTokenLookup(client: api, sealer: TestNode.sealer, logger: logger),
             delegates: TestNode.defaultDelegates,
             configuration: configuration,
             storage: storage

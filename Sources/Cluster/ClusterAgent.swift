@@ -19,6 +19,13 @@ public actor ClusterAgent {
     let logger: Logger
 
     var presence: PresenceTable
+    /// Nodes registered in PostgreSQL, the authority on membership: a heartbeat from any other
+    /// ID is ignored, so whoever can publish on NATS cannot invent nodes that win placements.
+    /// Reloaded when an unknown node is heard (at most once per heartbeat interval).
+    var registered: Set<TypeID> = []
+    var registeredAt: Timestamp?
+    /// Unknown IDs as of the last reload (bounded by one inbox drain).
+    var checkedUnknown: Set<String> = []
     var inbox: (any BusInbox)?
     var nextHeartbeat: Timestamp
     var state: NodeState = .active
@@ -82,7 +89,10 @@ public actor ClusterAgent {
         // Warm start: nodes PostgreSQL saw recently count as heard then, so that the first pins
         // this node places are spread over the cluster rather than all landing on itself. Real
         // heartbeats replace these within one interval; stale ones expire as usual.
-        for other in try await store.nodes() where other.id != node && other.state == .active {
+        let records = try await store.nodes()
+        registered = Set(records.map(\.id))
+        registeredAt = now
+        for other in records where other.id != node && other.state == .active {
             guard let seen = other.lastSeen, seen <= now, now.microseconds - seen.microseconds <= settings.liveAfterSeconds * 1_000_000 else {
                 continue
             }
@@ -187,9 +197,12 @@ public actor ClusterAgent {
     func presenceStep() async {
         let now = clock.now()
         if let inbox {
+            var unknown: [Heartbeat] = []
             for message in await inbox.drain() {
-                if let hb = Heartbeat.decode(message.payload) { presence.heard(hb, at: now) }
+                guard let hb = Heartbeat.decode(message.payload) else { continue }
+                if isRegistered(hb) { presence.heard(hb, at: now) } else { unknown.append(hb) }
             }
+            if !unknown.isEmpty { await hearUnregistered(unknown, now: now) }
         }
         if now >= nextHeartbeat {
             nextHeartbeat = now.adding(seconds: settings.heartbeatSeconds)
@@ -218,6 +231,39 @@ public actor ClusterAgent {
         policy.update(eligible: presence.eligible(now: now, settings: settings))
         status.eligible = policy.eligible
         status.state = state
+    }
+
+    func isRegistered(_ hb: Heartbeat) -> Bool {
+        guard let id = TypeID(parsing: hb.node, prefix: IDPrefix.node) else { return false }
+        return id == node || registered.contains(id)
+    }
+
+    /// Heartbeats from IDs not (yet) registered: a node that just joined is found by reloading
+    /// the registry; anything still unknown is dropped and reported.
+    func hearUnregistered(_ heartbeats: [Heartbeat], now: Timestamp) async {
+        // Reload for an ID not checked at the last reload (a node that just joined), or once
+        // per heartbeat interval: at most one query per step however many forgeries arrive.
+        let stale = registeredAt.map { now.microseconds - $0.microseconds >= settings.heartbeatSeconds * 1_000_000 } ?? true
+        if stale || heartbeats.contains(where: { !checkedUnknown.contains($0.node) }) {
+            do {
+                registered = Set(try await store.nodes().map(\.id))
+                registeredAt = now
+            } catch {
+                logger.warning("could not reload the registered nodes", metadata: ["error": "\(error)"])
+            }
+        }
+        var ignored: [String] = []
+        for hb in heartbeats {
+            if isRegistered(hb) { presence.heard(hb, at: now) } else { ignored.append(hb.node) }
+        }
+        checkedUnknown = Set(ignored)
+        if !ignored.isEmpty {
+            status.ignoredHeartbeats += ignored.count
+            logger.warning(
+                "ignored heartbeats from nodes not registered in PostgreSQL",
+                metadata: ["nodes": "\(checkedUnknown.sorted().prefix(8).map { $0.prefix(40) })"]
+            )
+        }
     }
 
     /// Takes the operator's state from PostgreSQL.
@@ -249,4 +295,6 @@ public struct ClusterStatus: Sendable, Equatable {
     public var repaired = 0
     public var orphansUnpinned = 0
     public var queueOpen = false
+    /// Heartbeats dropped because their node is not registered in PostgreSQL.
+    public var ignoredHeartbeats = 0
 }

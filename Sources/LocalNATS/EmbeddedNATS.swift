@@ -14,6 +14,9 @@ public final class EmbeddedNATS: Sendable {
         public var storeDir: String
         public var serverName: String?
         public var cluster: NATSClusterOptions?
+        /// Demand this credential from clients and routes (`nats.token`, or `nats.user` and
+        /// `nats.password`); nil: no authentication (loopback-only use).
+        public var auth: NATSServerAuth?
         public var extraArguments: [String] = []
         /// How long a start may take before it counts as failed.
         public var readyTimeout: Duration = .seconds(30)
@@ -85,15 +88,22 @@ public final class EmbeddedNATS: Sendable {
     /// exits of a running server are logged and followed by a restart.
     public func run() async throws {
         defer { finish() }
+        try FileManager.default.createDirectory(atPath: configuration.storeDir, withIntermediateDirectories: true)
+        var configFile: String?
+        if let auth = configuration.auth {
+            let path = (configuration.storeDir as NSString).appendingPathComponent("anchorage-auth.conf")
+            try Self.writePrivately(ServerArguments.authConfig(auth, cluster: configuration.cluster), to: path)
+            configFile = path
+        }
         let args = ServerArguments.make(
             host: configuration.host,
             port: configuration.port,
             storeDir: configuration.storeDir,
             serverName: configuration.serverName,
             cluster: configuration.cluster,
+            configFile: configFile,
             extra: configuration.extraArguments
         )
-        try FileManager.default.createDirectory(atPath: configuration.storeDir, withIntermediateDirectories: true)
         let logPath = (configuration.storeDir as NSString).appendingPathComponent("nats-server.log")
         var failures = 0
         while !Task.isCancelled {
@@ -156,6 +166,19 @@ public final class EmbeddedNATS: Sendable {
                 }
             }
             try? await Task.sleep(for: .milliseconds(ready ? 200 : 25))
+        }
+    }
+
+    /// Creates (or replaces) `path` with mode 0600 before a byte is written: the credential is
+    /// never readable by others, not even for a moment.
+    static func writePrivately(_ text: String, to path: String) throws {
+        unlink(path)
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw LocalNATSError.failed("cannot create \(path): errno \(errno)") }
+        defer { close(fd) }
+        let bytes = Array(text.utf8)
+        guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else {
+            throw LocalNATSError.failed("cannot write \(path): errno \(errno)")
         }
     }
 

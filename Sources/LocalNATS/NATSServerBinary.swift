@@ -43,13 +43,17 @@ public struct NATSServerBinary: Sendable, Equatable {
             guard fm.isExecutableFile(atPath: p) else { throw LocalNATSError.notFound("ANCHORAGE_NATS_SERVER=\(p) is not an executable") }
             return p
         }
-        var dir = URL(fileURLWithPath: directory).standardizedFileURL
-        while true {
+        // Next to the project only: the working directory, or the checkout a `.build/<config>/`
+        // executable sits in. Never a parent directory: whoever can write one (a shared /tmp,
+        // a home directory) would choose what anchorage executes.
+        var candidates = [URL(fileURLWithPath: directory).standardizedFileURL]
+        if let exe = Bundle.main.executableURL?.resolvingSymlinksInPath() {
+            let checkout = exe.deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            if fm.fileExists(atPath: checkout.appendingPathComponent("Package.swift").path) { candidates.append(checkout) }
+        }
+        for dir in candidates {
             let p = dir.appendingPathComponent(".anchorage/venv/bin/nats-server").path
             if fm.isExecutableFile(atPath: p) { return p }
-            let parent = dir.deletingLastPathComponent()
-            if parent.path == dir.path { break }
-            dir = parent
         }
         for d in (environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin").split(separator: ":") {
             let p = "\(d)/nats-server"

@@ -287,6 +287,10 @@ public enum Migrations {
             ALTER TABLE pins NO FORCE ROW LEVEL SECURITY;
             ALTER TABLE placements NO FORCE ROW LEVEL SECURITY;
             UPDATE pins SET cid_key = cid WHERE cid ~ '^(Qm|b)';
+
+            -- Signing secrets sealed under a key outside the database (auth.secretsKeyFile):
+            -- the key's fingerprint, or NULL for a secret stored in the clear.
+            ALTER TABLE signing_keys ADD COLUMN sealed_with text;
             """,
         backfill: { conn, logger in try await CIDKeyBackfill.run(conn, logger: logger) },
         finish: """
@@ -364,7 +368,7 @@ public enum Migrations {
             -- PostgresTokenLookup); a test compares every table and column with this list.
             REVOKE ALL ON orgs, signing_keys, api_tokens, token_denylist, pins, placements, nodes, audit_log,
               kubo_unpins, cluster_fence, leader_terms FROM \(DatabaseRole.api);
-            GRANT SELECT (kid, secret, created_at, retired_at) ON signing_keys TO \(DatabaseRole.api);
+            GRANT SELECT (kid, secret, sealed_with, created_at, retired_at) ON signing_keys TO \(DatabaseRole.api);
             GRANT SELECT (jti) ON token_denylist TO \(DatabaseRole.api);
             GRANT SELECT, DELETE ON pins TO \(DatabaseRole.api);
             GRANT INSERT (org_id, id, cid, cid_key, name, origins, meta, status, info, created_at, updated_at)

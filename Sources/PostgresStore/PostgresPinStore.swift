@@ -36,18 +36,37 @@ public struct PostgresPinStore: PinStore {
         }
     }
 
-    static let columns = "id, cid, name, origins, meta::text, status, info::text, created_at"
-    typealias Row = (UUID, String, String?, [String], String, String, String, Timestamp)
+    /// `meta` and `info` travel as parallel key and value arrays, not JSON text: Foundation's
+    /// JSON parser dropped a leading U+FEFF from strings (so `{"\u{feff}k":"a","k":"b"}` read
+    /// back as `{"k":"a"}`), and arrays need no parsing at all.
+    static let columns = """
+        id, cid, name, origins,
+        ARRAY(SELECT key FROM jsonb_each_text(meta) ORDER BY key), ARRAY(SELECT value FROM jsonb_each_text(meta) ORDER BY key),
+        status,
+        ARRAY(SELECT key FROM jsonb_each_text(info) ORDER BY key), ARRAY(SELECT value FROM jsonb_each_text(info) ORDER BY key),
+        created_at
+        """
+    typealias Row = (UUID, String, String?, [String], [String], [String], String, [String], [String], Timestamp)
 
     static func record(_ row: Row, org: TypeID) -> PinRecord {
         PinRecord(
             id: TypeID(prefix: IDPrefix.pin, uuid: row.0),
             org: org,
-            request: PinRequest(cid: row.1, name: row.2, origins: row.3, meta: JSONText.decode(row.4)),
-            status: PinStatus(rawValue: row.5) ?? .queued,
-            info: JSONText.decode(row.6),
-            created: row.7
+            request: PinRequest(cid: row.1, name: row.2, origins: row.3, meta: map(row.4, row.5)),
+            status: PinStatus(rawValue: row.6) ?? .queued,
+            info: map(row.7, row.8),
+            created: row.9
         )
+    }
+
+    static func map(_ keys: [String], _ values: [String]) -> [String: String] {
+        Dictionary(zip(keys, values), uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Bytes of stored pin data in a row (what a page's byte budget counts).
+    static func size(_ row: Row) -> Int {
+        func sum(_ a: [String]) -> Int { a.reduce(0) { $0 + $1.utf8.count } }
+        return row.1.utf8.count + (row.2?.utf8.count ?? 0) + sum(row.3) + sum(row.4) + sum(row.5) + sum(row.7) + sum(row.8)
     }
 
     public func create(org: TypeID, pin: NewPin) async throws -> PinRecord {
@@ -192,9 +211,7 @@ public struct PostgresPinStore: PinStore {
                 for try await row in try await conn.query(PostgresQuery(unsafeSQL: pageSQL, binds: pageBinds), logger: logger)
                     .decode(Row.self)
                 {
-                    let size =
-                        row.1.utf8.count + (row.2?.utf8.count ?? 0) + row.3.reduce(0) { $0 + $1.utf8.count } + row.4.utf8.count
-                        + row.6.utf8.count
+                    let size = Self.size(row)
                     if !results.isEmpty, bytes + size > query.byteBudget {
                         truncated = true
                         break

@@ -8,32 +8,41 @@ import Tokens
 /// The API side of tokens: key lookup and the denylist, read-only, with the API's role.
 public struct PostgresTokenLookup: SigningKeySource, ActiveKeySource, Denylist {
     public let client: PostgresClient
+    /// Opens secrets sealed at rest (`auth.secretsKeyFile`).
+    public let sealer: SecretSealer
     public let logger: Logger
 
-    public init(client: PostgresClient, logger: Logger) {
+    public init(client: PostgresClient, sealer: SecretSealer = SecretSealer(), logger: Logger) {
         self.client = client
+        self.sealer = sealer
         self.logger = logger
     }
 
     public func verificationKey(kid: String) async throws -> SigningKey? {
         let rows = try await client.query(
-            "SELECT kid, secret, created_at FROM signing_keys WHERE kid = \(kid) AND retired_at IS NULL",
+            "SELECT kid, secret, sealed_with, created_at FROM signing_keys WHERE kid = \(kid) AND retired_at IS NULL",
             logger: logger
         )
-        for try await (kid, secret, created) in rows.decode((String, ByteBuffer, Timestamp).self) {
-            return SigningKey(kid: kid, secret: Array(buffer: secret), created: created)
+        for try await (kid, secret, sealedWith, created) in rows.decode((String, ByteBuffer, String?, Timestamp).self) {
+            return SigningKey(kid: kid, secret: try sealer.open(Array(buffer: secret), kid: kid, sealedWith: sealedWith), created: created)
         }
         return nil
     }
 
+    /// Every active key. A secret that does not open (sealed with a key this node lacks) is
+    /// left out and logged: one bad row must not stop every other key from verifying.
     public func activeKeys() async throws -> [SigningKey] {
         let rows = try await client.query(
-            "SELECT kid, secret, created_at FROM signing_keys WHERE retired_at IS NULL",
+            "SELECT kid, secret, sealed_with, created_at FROM signing_keys WHERE retired_at IS NULL",
             logger: logger
         )
         var out: [SigningKey] = []
-        for try await (kid, secret, created) in rows.decode((String, ByteBuffer, Timestamp).self) {
-            out.append(SigningKey(kid: kid, secret: Array(buffer: secret), created: created))
+        for try await (kid, secret, sealedWith, created) in rows.decode((String, ByteBuffer, String?, Timestamp).self) {
+            do {
+                out.append(SigningKey(kid: kid, secret: try sealer.open(Array(buffer: secret), kid: kid, sealedWith: sealedWith), created: created))
+            } catch {
+                logger.error("a signing key cannot be opened; tokens it signed are refused", metadata: ["kid": "\(kid)", "error": "\(error)"])
+            }
         }
         return out
     }
@@ -82,12 +91,15 @@ public struct PostgresAdmin: Sendable {
     public let client: PostgresClient
     public let clock: any WallClock
     public let entropy: any Entropy
+    /// Seals new signing secrets and opens stored ones (`auth.secretsKeyFile`).
+    public let sealer: SecretSealer
     public let logger: Logger
 
-    public init(client: PostgresClient, clock: any WallClock, entropy: any Entropy, logger: Logger) {
+    public init(client: PostgresClient, clock: any WallClock, entropy: any Entropy, sealer: SecretSealer = SecretSealer(), logger: Logger) {
         self.client = client
         self.clock = clock
         self.entropy = entropy
+        self.sealer = sealer
         self.logger = logger
     }
 
@@ -167,11 +179,39 @@ public struct PostgresAdmin: Sendable {
         let kid = TypeID.make(IDPrefix.key, clock: clock, entropy: entropy).description
         let secret = entropy.bytes(SigningKey.secretBytes)
         let now = clock.now()
+        let (stored, sealedWith) = try sealer.seal(secret, kid: kid)
         try await client.query(
-            "INSERT INTO signing_keys (kid, secret, created_at) VALUES (\(kid), \(ByteBuffer(bytes: secret)), \(now))",
+            """
+            INSERT INTO signing_keys (kid, secret, sealed_with, created_at)
+            VALUES (\(kid), \(ByteBuffer(bytes: stored)), \(sealedWith), \(now))
+            """,
             logger: logger
         )
         return KeyInfo(kid: kid, created: now, retired: nil)
+    }
+
+    /// Re-seals every signing secret with the current secrets key (sealing those stored in the
+    /// clear), opening each with the current or a previous key. Returns how many rows changed.
+    /// Each row is rewritten only if it still holds what was read (a concurrent rotation wins).
+    public func resealKeys() async throws -> Int {
+        guard sealer.isSealing else { throw DatabaseError.invalidInput("no auth.secretsKeyFile is configured: nothing to seal with") }
+        let rows = try await client.query("SELECT kid, secret, sealed_with FROM signing_keys ORDER BY kid", logger: logger).collect()
+        var changed = 0
+        for row in rows {
+            let (kid, stored, sealedWith) = try row.decode((String, ByteBuffer, String?).self)
+            guard sealedWith != sealer.current?.id else { continue }
+            let secret = try sealer.open(Array(buffer: stored), kid: kid, sealedWith: sealedWith)
+            let (resealed, with) = try sealer.seal(secret, kid: kid)
+            let updated = try await client.query(
+                """
+                UPDATE signing_keys SET secret = \(ByteBuffer(bytes: resealed)), sealed_with = \(with)
+                WHERE kid = \(kid) AND secret = \(stored) AND sealed_with IS NOT DISTINCT FROM \(sealedWith) RETURNING 1
+                """,
+                logger: logger
+            ).collect()
+            changed += updated.count
+        }
+        return changed
     }
 
     /// Stops a key from verifying: every token it signed is refused from then on.
@@ -196,11 +236,11 @@ public struct PostgresAdmin: Sendable {
 
     func activeKey() async throws -> SigningKey? {
         let rows = try await client.query(
-            "SELECT kid, secret, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1",
+            "SELECT kid, secret, sealed_with, created_at FROM signing_keys WHERE retired_at IS NULL ORDER BY created_at DESC, kid DESC LIMIT 1",
             logger: logger
         )
-        for try await (kid, secret, created) in rows.decode((String, ByteBuffer, Timestamp).self) {
-            return SigningKey(kid: kid, secret: Array(buffer: secret), created: created)
+        for try await (kid, secret, sealedWith, created) in rows.decode((String, ByteBuffer, String?, Timestamp).self) {
+            return SigningKey(kid: kid, secret: try sealer.open(Array(buffer: secret), kid: kid, sealedWith: sealedWith), created: created)
         }
         return nil
     }

@@ -13,7 +13,7 @@ struct Admin: AsyncParsableCommand {
         abstract: "Operator commands (connect as db.opsUrl).",
         subcommands: [
             CreateOrg.self, ListOrgs.self, MintToken.self, ListTokens.self, RevokeToken.self, RotateKey.self,
-            RetireKey.self, ListKeys.self, PruneDenylist.self,
+            RetireKey.self, ListKeys.self, ResealKeys.self, PruneDenylist.self,
             Drain.self, Uncordon.self, MaintenanceCommand.self, ClusterPresences.self, Rebalance.self,
         ]
     )
@@ -27,7 +27,8 @@ struct Admin: AsyncParsableCommand {
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { await client.run() }
             defer { group.cancelAll() }
-            return try await body(PostgresAdmin(client: client, clock: clock, entropy: SystemEntropy(), logger: logger))
+            let sealer = try settings.secretSealer()
+            return try await body(PostgresAdmin(client: client, clock: clock, entropy: SystemEntropy(), sealer: sealer, logger: logger))
         }
     }
 
@@ -162,6 +163,19 @@ struct Admin: AsyncParsableCommand {
         func run() async throws {
             let key = try await Admin.withAdmin(common) { try await $0.rotateKey() }
             print(key.kid)
+        }
+    }
+
+    struct ResealKeys: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Seal every signing secret with auth.secretsKeyFile (opening old ones with auth.previousSecretsKeyFile).",
+            discussion: "Run after adding a secrets key, or during a rotation once every node has both key files (docs/security.md)."
+        )
+        @OptionGroup var common: CommonOptions
+
+        func run() async throws {
+            let changed = try await Admin.withAdmin(common) { try await $0.resealKeys() }
+            print("resealed \(changed) signing key(s)")
         }
     }
 

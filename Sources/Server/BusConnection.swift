@@ -57,10 +57,27 @@ struct EmbeddedNATSService: Service {
         let store = n.storeDir ?? URL(fileURLWithPath: settings.dataDir).appendingPathComponent("nats").path
         try FileManager.default.createDirectory(atPath: store, withIntermediateDirectories: true)
         let cluster = n.clusterPort.map { NATSClusterOptions(name: n.clusterName, host: n.host, port: $0, routes: n.routes) }
-        embedded = EmbeddedNATS(
-            EmbeddedNATS.Configuration(binary: binary, host: n.host, port: n.port, storeDir: store, serverName: settings.nodeID, cluster: cluster),
-            logger: logger
+        var configuration = EmbeddedNATS.Configuration(
+            binary: binary,
+            host: n.host,
+            port: n.port,
+            storeDir: store,
+            serverName: settings.nodeID,
+            cluster: cluster
         )
+        // The credential the node's own client presents is the one its server demands.
+        if let token = n.token {
+            configuration.auth = .token(token)
+        } else if let user = n.user {
+            configuration.auth = .userPassword(user: user, password: n.password ?? "")
+        }
+        if configuration.auth == nil, n.host != "127.0.0.1", n.host != "localhost", n.host != "::1" {
+            logger.warning(
+                "the embedded nats-server listens beyond loopback without authentication: set nats.token (docs/security.md)",
+                metadata: ["host": "\(n.host)"]
+            )
+        }
+        embedded = EmbeddedNATS(configuration, logger: logger)
     }
 
     func run() async throws {

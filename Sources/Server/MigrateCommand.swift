@@ -67,13 +67,35 @@ struct Migrate: AsyncParsableCommand {
             abstract: "Create the anchorage roles and database (connects as a PostgreSQL superuser). Idempotent."
         )
         @OptionGroup var common: CommonOptions
-        @Option(name: .customLong("superuser-url"), help: "postgres://postgres@host:port/postgres") var superuserURL: String
+        @Option(
+            name: .customLong("superuser-url"),
+            help: "postgres://postgres@host:port/postgres (a password here is visible in ps: prefer --superuser-url-file)"
+        )
+        var superuserURL: String?
+        @Option(name: .customLong("superuser-url-file"), help: "A file holding the superuser URL.") var superuserURLFile: String?
         @Option(help: "Database to create.") var database = "anchorage"
 
         func run() async throws {
             let settings = try Settings(try await common.reader())
             let logger = LogSetup.bootstrap(level: settings.logLevel, format: settings.logFormat, clock: SystemWallClock())
-            try await Provisioning.bootstrap(superuser: try DatabaseURL(superuserURL), database: database, logger: logger)
+            guard
+                let superuser = try superuserURL
+                    ?? superuserURLFile.map({ path -> String in
+                        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+                        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                    })
+            else { throw ValidationError("give --superuser-url or --superuser-url-file") }
+            // New roles get the passwords of the configured URLs (db.url, db.opsUrl, db.ownerUrl).
+            var passwords: [String: String] = [:]
+            for (role, url) in [
+                (DatabaseRole.api, settings.databaseURL), (DatabaseRole.ops, settings.opsDatabaseURL),
+                (DatabaseRole.owner, settings.ownerDatabaseURL),
+            ] {
+                if let url, let parsed = try? DatabaseURL(url), parsed.username == role, let password = parsed.password {
+                    passwords[role] = password
+                }
+            }
+            try await Provisioning.bootstrap(superuser: try DatabaseURL(superuser), database: database, passwords: passwords, logger: logger)
             print("roles \(DatabaseRole.owner), \(DatabaseRole.api), \(DatabaseRole.ops) and database \(database) are in place")
         }
     }

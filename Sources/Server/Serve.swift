@@ -12,6 +12,7 @@ import PostgresNIO
 import PostgresStore
 import Seams
 import ServiceLifecycle
+import Tokens
 import UnixSignals
 import Worker
 
@@ -31,6 +32,7 @@ struct Serve: AsyncParsableCommand {
         let clock = SystemWallClock()
         let logger = LogSetup.bootstrap(level: settings.logLevel, format: settings.logFormat, clock: clock)
         let entropy = SystemEntropy()
+        let sealer = try settings.secretSealer()
         let postgres = PostgresClient(
             configuration: try settings.apiURL().clientConfiguration(
                 maxConnections: settings.dbMaxConnections,
@@ -70,8 +72,12 @@ struct Serve: AsyncParsableCommand {
             ops: ops,
             kubo: kubo,
             connectBus: connectBus,
-            delegates: delegates
+            delegates: delegates,
+            sealer: sealer
         )
+        if !sealer.isSealing {
+            logger.warning("signing secrets are stored in the clear: set auth.secretsKeyFile (docs/security.md)")
+        }
         let node = buildNode(settings, environment)
         if node.worker == nil {
             logger.warning("pin worker disabled (worker.enabled=false or no db.opsUrl): pins are stored but never pinned")

@@ -11,14 +11,32 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .long, help: "YAML configuration file.")
     var config: String?
 
-    @Option(name: .customLong("database-url"), help: "PostgreSQL URL for the API role (db.url).")
+    @Option(
+        name: .customLong("database-url"),
+        help: "PostgreSQL URL for the API role (db.url). A password here is visible in ps: prefer --database-url-file or ANCHORAGE_DB_URL."
+    )
     var databaseURL: String?
 
-    @Option(name: .customLong("ops-database-url"), help: "PostgreSQL URL for the ops role (db.opsUrl).")
+    @Option(name: .customLong("database-url-file"), help: "A file holding db.url (db.urlFile).")
+    var databaseURLFile: String?
+
+    @Option(
+        name: .customLong("ops-database-url"),
+        help: "PostgreSQL URL for the ops role (db.opsUrl). Visible in ps: prefer --ops-database-url-file or ANCHORAGE_DB_OPS_URL."
+    )
     var opsDatabaseURL: String?
 
-    @Option(name: .customLong("owner-database-url"), help: "PostgreSQL URL for the schema owner (db.ownerUrl).")
+    @Option(name: .customLong("ops-database-url-file"), help: "A file holding db.opsUrl (db.opsUrlFile).")
+    var opsDatabaseURLFile: String?
+
+    @Option(
+        name: .customLong("owner-database-url"),
+        help: "PostgreSQL URL for the schema owner (db.ownerUrl). Visible in ps: prefer --owner-database-url-file or ANCHORAGE_DB_OWNER_URL."
+    )
     var ownerDatabaseURL: String?
+
+    @Option(name: .customLong("owner-database-url-file"), help: "A file holding db.ownerUrl (db.ownerUrlFile).")
+    var ownerDatabaseURLFile: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical (log.level).")
     var logLevel: String?
@@ -37,6 +55,9 @@ struct CommonOptions: ParsableArguments {
         set("db.url", databaseURL)
         set("db.opsUrl", opsDatabaseURL)
         set("db.ownerUrl", ownerDatabaseURL)
+        set("db.urlFile", databaseURLFile)
+        set("db.opsUrlFile", opsDatabaseURLFile)
+        set("db.ownerUrlFile", ownerDatabaseURLFile)
         set("log.level", logLevel)
         set("log.format", logFormat)
         return v

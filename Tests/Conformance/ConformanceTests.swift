@@ -69,7 +69,13 @@ enum FixtureSuite {
         _ body: @Sendable @escaping (TestNode, Router<AppRequestContext>) async throws -> T
     ) async throws -> T {
         try await withTestNode { node in
-            let pinning = node.node(id: nodeID, kubo: FakeKuboNode(seed: 5)) { $0.workerPollMilliseconds = 50 }
+            let pinning = node.node(id: nodeID, kubo: FakeKuboNode(seed: 5)) {
+                $0.workerPollMilliseconds = 50
+                // The test node's clock is virtual and does not move here, so a token bucket
+                // would never refill: the fixtures send hundreds of requests per token. The
+                // rate limit has its own test (PinsAPITests).
+                $0.limits.requestsPerSecond = 0
+            }
             return try await withRunning(pinning) { try await body(node, pinning.router) }
         }
     }

@@ -151,6 +151,31 @@ import Worker
         }
     }
 
+    /// Membership is PostgreSQL's: a heartbeat published on NATS for a node that is not
+    /// registered (anyone who can reach NATS could send one) never makes it eligible for pins;
+    /// once the node registers, its next heartbeat counts.
+    @Test func heartbeatsFromUnregisteredNodesAreIgnored() async throws {
+        try await withAgents(count: 1) { node, agents, _, bus in
+            let agent = agents[0]
+            let forged = Self.node(66)
+            let hb = Heartbeat(node: forged.description, name: "evil", state: .active, version: "x", inflight: 0, leaderFence: nil, sentAt: 0)
+            try await bus.publish(Subjects.heartbeat(forged), hb.encoded())
+            try await Task.sleep(for: .milliseconds(300))  // the bus delivers asynchronously
+            var status = await agent.step()
+            #expect(!status.eligible.contains(forged))
+            #expect(status.ignoredHeartbeats == 1)
+            let store = PostgresClusterStore(client: node.opsClient, entropy: node.entropy, logger: Logger(label: "t"))
+            try await store.register(node: forged, name: "late", version: "x", now: node.clock.now())
+            // The registry is reloaded at most once per heartbeat interval for an ID already
+            // refused (a forger cannot make every step query PostgreSQL).
+            node.clock.advance(seconds: ClusterSettings().heartbeatSeconds)
+            try await bus.publish(Subjects.heartbeat(forged), hb.encoded())
+            try await Task.sleep(for: .milliseconds(300))
+            status = await agent.step()
+            #expect(status.eligible.contains(forged), "a node that registered is heard")
+        }
+    }
+
     @Test func drainStopsTheConsumerAfterTheGracePeriodAndUncordonReopensIt() async throws {
         let settings = {
             var s = ClusterSettings()

@@ -1,4 +1,5 @@
 import AnchorageNode
+import Configuration
 import Testing
 
 /// The one configuration type: production's defaults, overrides by key name (the simulator's
@@ -17,5 +18,17 @@ import Testing
     @Test func aMistypedOrOutOfRangeKeyIsRefused() {
         #expect(throws: ConfigurationError.self) { try NodeConfiguration(overrides: ["kubo.maxConcurentPins": "8"]) }
         #expect(throws: ConfigurationError.self) { try NodeConfiguration(overrides: ["kubo.maxConcurrentPins": "0"]) }
+    }
+
+    /// The NATS client has no TLS: a `tls://` URL used to be accepted and connect in plain text.
+    @Test func aTLSNATSURLIsRefusedNotSilentlyPlain() throws {
+        func reader(_ url: String) -> ConfigReader {
+            ConfigReader(
+                provider: InMemoryProvider(name: "t", values: [AbsoluteConfigKey(["nats", "url"]): ConfigValue(.string(url), isSecret: false)])
+            )
+        }
+        #expect(throws: ConfigurationError.self) { try NodeConfiguration(reader: reader("tls://nats.example:4222")) }
+        #expect(throws: ConfigurationError.self) { try NodeConfiguration(reader: reader("nats://a:4222,tls://b:4222")) }
+        #expect(try NodeConfiguration(reader: reader("nats://a:4222,nats://b:4222")).nats.clientURLs.count == 2)
     }
 }

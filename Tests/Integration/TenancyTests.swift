@@ -7,6 +7,7 @@ import PostgresNIO
 import PostgresStore
 import Seams
 import Testing
+import Tokens
 
 /// The RLS belt: tenancy is enforced by the database itself, so even SQL that forgets its
 /// `WHERE org_id = …` cannot cross orgs when it runs as the API's role.
@@ -163,7 +164,7 @@ import Testing
             for c in ["org_id", "pin_id", "node_id", "status", "attempts", "updated_at", "cid", "created_at", "next_attempt_at"] {
                 expected.insert("placements.\(c):INSERT")
             }
-            for c in ["kid", "secret", "created_at", "retired_at"] { expected.insert("signing_keys.\(c):SELECT") }
+            for c in ["kid", "secret", "sealed_with", "created_at", "retired_at"] { expected.insert("signing_keys.\(c):SELECT") }
             expected.insert("token_denylist.jti:SELECT")
             for c in ["version", "name", "checksum", "applied_at"] { expected.insert("schema_migrations.\(c):SELECT") }
             expected.formUnion(["anchorage_create_pin:EXECUTE", "anchorage_create_placed_pin:EXECUTE"])
@@ -203,6 +204,34 @@ import Testing
                 logger: logger
             ).collect().map { try $0.decode(String.self) }
             #expect(loose.isEmpty, "functions without a fixed search_path: \(loose)")
+        }
+    }
+
+    /// Signing secrets are sealed at rest under a key the database never holds; a rotation
+    /// (new key current, old one previous, `reseal-keys`) keeps every token verifying.
+    @Test func signingSecretsAreSealedAtRestAndSurviveARotation() async throws {
+        try await withTestNode { node in
+            let minted = try await node.mint(org: "sealed")
+            let row = try #require(
+                try await node.opsClient.query("SELECT secret, sealed_with FROM signing_keys WHERE kid = \(minted.kid)", logger: logger)
+                    .collect().first
+            )
+            let (stored, sealedWith) = try row.decode((ByteBuffer, String?).self)
+            let secret = try TestNode.sealer.open(Array(buffer: stored), kid: minted.kid, sealedWith: sealedWith)
+            #expect(sealedWith == TestNode.sealer.current?.id)
+            #expect(Array(buffer: stored) != secret, "the database holds the secret in the clear")
+            // The API role reads only the sealed bytes; without the key they verify nothing.
+            let clear = PostgresTokenLookup(client: node.apiClient, logger: logger)
+            await #expect(throws: (any Error).self) { try await clear.verificationKey(kid: minted.kid) }
+
+            let next = try SecretSealer.Key(bytes: Array(repeating: 0x5A, count: 32))
+            let rotated = SecretSealer(current: next, previous: [try #require(TestNode.sealer.current)])
+            let admin = PostgresAdmin(client: node.opsClient, clock: node.clock, entropy: node.entropy, sealer: rotated, logger: logger)
+            #expect(try await admin.resealKeys() == 1)
+            #expect(try await admin.resealKeys() == 0, "idempotent")
+            let after = PostgresTokenLookup(client: node.apiClient, sealer: SecretSealer(current: next), logger: logger)
+            let verifier = TokenVerifier(keys: after, denylist: after, clock: node.clock)
+            #expect(try await verifier.verify(minted.token).org == minted.claims.org)
         }
     }
 

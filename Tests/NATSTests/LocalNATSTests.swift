@@ -1,8 +1,9 @@
 import Foundation
-import LocalNATS
 import Logging
 import NATS
 import Testing
+
+@testable import LocalNATS
 
 @Suite struct LocalNATSTests {
     @Test func embeddedServerRunsRestartsAfterACrashAndStopsOnCancel() async throws {
@@ -30,6 +31,68 @@ import Testing
         #expect(embedded.pid == nil)
         #expect(await eventually { !client.isConnected })
         await client.close()
+    }
+
+    /// With a credential configured, the embedded server demands it on its client port (it used
+    /// to accept anyone who reached the port), and the credential is on no command line.
+    @Test func anEmbeddedServerWithATokenRefusesClientsWithoutIt() async throws {
+        let binary = try NATSServerBinary.locate()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("embedded-auth-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try await LocalNATSServer.freePort()
+        let secret = "s3cret-\(UUID().uuidString)"
+        var config = EmbeddedNATS.Configuration(binary: binary, port: port, storeDir: dir)
+        config.auth = .token(secret)
+        let embedded = EmbeddedNATS(config, logger: Logger(label: "test"))
+        let runner = Task { try await embedded.run() }
+        try await embedded.waitUntilReady()
+        await #expect(throws: (any Error).self, "a client without the token was let in") {
+            let c = try await NATSClient.connect(NATSOptions(url: embedded.clientURL))
+            try await c.flush()
+            await c.close()
+        }
+        await #expect(throws: (any Error).self, "a client with a wrong token was let in") {
+            let c = try await NATSClient.connect(NATSOptions(url: embedded.clientURL, auth: .token("wrong")))
+            try await c.flush()
+            await c.close()
+        }
+        let client = try await NATSClient.connect(NATSOptions(url: embedded.clientURL, auth: .token(secret)))
+        try await client.flush()
+        await client.close()
+        let pid = try #require(embedded.pid)
+        let cmdline = String(decoding: (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(pid)/cmdline"))) ?? Data(), as: UTF8.self)
+        #expect(!cmdline.isEmpty && !cmdline.contains(secret), "the token is visible in ps")
+        let mode = try FileManager.default.attributesOfItem(atPath: dir + "/anchorage-auth.conf")[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+        runner.cancel()
+        try await runner.value
+    }
+
+    /// An executable planted in a parent directory (a shared /tmp, a home directory) used to be
+    /// found and run as nats-server; only the working directory and the checkout count now.
+    @Test func aNATSServerInAParentDirectoryIsNotRun() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("planted-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let bin = root.appendingPathComponent(".anchorage/venv/bin")
+        try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
+        let planted = bin.appendingPathComponent("nats-server").path
+        FileManager.default.createFile(atPath: planted, contents: Data("#!/bin/sh\necho pwned\n".utf8), attributes: [.posixPermissions: 0o755])
+        let child = root.appendingPathComponent("project/sub")
+        try FileManager.default.createDirectory(at: child, withIntermediateDirectories: true)
+        let found = try? NATSServerBinary.findPath(environment: ["PATH": ""], from: child.path)
+        #expect(found != planted)
+        #expect(try NATSServerBinary.findPath(environment: ["PATH": ""], from: root.path) == planted, "the working directory still counts")
+    }
+
+    /// Routes carry the route user's password (percent-encoded) in the config file only.
+    @Test func theAuthConfigNamesTheRouteUserAndKeepsRoutesOffTheCommandLine() {
+        let cluster = NATSClusterOptions(name: "c", port: 6222, routes: ["nats-route://10.0.0.12:6222", "nats://10.0.0.13:6222"])
+        let conf = ServerArguments.authConfig(.token("t@k\"en"), cluster: cluster)
+        #expect(conf.contains(#"authorization { token: "t@k\"en" }"#))
+        #expect(conf.contains(#""nats-route://anchorage-route:t%40k%22en@10.0.0.12:6222""#))
+        #expect(conf.contains(#""nats://anchorage-route:t%40k%22en@10.0.0.13:6222""#))
+        let args = ServerArguments.make(host: "0.0.0.0", port: 4222, storeDir: "/s", serverName: nil, cluster: cluster, configFile: "/s/a.conf")
+        #expect(!args.contains("--routes") && args.prefix(2) == ["-c", "/s/a.conf"])
     }
 
     @Test func startFailsClearlyWhenTheServerCannotStart() async throws {

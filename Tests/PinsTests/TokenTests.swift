@@ -130,3 +130,26 @@ actor CountingKeys: ActiveKeySource {
         #expect(try await ring.verificationKey(kid: "key_a") == nil)
     }
 }
+
+@Suite struct SecretSealerTests {
+    @Test func sealedSecretsOpenOnlyWithTheirKeyAndTheirKid() throws {
+        let old = try SecretSealer.Key(bytes: Array(repeating: 1, count: 32))
+        let new = try SecretSealer.Key(bytes: Array(repeating: 2, count: 32))
+        let secret = Array(repeating: UInt8(9), count: 32)
+        let sealer = SecretSealer(current: old)
+        let (stored, with) = try sealer.seal(secret, kid: "key_a")
+        #expect(with == old.id && stored != secret && stored.count == 12 + 32 + 16)
+        #expect(try sealer.open(stored, kid: "key_a", sealedWith: with) == secret)
+        #expect(throws: SecretSealer.SealError.self, "moved to another kid's row") { try sealer.open(stored, kid: "key_b", sealedWith: with) }
+        var tampered = stored
+        tampered[20] ^= 1
+        #expect(throws: SecretSealer.SealError.self) { try sealer.open(tampered, kid: "key_a", sealedWith: with) }
+        // Rotation: the new key seals, the old one still opens; without it, a clear error.
+        let rotated = SecretSealer(current: new, previous: [old])
+        #expect(try rotated.open(stored, kid: "key_a", sealedWith: with) == secret)
+        #expect(throws: SecretSealer.SealError.self) { try SecretSealer(current: new).open(stored, kid: "key_a", sealedWith: with) }
+        // No key: stored in the clear, and clear rows open as they are.
+        #expect(try SecretSealer().seal(secret, kid: "k").stored == secret)
+        #expect(throws: SecretSealer.SealError.self) { try SecretSealer.Key(bytes: [1, 2, 3]) }
+    }
+}
