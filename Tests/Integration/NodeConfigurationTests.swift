@@ -1,5 +1,6 @@
 import AnchorageNode
 import Configuration
+import Foundation
 import Testing
 
 /// The one configuration type: production's defaults, overrides by key name (the simulator's
@@ -30,5 +31,19 @@ import Testing
         #expect(throws: ConfigurationError.self) { try NodeConfiguration(reader: reader("tls://nats.example:4222")) }
         #expect(throws: ConfigurationError.self) { try NodeConfiguration(reader: reader("nats://a:4222,tls://b:4222")) }
         #expect(try NodeConfiguration(reader: reader("nats://a:4222,nats://b:4222")).nats.clientURLs.count == 2)
+    }
+
+    /// A secret given on a command line is visible in `ps`; every secret key has a `…File` form.
+    @Test func secretsCanComeFromFiles() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("secret-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try "postgres://anchorage_api:pw@db:5432/anchorage\n".write(toFile: path, atomically: true, encoding: .utf8)
+        func reader(_ key: [String]) -> ConfigReader {
+            ConfigReader(provider: InMemoryProvider(name: "t", values: [AbsoluteConfigKey(key): ConfigValue(.string(path), isSecret: false)]))
+        }
+        #expect(try NodeConfiguration(reader: reader(["db", "urlFile"])).databaseURL == "postgres://anchorage_api:pw@db:5432/anchorage")
+        #expect(try NodeConfiguration(reader: reader(["nats", "tokenFile"])).nats.token == "postgres://anchorage_api:pw@db:5432/anchorage")
+        try FileManager.default.removeItem(atPath: path)
+        #expect(throws: ConfigurationError.self) { try NodeConfiguration(reader: reader(["db", "opsUrlFile"])) }
     }
 }
