@@ -18,7 +18,7 @@ import Tokens
 /// `anchorage-bench api`: seeds a database, serves the API in-process on a loopback port, and
 /// measures it over real HTTP, next to PostgreSQL's own single-row INSERT rate on the same
 /// database and concurrency, so the overhead of the API is visible as a ratio.
-struct APIBench: AsyncParsableCommand {
+struct APIBench: AsyncParsableCommand, BenchReporting {
     static let configuration = CommandConfiguration(commandName: "api", abstract: "Benchmark the Pinning API on PostgreSQL.")
 
     @Option(help: "Pins to seed before measuring.") var pins = 1_000_000
@@ -235,29 +235,6 @@ struct APIBench: AsyncParsableCommand {
         return Result(rate: Double(all.count) / seconds, p50: percentile(all, 0.5), p99: percentile(all, 0.99))
     }
 
-    func percentile(_ sorted: [Double], _ p: Double) -> Double {
-        guard !sorted.isEmpty else { return 0 }
-        return sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * p))]
-    }
-
-    func seconds(since start: ContinuousClock.Instant) -> Double {
-        let d = ContinuousClock.now - start
-        return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
-    }
-
-    func fmt(_ v: Double, _ digits: Int = 0) -> String { String(format: "%.\(digits)f", v) }
-
-    func say(_ s: String) { FileHandle.standardError.write(Data(("bench: " + s + "\n").utf8)) }
-
-    func table(_ header: [String], _ rows: [[String]]) -> String {
-        var widths = header.map(\.count)
-        for r in rows { for (i, c) in r.enumerated() { widths[i] = max(widths[i], c.count) } }
-        func line(_ cells: [String]) -> String {
-            "| " + cells.enumerated().map { i, c in c.padding(toLength: widths[i], withPad: " ", startingAt: 0) }.joined(separator: " | ") + " |"
-        }
-        return ([line(header), "|" + widths.map { String(repeating: "-", count: $0 + 2) }.joined(separator: "|") + "|"] + rows.map(line))
-            .joined(separator: "\n")
-    }
 }
 
 enum BenchError: Error { case status(Int) }

@@ -297,6 +297,35 @@ public enum Migrations {
             ALTER TABLE pins FORCE ROW LEVEL SECURITY;
             ALTER TABLE placements FORCE ROW LEVEL SECURITY;
             ALTER TABLE pins ALTER COLUMN cid_key SET NOT NULL;
+
+            -- The name and meta filters' indexes are keyed by org. The trigram and jsonb GIN
+            -- indexes were not (an (org_id, …) GIN index only filters by org after reading every
+            -- org's matches), so org A's filter read org B's matching entries first: its latency
+            -- told A about B's data. Each key is now a hash of (org, trigram) or (org, key,
+            -- value), so a filter reads only its own org's posting lists; the exact LIKE/ILIKE
+            -- and @> conditions still decide (hash collisions cost a recheck, never a result).
+            -- Trigrams: every 3 characters within a run of letters and digits, lowercased, no
+            -- padding, so a name containing a pattern contains every trigram of the pattern.
+            CREATE FUNCTION anchorage_trigram_keys(p_org uuid, p_text text) RETURNS bigint[]
+              LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, public AS $fn$
+              SELECT coalesce(array_agg(DISTINCT hashtextextended(p_org::text || substr(w, i, 3), 0)), '{}')
+              FROM regexp_split_to_table(lower(coalesce(p_text, '')), '[^[:alnum:]]+') AS w,
+                   generate_series(1, length(w) - 2) AS i
+            $fn$;
+            CREATE FUNCTION anchorage_meta_keys(p_org uuid, p_meta jsonb) RETURNS bigint[]
+              LANGUAGE sql IMMUTABLE PARALLEL SAFE SET search_path = pg_catalog, public AS $fn$
+              SELECT coalesce(array_agg(hashtextextended(p_org::text || chr(31) || key || chr(31) || value, 0)), '{}')
+              FROM jsonb_each_text(coalesce(p_meta, '{}'))
+            $fn$;
+            ALTER TABLE pins
+              ADD COLUMN name_keys bigint[] GENERATED ALWAYS AS (anchorage_trigram_keys(org_id, name)) STORED,
+              ADD COLUMN meta_keys bigint[] GENERATED ALWAYS AS (anchorage_meta_keys(org_id, meta)) STORED;
+            DROP INDEX pins_name_trgm;
+            DROP INDEX pins_meta;
+            -- fastupdate off: GIN's pending list holds every org's recent entries and each scan
+            -- reads all of it, which would again make A's filter pay for B's inserts.
+            CREATE INDEX pins_name_keys ON pins USING gin (name_keys) WITH (fastupdate = off);
+            CREATE INDEX pins_meta_keys ON pins USING gin (meta_keys) WITH (fastupdate = off);
             DROP INDEX pins_cid;
             CREATE INDEX pins_cid_key ON pins (org_id, cid_key);
 
@@ -376,6 +405,8 @@ public enum Migrations {
             GRANT SELECT (org_id, pin_id), DELETE ON placements TO \(DatabaseRole.api);
             GRANT INSERT (org_id, pin_id, node_id, status, attempts, updated_at, cid, created_at, next_attempt_at)
               ON placements TO \(DatabaseRole.api);
+            GRANT EXECUTE ON FUNCTION anchorage_trigram_keys(uuid, text), anchorage_meta_keys(uuid, jsonb)
+              TO \(DatabaseRole.api), \(DatabaseRole.ops);
             GRANT EXECUTE ON FUNCTION anchorage_create_pin(uuid, uuid, text, text, text, text[], jsonb, timestamptz, bigint),
               anchorage_create_placed_pin(uuid, uuid, text, text, text, text[], jsonb, timestamptz, uuid[], bigint)
               TO \(DatabaseRole.api), \(DatabaseRole.ops);

@@ -167,7 +167,8 @@ public struct PostgresPinStore: PinStore {
         }
     }
 
-    public func list(org: TypeID, query: PinQuery) async throws -> PinPage {
+    /// The page and count statements of a listing (the tests explain them as the API runs them).
+    public static func listStatements(org: TypeID, query: PinQuery) -> (page: PostgresQuery, count: PostgresQuery) {
         var binds = PostgresBindings()
         var conditions = ["org_id = $1"]
         binds.append(org.uuid)
@@ -188,17 +189,30 @@ public struct PostgresPinStore: PinStore {
             case .partial: conditions.append("name LIKE \(bind("%" + Self.escapeLike(name) + "%"))")
             case .ipartial: conditions.append("name ILIKE \(bind("%" + Self.escapeLike(name) + "%"))")
             }
+            // The org-keyed trigram index (migration 4), when the pattern has a trigram for
+            // certain: a run of three ASCII letters or digits (the database's notion of a letter
+            // is wider; a pattern without such a run scans the org, never every org's keys).
+            if query.match == .partial || query.match == .ipartial, Self.hasTrigram(name) {
+                conditions.append("name_keys @> anchorage_trigram_keys($1, \(bind(name)))")
+            }
         }
         if let before = query.before { conditions.append("created_at < \(bind(before.ceiling))") }
         if let after = query.after { conditions.append("created_at > \(bind(after.floor))") }
-        if !query.meta.isEmpty { conditions.append("meta @> \(bind(JSONText.encode(query.meta)))::jsonb") }
+        if !query.meta.isEmpty {
+            let filter = bind(JSONText.encode(query.meta))
+            conditions.append("meta_keys @> anchorage_meta_keys($1, \(filter)::jsonb) AND meta @> \(filter)::jsonb")
+        }
         let whereClause = conditions.joined(separator: " AND ")
         let countBinds = binds
         let limit = bind(query.limit)
         let pageSQL =
             "SELECT \(Self.columns) FROM pins WHERE \(whereClause) ORDER BY created_at DESC, id DESC LIMIT \(limit)"
         let countSQL = "SELECT count(*) FROM pins WHERE \(whereClause)"
-        let pageBinds = binds
+        return (PostgresQuery(unsafeSQL: pageSQL, binds: binds), PostgresQuery(unsafeSQL: countSQL, binds: countBinds))
+    }
+
+    public func list(org: TypeID, query: PinQuery) async throws -> PinPage {
+        let (pageQuery, countQuery) = Self.listStatements(org: org, query: query)
         return try await translatingErrors {
             try await client.withTransaction(logger: logger) { conn in
                 try await conn.setOrg(org, logger: logger)
@@ -208,7 +222,7 @@ public struct PostgresPinStore: PinStore {
                 // maximal pins is hundreds of megabytes (the rest is fetched with `before`).
                 var bytes = 0
                 var truncated = false
-                for try await row in try await conn.query(PostgresQuery(unsafeSQL: pageSQL, binds: pageBinds), logger: logger)
+                for try await row in try await conn.query(pageQuery, logger: logger)
                     .decode(Row.self)
                 {
                     let size = Self.size(row)
@@ -222,7 +236,7 @@ public struct PostgresPinStore: PinStore {
                 // A short first page is the whole answer: no need to count.
                 var count = results.count
                 if results.count == query.limit || truncated {
-                    let rows = try await conn.query(PostgresQuery(unsafeSQL: countSQL, binds: countBinds), logger: logger)
+                    let rows = try await conn.query(countQuery, logger: logger)
                     count = try await rows.collect().first?.decode(Int.self) ?? results.count
                 }
                 return PinPage(count: count, results: results)
@@ -235,6 +249,18 @@ public struct PostgresPinStore: PinStore {
     /// they do only once no placement of any org needs the CID there any more.
     static func releasePlacements(_ conn: PostgresConnection, org: TypeID, id: TypeID, logger: Logger) async throws {
         try await conn.query("DELETE FROM placements WHERE org_id = \(org.uuid) AND pin_id = \(id.uuid)", logger: logger)
+    }
+
+    /// Whether `pattern` has three ASCII letters or digits in a row (so its trigram keys are
+    /// not empty: an empty `@>` would make the index return every org's rows).
+    static func hasTrigram(_ pattern: String) -> Bool {
+        var run = 0
+        for b in pattern.utf8 {
+            let alnum = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5A) || (b >= 0x61 && b <= 0x7A)
+            run = alnum ? run + 1 : 0
+            if run >= 3 { return true }
+        }
+        return false
     }
 
     /// Escapes `LIKE` metacharacters so that a name filter matches literally.

@@ -38,14 +38,17 @@ public enum Bootstrap {
 
     /// Marks the operators behind the `name` (LIKE/ILIKE) and `meta` (`@>`) filters LEAKPROOF in
     /// one database (pg_catalog is per database). Row-level security only lets the planner use
-    /// an index for a user condition whose operator is leakproof; otherwise the trigram and
-    /// jsonb GIN indexes are never used for the API role and those filters scan the whole org
-    /// (measured: 60 ms → 6 ms for `ipartial` at 100k pins per org). Safe: these functions
-    /// return a boolean and raise no error that depends on the row's value (a malformed LIKE
-    /// pattern is the caller's own input, and we escape it). Needs a superuser.
+    /// an index for a user condition whose operator is leakproof; otherwise the org-keyed GIN
+    /// indexes (`pins.name_keys`, `pins.meta_keys`) are never used for the API role and those
+    /// filters scan the whole org. Safe: these functions return a boolean and raise no error
+    /// that depends on the row's value (a malformed LIKE pattern is the caller's own input, and
+    /// we escape it). Needs a superuser; re-running `migrate bootstrap` adds new ones.
     public static let leakproofStatements = [
         "ALTER FUNCTION pg_catalog.textlike(text, text) LEAKPROOF",
         "ALTER FUNCTION pg_catalog.texticlike(text, text) LEAKPROOF",
         "ALTER FUNCTION pg_catalog.jsonb_contains(jsonb, jsonb) LEAKPROOF",
+        // `@>` on the org-keyed arrays (pins.name_keys, pins.meta_keys): raises no error that
+        // depends on a row's value (only on element types, which are fixed).
+        "ALTER FUNCTION pg_catalog.arraycontains(anyarray, anyarray) LEAKPROOF",
     ]
 }

@@ -40,6 +40,59 @@ import Testing
         try await pg.dropDatabase(db.name, logger: logger)
     }
 
+    /// Migration 4 gives pins stored before it Kubo's key for their CID, in whatever spelling
+    /// the client used, and rewrites placements and pending unpins to that key; row-level
+    /// security is forced again afterwards.
+    @Test func migrationFourKeysCIDsStoredInAnySpelling() async throws {
+        let pg = try await SharedPostgres.shared.local()
+        let name = "migrate4_\(UInt32.random(in: 0 ... .max))"
+        try await Provisioning.bootstrap(superuser: pg.superuser, database: name, logger: logger)
+        let db = pg.urls(name)
+        try await db.owner.withConnection(logger: logger) {
+            try await Migrator(migrations: Array(Migrations.all.prefix(3)), clock: VirtualWallClock(), logger: logger).up($0)
+        }
+        let canonical = CIDText.synthetic(7, namespace: 4)
+        let upper = canonical.uppercased()
+        let org = UUID()
+        let node = UUID()
+        let (p1, p2) = (UUID(), UUID())
+        let now = VirtualWallClock().now()
+        try await db.ops.withConnection(logger: logger) { conn in
+            try await conn.query("INSERT INTO orgs (id, name, created_at) VALUES (\(org), 'old', \(now))", logger: logger)
+            for (id, cid, ms) in [(p1, canonical, 1), (p2, upper, 2)] {
+                try await conn.query(
+                    """
+                    INSERT INTO pins (org_id, id, cid, status, created_at, updated_at)
+                    VALUES (\(org), \(id), \(cid), 'pinned', \(now.adding(microseconds: Int64(ms) * 1000)), \(now))
+                    """,
+                    logger: logger
+                )
+            }
+            try await conn.query(
+                "INSERT INTO placements (org_id, pin_id, node_id, status, updated_at, cid) VALUES (\(org), \(p2), \(node), 'pinned', \(now), \(upper))",
+                logger: logger
+            )
+            try await conn.query("INSERT INTO kubo_unpins (node_id, cid, requested_at) VALUES (\(node), \(upper), \(now))", logger: logger)
+        }
+        #expect(try await Provisioning.migrate(owner: db.owner, clock: VirtualWallClock(), logger: logger) == [4])
+        try await db.ops.withConnection(logger: logger) { conn in
+            let pins = try await conn.query("SELECT cid, cid_key FROM pins ORDER BY created_at", logger: logger).collect()
+                .map { try $0.decode((String, String).self) }
+            #expect(pins.map(\.0) == [canonical, upper], "the client's spelling is kept")
+            #expect(pins.map(\.1) == [canonical, canonical])
+            let placed = try await conn.query("SELECT cid FROM placements", logger: logger).collect().map { try $0.decode(String.self) }
+            #expect(placed == [canonical])
+            let unpins = try await conn.query("SELECT cid FROM kubo_unpins", logger: logger).collect().map { try $0.decode(String.self) }
+            #expect(unpins == [canonical])
+            let forced = try await conn.query(
+                "SELECT bool_and(relforcerowsecurity) FROM pg_class WHERE relname IN ('pins', 'placements')",
+                logger: logger
+            ).collect().first?.decode(Bool.self)
+            #expect(forced == true)
+        }
+        try await pg.dropDatabase(name, logger: logger)
+    }
+
     /// Without leakproof LIKE/ILIKE/@>, row-level security keeps the planner from using the
     /// trigram and jsonb indexes for the API role (see Bootstrap.leakproofStatements).
     @Test func bootstrapMakesTheFilterOperatorsLeakproof() async throws {
@@ -48,7 +101,8 @@ import Testing
                 """
                 SELECT p.proname, p.proleakproof FROM pg_proc p
                 WHERE p.oid IN ('pg_catalog.textlike(text,text)'::regprocedure, 'pg_catalog.texticlike(text,text)'::regprocedure,
-                                'pg_catalog.jsonb_contains(jsonb,jsonb)'::regprocedure)
+                                'pg_catalog.jsonb_contains(jsonb,jsonb)'::regprocedure,
+                                'pg_catalog.arraycontains(anyarray,anyarray)'::regprocedure)
                 """,
                 logger: logger
             )
@@ -57,7 +111,7 @@ import Testing
                 #expect(leakproof, "\(name) must be LEAKPROOF")
                 seen += 1
             }
-            #expect(seen == 3)
+            #expect(seen == 4)
         }
     }
 

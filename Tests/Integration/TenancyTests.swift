@@ -160,6 +160,7 @@ import Tokens
             let pinColumns = ["org_id", "id", "cid", "cid_key", "name", "origins", "meta", "status", "info", "created_at", "updated_at"]
             var expected = Set<String>()
             for c in pinColumns { expected.formUnion(["pins.\(c):SELECT", "pins.\(c):INSERT"]) }
+            expected.formUnion(["pins.name_keys:SELECT", "pins.meta_keys:SELECT"])  // generated: never inserted
             expected.formUnion(["pins:DELETE", "placements:DELETE", "placements.org_id:SELECT", "placements.pin_id:SELECT"])
             for c in ["org_id", "pin_id", "node_id", "status", "attempts", "updated_at", "cid", "created_at", "next_attempt_at"] {
                 expected.insert("placements.\(c):INSERT")
@@ -167,7 +168,10 @@ import Tokens
             for c in ["kid", "secret", "sealed_with", "created_at", "retired_at"] { expected.insert("signing_keys.\(c):SELECT") }
             expected.insert("token_denylist.jti:SELECT")
             for c in ["version", "name", "checksum", "applied_at"] { expected.insert("schema_migrations.\(c):SELECT") }
-            expected.formUnion(["anchorage_create_pin:EXECUTE", "anchorage_create_placed_pin:EXECUTE"])
+            expected.formUnion([
+                "anchorage_create_pin:EXECUTE", "anchorage_create_placed_pin:EXECUTE", "anchorage_trigram_keys:EXECUTE",
+                "anchorage_meta_keys:EXECUTE",
+            ])
 
             let rows = try await node.opsClient.query(
                 """
@@ -233,6 +237,67 @@ import Tokens
             let verifier = TokenVerifier(keys: after, denylist: after, clock: node.clock)
             #expect(try await verifier.verify(minted.token).org == minted.claims.org)
         }
+    }
+
+    /// Org A's `name` and `meta` filters read only org A's rows and index entries, whatever org
+    /// B stores: the trigram and jsonb GIN indexes were not keyed by org, so A's filter first
+    /// read every org's matches (B's 2,000 here) and its latency told A about B's data. Checked
+    /// on the plan PostgreSQL runs for the API's own statement, as the API role.
+    @Test func oneOrgsFiltersNeverReadAnotherOrgsMatches() async throws {
+        try await withTestNode { node in
+            let a = try await node.mint(org: "org-a").claims.org
+            let b = try await node.mint(org: "org-b").claims.org
+            let now = node.clock.now()
+            for (org, count, matching) in [(a, 60, 10), (b, 2000, 2000)] {
+                try await node.opsClient.query(
+                    """
+                    INSERT INTO pins (org_id, id, cid, cid_key, name, meta, status, created_at, updated_at)
+                    SELECT \(org.uuid), gen_random_uuid(), 'bafkreix' || i, 'bafkreix' || i,
+                      CASE WHEN i <= \(matching) THEN 'quarterly-report-' || i ELSE 'holiday-' || i END,
+                      CASE WHEN i <= \(matching) THEN '{"app":"ledger"}'::jsonb ELSE '{"app":"other"}'::jsonb END,
+                      'pinned', \(now) + i * interval '1 millisecond', \(now)
+                    FROM generate_series(1, \(count)) AS i
+                    """,
+                    logger: logger
+                )
+            }
+            try await node.opsClient.query("ANALYZE pins", logger: logger)
+            var byName = PinQuery()
+            byName.name = "Report"
+            byName.match = .ipartial
+            byName.statuses = [.pinned]
+            var byMeta = PinQuery()
+            byMeta.meta = ["app": "ledger"]
+            byMeta.statuses = [.pinned]
+            for (label, query) in [("name", byName), ("meta", byMeta)] {
+                let statement = PostgresPinStore.listStatements(org: a, query: query).count
+                let plan: String = try await node.apiClient.withTransaction(logger: logger) { conn in
+                    try await conn.query("SELECT set_config('anchorage.org_id', \(a.uuid.uuidString), true)", logger: logger)
+                    let explain = PostgresQuery(unsafeSQL: "EXPLAIN (ANALYZE, FORMAT JSON) " + statement.sql, binds: statement.binds)
+                    return try await conn.query(explain, logger: logger).collect().first?.decode(String.self) ?? ""
+                }
+                let touched = Self.rowsTouched(plan)
+                #expect(touched > 0 && touched <= 60, "\(label) filter: one scan read \(touched) rows (org A has 60): \(plan)")
+                let count = try await node.store.list(org: a, query: query).count
+                #expect(count == 10, "\(label) filter finds A's own 10")
+            }
+        }
+    }
+
+    /// The most rows any one scan node of an `EXPLAIN (ANALYZE, FORMAT JSON)` plan read: what
+    /// an index scan returned, or what a table scan returned plus what it threw away.
+    static func rowsTouched(_ json: String) -> Int {
+        guard let data = json.data(using: .utf8), let top = try? JSONSerialization.jsonObject(with: data) as? [[String: Any]] else { return -1 }
+        var most = 0
+        func walk(_ node: [String: Any]) {
+            if let type = node["Node Type"] as? String, type.hasSuffix("Scan") {
+                let read = ["Actual Rows", "Rows Removed by Filter", "Rows Removed by Index Recheck"].reduce(0) { $0 + ((node[$1] as? Int) ?? 0) }
+                most = max(most, read)
+            }
+            for child in (node["Plans"] as? [[String: Any]]) ?? [] { walk(child) }
+        }
+        for entry in top { if let plan = entry["Plan"] as? [String: Any] { walk(plan) } }
+        return most
     }
 
     @Test func acrossTheAPIOrgsNeverSeeEachOther() async throws {
