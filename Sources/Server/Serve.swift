@@ -144,10 +144,7 @@ extension Serve {
         try? await kubo.shutdown()
         do {
             let identity = try result.get()
-            let addresses = identity.addresses.filter { $0.contains("/p2p/") }
-            // Prefer addresses other nodes can dial; keep loopback only when nothing else exists.
-            let routable = addresses.filter { !$0.hasPrefix("/ip4/127.") && !$0.hasPrefix("/ip6/::1/") }
-            let chosen = Array((routable.isEmpty ? addresses : routable).prefix(20))
+            let chosen = DelegateAddresses.choose(identity.addresses)
             if !chosen.isEmpty {
                 logger.info(
                     "delegates from Kubo",

@@ -46,4 +46,15 @@ import Testing
         try FileManager.default.removeItem(atPath: path)
         #expect(throws: ConfigurationError.self) { try NodeConfiguration(reader: reader(["db", "opsUrlFile"])) }
     }
+
+    /// Delegates taken from Kubo publish its public addresses when it has any: private ones only
+    /// told tenants about the operator's network.
+    @Test func delegatesPreferPublicAddresses() {
+        let loopback = "/ip4/127.0.0.1/tcp/4001/p2p/12D3KooWPeer"
+        let lan = "/ip4/10.1.2.3/tcp/4001/p2p/12D3KooWPeer"
+        let wan = "/ip4/1.2.3.4/tcp/4001/p2p/12D3KooWPeer"
+        #expect(DelegateAddresses.choose([loopback, lan, wan, "/ip4/1.2.3.4/tcp/4001"]) == [wan])
+        #expect(DelegateAddresses.choose([loopback, lan]) == [lan], "a LAN deployment still gets its addresses")
+        #expect(DelegateAddresses.choose([loopback]) == [loopback])
+    }
 }
