@@ -129,10 +129,13 @@ public protocol ClusterStore: Sendable {
     /// Requeues stuck placements with a new dispatch generation (audited, fenced), or moves the
     /// ones already dispatched `maxRedispatches` times to the first of `moveTargets[pin]` (best
     /// first) that does not hold the pin yet.
+    /// `requeueAfterSeconds` is the cutoff `stuckPlacements` used: each placement is re-checked
+    /// against it (and its lease) under the row lock before anything changes.
     func requeue(
         _ stuck: [PlacementView],
         moveTargets: [TypeID: [TypeID]],
         maxRedispatches: Int,
+        requeueAfterSeconds: Int64,
         fence: Int64,
         now: Timestamp
     ) async throws -> [SweepAction]

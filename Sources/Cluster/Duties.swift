@@ -90,7 +90,14 @@ extension ClusterAgent {
         let eligible = presence.eligible(now: now, settings: settings)
         var targets: [TypeID: [TypeID]] = [:]
         for p in stuck { targets[p.pin] = Rendezvous.rank(cid: p.cid, among: eligible).filter { $0 != p.node } }
-        let actions = try await store.requeue(stuck, moveTargets: targets, maxRedispatches: settings.maxRedispatches, fence: fence, now: now)
+        let actions = try await store.requeue(
+            stuck,
+            moveTargets: targets,
+            maxRedispatches: settings.maxRedispatches,
+            requeueAfterSeconds: settings.requeueAfterSeconds,
+            fence: fence,
+            now: now
+        )
         status.requeued += actions.count
         var dispatches: [Dispatch] = []
         for action in actions {

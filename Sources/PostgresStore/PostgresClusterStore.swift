@@ -328,18 +328,25 @@ public struct PostgresClusterStore: ClusterStore {
         _ stuck: [PlacementView],
         moveTargets: [TypeID: [TypeID]],
         maxRedispatches: Int,
+        requeueAfterSeconds: Int64,
         fence: Int64,
         now: Timestamp
     ) async throws -> [SweepAction] {
-        try await fencedTransaction { conn in
+        let cutoff = now.adding(seconds: -requeueAfterSeconds)
+        return try await fencedTransaction { conn in
             try await Self.checkFence(conn, fence, logger: logger)
             var out: [SweepAction] = []
             for p in stuck {
-                // Re-read under the row lock: the worker may have finished it meanwhile.
+                // Re-read under the row lock with the whole condition that made it stuck: a
+                // worker may have claimed it (a fresh lease), finished it, or it may have been
+                // dispatched again since it was read; then it is not stuck any more.
                 let rows = try await conn.query(
                     """
                     SELECT generation, status FROM placements
-                    WHERE org_id = \(p.org.uuid) AND pin_id = \(p.pin.uuid) AND node_id = \(p.node.uuid) FOR UPDATE
+                    WHERE org_id = \(p.org.uuid) AND pin_id = \(p.pin.uuid) AND node_id = \(p.node.uuid)
+                      AND ((status = 'pinning' AND lease_until < \(now))
+                        OR (status = 'queued' AND next_attempt_at < \(cutoff) AND coalesce(dispatched_at, updated_at) < \(cutoff)))
+                    FOR UPDATE
                     """,
                     logger: logger
                 ).collect()

@@ -97,10 +97,18 @@ struct BreakBeforeMakeStore: ClusterStore {
         _ stuck: [PlacementView],
         moveTargets: [TypeID: [TypeID]],
         maxRedispatches: Int,
+        requeueAfterSeconds: Int64,
         fence: Int64,
         now: Timestamp
     ) async throws -> [SweepAction] {
-        try await inner.requeue(stuck, moveTargets: moveTargets, maxRedispatches: maxRedispatches, fence: fence, now: now)
+        try await inner.requeue(
+            stuck,
+            moveTargets: moveTargets,
+            maxRedispatches: maxRedispatches,
+            requeueAfterSeconds: requeueAfterSeconds,
+            fence: fence,
+            now: now
+        )
     }
     func placedCIDs(node: TypeID) async throws -> (all: Set<String>, pinned: Set<String>) { try await inner.placedCIDs(node: node) }
     func pendingUnpins(node: TypeID) async throws -> Set<String> { try await inner.pendingUnpins(node: node) }

@@ -110,12 +110,20 @@ struct ObservedClusterStore: ClusterStore {
         _ stuck: [PlacementView],
         moveTargets: [TypeID: [TypeID]],
         maxRedispatches: Int,
+        requeueAfterSeconds: Int64,
         fence: Int64,
         now: Timestamp
     ) async throws -> [SweepAction] {
         let maintenance = maintenanceOn()
         do {
-            let out = try await inner.requeue(stuck, moveTargets: moveTargets, maxRedispatches: maxRedispatches, fence: fence, now: now)
+            let out = try await inner.requeue(
+                stuck,
+                moveTargets: moveTargets,
+                maxRedispatches: maxRedispatches,
+                requeueAfterSeconds: requeueAfterSeconds,
+                fence: fence,
+                now: now
+            )
             record(
                 LeaderWrite(
                     kind: .requeue,

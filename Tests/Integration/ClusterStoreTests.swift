@@ -129,6 +129,35 @@ import Worker
         }
     }
 
+    /// The sweeper reads stuck placements, then requeues them in a fenced transaction; a worker
+    /// that claims one in between must keep its claim. `requeue` used to re-check only the
+    /// status under its lock, so it reset (or moved) a placement claimed a moment before.
+    @Test func theSweeperLeavesAPlacementClaimedAfterItWasReadAlone() async throws {
+        try await withRig { rig in
+            let pin = try await rig.service(placing: [a]).add(org: rig.org, request: PinRequest(cid: cidB)).id
+            let placements = PostgresPlacementStore(client: rig.node.opsClient, logger: Logger(label: "t"))
+            // The job was lost: queued and due for longer than requeueAfter.
+            rig.node.clock.advance(seconds: 61)
+            let stuck = try await rig.store.stuckPlacements(now: rig.node.clock.now(), requeueAfterSeconds: 60, limit: 10)
+            #expect(stuck.map(\.pin) == [pin])
+            // Meanwhile the node's worker claims it after all.
+            let lease = rig.node.clock.now().adding(seconds: 3660)
+            #expect(try await placements.claim(node: a, now: rig.node.clock.now(), limit: 10, leaseUntil: lease).count == 1)
+            #expect(try await rig.store.beginTerm(fence: 1, node: b, now: rig.node.clock.now()))
+            let actions = try await rig.store.requeue(
+                stuck,
+                moveTargets: [pin: [b]],
+                maxRedispatches: 0,
+                requeueAfterSeconds: 60,
+                fence: 1,
+                now: rig.node.clock.now()
+            )
+            #expect(actions.isEmpty, "\(actions)")
+            #expect(try await rig.placements(pin).map(\.status) == ["pinning"], "the claim stands, not moved, not reset")
+            #expect(try await rig.placements(pin).map(\.node) == [a])
+        }
+    }
+
     @Test func theSweeperRequeuesAbandonedClaimsThenMovesThem() async throws {
         try await withRig { rig in
             let record = try await rig.service(placing: [a]).add(org: rig.org, request: PinRequest(cid: cidB))
@@ -148,9 +177,16 @@ import Worker
             #expect(stuck.map(\.pin) == [pin] && stuck[0].status == "pinning")
             #expect(try await rig.store.beginTerm(fence: 4, node: b, now: rig.node.clock.now()))
             await #expect(throws: ClusterStoreError.staleFence(presented: 3, current: 4)) {
-                try await rig.store.requeue(stuck, moveTargets: [:], maxRedispatches: 2, fence: 3, now: rig.node.clock.now())
+                try await rig.store.requeue(stuck, moveTargets: [:], maxRedispatches: 2, requeueAfterSeconds: 60, fence: 3, now: rig.node.clock.now())
             }
-            let first = try await rig.store.requeue(stuck, moveTargets: [pin: [b]], maxRedispatches: 2, fence: 4, now: rig.node.clock.now())
+            let first = try await rig.store.requeue(
+                stuck,
+                moveTargets: [pin: [b]],
+                maxRedispatches: 2,
+                requeueAfterSeconds: 60,
+                fence: 4,
+                now: rig.node.clock.now()
+            )
             guard case .redispatched(let d1) = first.first else {
                 Issue.record("expected a redispatch, got \(first)")
                 return
@@ -162,7 +198,14 @@ import Worker
             rig.node.clock.advance(seconds: 61)
             let again = try await rig.store.stuckPlacements(now: rig.node.clock.now(), requeueAfterSeconds: 60, limit: 10)
             #expect(again.count == 1)
-            let second = try await rig.store.requeue(again, moveTargets: [pin: [b]], maxRedispatches: 2, fence: 4, now: rig.node.clock.now())
+            let second = try await rig.store.requeue(
+                again,
+                moveTargets: [pin: [b]],
+                maxRedispatches: 2,
+                requeueAfterSeconds: 60,
+                fence: 4,
+                now: rig.node.clock.now()
+            )
             guard case .redispatched(let d2) = second.first else {
                 Issue.record("expected a redispatch, got \(second)")
                 return
@@ -181,6 +224,7 @@ import Worker
                 stuckNow.filter { $0.node == a },
                 moveTargets: [pin: [b, c]],
                 maxRedispatches: 2,
+                requeueAfterSeconds: 60,
                 fence: 4,
                 now: rig.node.clock.now()
             )
