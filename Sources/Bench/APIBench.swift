@@ -92,6 +92,9 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
             var configuration = NodeConfiguration()
             configuration.clusterEnabled = false
             configuration.logRequests = false
+            // The benchmark measures throughput, far past one token's production rate limit.
+            configuration.limits.requestsPerSecond = 0
+            configuration.limits.maxConcurrentListsPerToken = 0
             let node = buildNode(
                 configuration,
                 NodeEnvironment(
