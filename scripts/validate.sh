@@ -73,6 +73,7 @@ LAYERS = {
     2: [  # adapters and local tooling
         "PinsHTTP", "PostgresStore", "NATS", "NATSBus", "KuboRPC", "FakeKubo", "Live",
         "LocalProcess", "LocalPostgres", "LocalNATS", "SimBus", "ConformanceKit",
+        "Caches", "Observability",  # node caches; the node's Prometheus families
     ],
     3: ["AnchorageNode"],  # composition: the one node builder (DESIGN §9)
     4: ["AnchorageTesting", "Simulation"],  # kits that build nodes with it
@@ -85,6 +86,7 @@ ALLOWED_SAME_LAYER = {
     ("LocalPostgres", "PostgresStore"),
     ("LocalPostgres", "LocalProcess"),
     ("LocalNATS", "LocalProcess"),
+    ("Observability", "Caches"),
 }
 # The only products of other packages that core (L0, L1) targets may depend on: the core
 # reaches I/O (HTTP, SQL, NIO) only through the seams, never through a library.

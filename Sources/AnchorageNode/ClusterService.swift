@@ -1,5 +1,6 @@
 import Cluster
 import Logging
+import Observability
 import Seams
 import ServiceLifecycle
 
@@ -39,7 +40,7 @@ struct ClusterService: Service {
                     pending += driver.handle(.joinFailed)
                 }
             case .step:
-                await joined?.agent.step()
+                if let agent = joined?.agent { node.metrics.observe(cluster: await agent.step()) }
                 pending += driver.handle(.stepped)
             case .after(let delay, let event):
                 do { try await Task.sleep(for: delay) } catch { return joined }

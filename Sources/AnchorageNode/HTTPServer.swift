@@ -2,6 +2,8 @@ import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import PinsHTTP
+import ServiceLifecycle
 
 extension Node {
     /// The node's HTTP server: its router behind production's connection bounds. A connection
@@ -25,6 +27,25 @@ extension Node {
                 availableConnectionsDelegate: MaximumAvailableConnections(c.httpMaxConnections, logger: logger)
             ),
             onServerRunning: onServerRunning,
+            logger: logger
+        )
+    }
+}
+
+extension Node {
+    /// The separate `/metrics` listener when `metrics.listen` is set (so the API port can face
+    /// the internet while metrics stay on an internal address); nil otherwise.
+    public func metricsServer(logger: Logger) -> (any Service)? {
+        guard let endpoint = metricsEndpoint, let listen = configuration.metrics.listen,
+            let (host, port) = MetricsSettings.split(listen)
+        else { return nil }
+        return Application(
+            router: endpoint.router(),
+            server: .http1(configuration: .init(idleTimeout: .seconds(Int64(configuration.httpIdleTimeoutSeconds)))),
+            configuration: .init(address: .hostname(host, port: port), serverName: "anchorage-metrics"),
+            onServerRunning: { channel in
+                logger.info("metrics listening", metadata: ["address": "\(channel.localAddress?.description ?? listen)"])
+            },
             logger: logger
         )
     }

@@ -1,6 +1,8 @@
+import Caches
 import Cluster
 import Hummingbird
 import Logging
+import Observability
 import Pins
 import PinsHTTP
 import PostgresNIO
@@ -93,6 +95,44 @@ public struct Node: @unchecked Sendable {
     /// The joined cluster, once ``join()`` succeeded (nil before and after).
     public let runtime: LockedBox<ClusterRuntime?>
     let clusterStore: (any ClusterStore)?
+    /// This node's Prometheus registry and families (`/metrics`).
+    public let metrics: NodeMetrics
+    /// The denylist and signing-key caches (the live set is the cluster agent's).
+    public let caches: NodeCaches
+    /// The `/metrics` endpoint (served by ``router`` unless `metrics.listen` names its own
+    /// listener; nil when `metrics.enabled` is off).
+    public let metricsEndpoint: MetricsEndpoint?
+
+    /// Every cache's numbers, for `/metrics` and `admin cache-stats`.
+    public func cacheStats() async -> [CacheStats] {
+        let status = await runtime.value?.agent.status
+        return await caches.stats(cluster: status, heartbeatSeconds: configuration.cluster.heartbeatSeconds)
+    }
+
+    /// Revokes a token on behalf of its org or an operator: the denylist row (ops role), this
+    /// node's cache at once, and every other node's through `cache.invalidate.denylist`. If the
+    /// bus is down the others refuse it within `cache.denylist.ttlSeconds`.
+    public func revokeToken(_ id: TypeID) async throws {
+        guard let ops = environment.ops else { throw ConfigurationError("revoking a token needs the ops database role") }
+        let admin = PostgresAdmin(client: ops, clock: environment.clock, entropy: environment.entropy, logger: environment.logger("anchorage.db"))
+        try await admin.revokeToken(id)
+        caches.denylist?.revoked(id)
+        await announce(CacheInvalidation(cache: .denylist, key: id.description, from: self.id.description))
+    }
+
+    /// Publishes an invalidation for the other nodes (best effort: their TTL bounds a loss).
+    public func announce(_ invalidation: CacheInvalidation) async {
+        guard let bus = runtime.value?.bus else { return }
+        do {
+            try await invalidation.publish(on: bus)
+            if invalidation.cache == .denylist { caches.denylist?.cache.countSent() }
+        } catch {
+            environment.logger("anchorage.cache").warning(
+                "could not announce a cache invalidation; other nodes catch up within the cache TTL",
+                metadata: ["cache": "\(invalidation.cache.rawValue)", "error": "\(error)"]
+            )
+        }
+    }
 
     /// Connects to the bus, makes the cluster agent and starts it (register, subscribe, open
     /// the job queue); on success the runtime is published for the API and the worker.
@@ -116,6 +156,7 @@ public struct Node: @unchecked Sendable {
         try await agent.start()
         let joined = ClusterRuntime(agent: agent, bus: bus)
         runtime.value = joined
+        metrics.observe(cluster: await agent.status)
         return joined
     }
 
@@ -138,6 +179,9 @@ public struct Node: @unchecked Sendable {
         if worker != nil {
             out.append(WorkerService(node: self, logger: environment.logger("anchorage.worker")))
         }
+        if isClustered {
+            out.append(CacheService(node: self, logger: environment.logger("anchorage.cache")))
+        }
         return out
     }
 }
@@ -150,12 +194,28 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
     let dbLogger = env.logger("anchorage.db")
     let store = PostgresPinStore(client: env.api, maxPinsPerOrg: configuration.limits.maxPinsPerOrg, logger: dbLogger)
     let lookup = PostgresTokenLookup(client: env.api, sealer: env.sealer, logger: dbLogger)
+    let keyRing = KeyRing(source: lookup, clock: env.clock, refreshSeconds: configuration.keyCacheSeconds)
+    // The denylist is asked on every authenticated request: cached, it costs no query while an
+    // answer is younger than the TTL; revocations arrive as invalidations (CacheService).
+    let cachedDenylist: CachedDenylist? =
+        configuration.denylistCacheSeconds > 0
+        ? CachedDenylist(
+            source: lookup,
+            cache: BoundedCache(
+                name: CacheName.denylist.rawValue,
+                capacity: configuration.denylistCacheEntries,
+                ttlSeconds: configuration.denylistCacheSeconds,
+                clock: env.clock
+            )
+        ) : nil
+    let caches = NodeCaches(denylist: cachedDenylist, keys: keyRing)
     let verifier = TokenVerifier(
-        keys: KeyRing(source: lookup, clock: env.clock, refreshSeconds: configuration.keyCacheSeconds),
-        denylist: lookup,
+        keys: keyRing,
+        denylist: cachedDenylist ?? lookup,
         clock: env.clock,
         leewaySeconds: configuration.leewaySeconds
     )
+    let metrics = NodeMetrics(version: env.version, maintenanceMaxSeconds: configuration.cluster.maintenanceMaxSeconds)
 
     // The worker serves every org, so it runs with the ops role.
     let places = configuration.workerEnabled && env.ops != nil
@@ -207,6 +267,20 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
     )
     // A probe every second from a load balancer must not become a query each: the database's
     // answer is reused for a second.
+    let runtimeForMetrics = runtime
+    let heartbeatSeconds = configuration.cluster.heartbeatSeconds
+    let metricsEndpoint: MetricsEndpoint? =
+        configuration.metrics.enabled
+        ? MetricsEndpoint(policy: configuration.metrics.policy) {
+            // Memory only: the caches' numbers and the last NATS state; the cluster's come in
+            // after every agent step (ClusterService), the leader's counts on their interval.
+            let status = await runtimeForMetrics.value?.agent.status
+            metrics.observe(caches: await caches.stats(cluster: status, heartbeatSeconds: heartbeatSeconds))
+            if let health = runtimeForMetrics.value?.bus as? any BusHealth {
+                metrics.observe(natsConnected: health.isConnected, reconnects: health.reconnects)
+            }
+            return metrics.render()
+        } : nil
     let schemaReadiness = CachedReadiness(clock: env.clock, maxAgeMicroseconds: 1_000_000) { await lookup.notReadyReason() }
     let router = makeRouter(
         HTTPDependencies(
@@ -219,7 +293,9 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
                 guard let joined = runtime.value else { return "joining the cluster (NATS not reachable yet)" }
                 return await joined.agent.notReadyReason()
             },
-            logRequests: configuration.logRequests
+            logRequests: configuration.logRequests,
+            observer: metrics,
+            metrics: configuration.metrics.listen == nil ? metricsEndpoint : nil
         )
     )
     return Node(
@@ -232,6 +308,17 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
         isClustered: clustered,
         policy: policy,
         runtime: runtime,
-        clusterStore: clusterStore
+        clusterStore: clusterStore,
+        metrics: metrics,
+        caches: caches,
+        metricsEndpoint: metricsEndpoint
     )
 }
+
+/// A bus that can say whether it is connected (NATS; for `/metrics`).
+public protocol BusHealth: Sendable {
+    var isConnected: Bool { get }
+    var reconnects: Int { get }
+}
+
+extension NodeMetrics: HTTPObserver {}

@@ -3,6 +3,7 @@ import Configuration
 import Foundation
 import Logging
 import Pins
+import PinsHTTP
 import PostgresStore
 import Seams
 import Worker
@@ -60,6 +61,12 @@ public struct NodeConfiguration: Sendable {
     /// How often the cluster agent steps (`cluster.tickMilliseconds`).
     public var clusterTickMilliseconds = 500
     public var nats = NATSSettings()
+    /// `metrics.*`: `/metrics` and who may read it.
+    public var metrics = MetricsSettings()
+    /// `cache.denylist.ttlSeconds` (0: no cache, every request asks PostgreSQL) and
+    /// `cache.denylist.maxEntries`.
+    public var denylistCacheSeconds: Int64 = 30
+    public var denylistCacheEntries = 65_536
 
     /// Production's defaults.
     public init() {}
@@ -145,6 +152,21 @@ public struct NodeConfiguration: Sendable {
         cluster.autoBalance = c.bool(forKey: "cluster.autoBalance", default: cluster.autoBalance)
         cluster.maintenanceMaxSeconds = try seconds("cluster.maintenance.maxDuration", cluster.maintenanceMaxSeconds)
         cluster.kuboPinName = worker.kuboPinName
+        cluster.countsSeconds = try seconds("metrics.countsInterval", cluster.countsSeconds)
+        metrics.enabled = c.bool(forKey: "metrics.enabled", default: metrics.enabled)
+        metrics.listen = c.string(forKey: "metrics.listen").flatMap { $0.isEmpty ? nil : $0 }
+        func networks(_ key: String, _ fallback: [String]) throws -> [CIDR] {
+            try c.stringArray(forKey: ConfigKey(key.split(separator: ".").map(String.init)), default: fallback).map { text in
+                guard let cidr = CIDR(text.trimmingCharacters(in: .whitespaces)) else {
+                    throw ConfigurationError("\(key): \(text) is not an address or CIDR network (10.0.0.0/8, ::1/128)")
+                }
+                return cidr
+            }
+        }
+        metrics.allowCIDRs = try networks("metrics.allowCIDRs", MetricsSettings.loopback)
+        metrics.trustedProxies = try networks("metrics.trustedProxies", [])
+        denylistCacheSeconds = Int64(c.int(forKey: "cache.denylist.ttlSeconds", default: Int(denylistCacheSeconds)))
+        denylistCacheEntries = c.int(forKey: "cache.denylist.maxEntries", default: denylistCacheEntries)
         nats.url = c.string(forKey: "nats.url")
         nats.host = c.string(forKey: "nats.host", default: nats.host)
         nats.port = c.int(forKey: "nats.port", default: nats.port)
@@ -220,6 +242,9 @@ public struct NodeConfiguration: Sendable {
         try check((10...60000).contains(workerPollMilliseconds), "worker.pollMilliseconds must be 10-60000")
         try check((0...64).contains(worker.maxOriginDials), "kubo.maxOriginDials must be 0-64")
         for problem in cluster.problems() { try check(false, problem) }
+        try check((0...3600).contains(denylistCacheSeconds), "cache.denylist.ttlSeconds must be 0-3600 (0: no cache)")
+        try check((1...10_000_000).contains(denylistCacheEntries), "cache.denylist.maxEntries must be 1-10000000")
+        if let listen = metrics.listen { try check(MetricsSettings.split(listen) != nil, "metrics.listen must be host:port (e.g. 127.0.0.1:9464)") }
         try check((10...60000).contains(clusterTickMilliseconds), "cluster.tickMilliseconds must be 10-60000")
         try check((1...65535).contains(nats.port), "nats.port must be 1-65535")
         if let p = nats.clusterPort { try check((1...65535).contains(p), "nats.clusterPort must be 1-65535") }
@@ -363,6 +388,9 @@ extension NodeConfiguration {
             ("http.maxConnections", "\(httpMaxConnections)"),
             ("db.statementTimeoutSeconds", "\(dbStatementTimeoutSeconds)"),
             ("db.opsStatementTimeoutSeconds", "\(dbOpsStatementTimeoutSeconds)"),
+            ("metrics.countsInterval", "\(cluster.countsSeconds)s"),
+            ("cache.denylist.ttlSeconds", "\(denylistCacheSeconds)"),
+            ("cache.denylist.maxEntries", "\(denylistCacheEntries)"),
         ]
     }
 
@@ -373,5 +401,32 @@ extension NodeConfiguration {
             let base = production[entry.key] ?? "?"
             return base == entry.value ? nil : (entry.key, entry.value, base)
         }
+    }
+}
+
+/// `metrics.*`: whether `/metrics` is served, where, and to whom.
+public struct MetricsSettings: Sendable {
+    public init() {}
+    /// `metrics.enabled`.
+    public var enabled = true
+    /// `metrics.listen`: `host:port` of a listener for `/metrics` alone; unset: the API listener.
+    public var listen: String?
+    /// `metrics.allowCIDRs`: clients that may scrape (default: loopback only).
+    public var allowCIDRs: [CIDR] = MetricsSettings.loopback.compactMap(CIDR.init)
+    /// `metrics.trustedProxies`: peers whose `X-Forwarded-For` names the client.
+    public var trustedProxies: [CIDR] = []
+
+    public static let loopback = ["127.0.0.1/32", "::1/128"]
+
+    public var policy: ClientAddressPolicy { ClientAddressPolicy(allow: allowCIDRs, trustedProxies: trustedProxies) }
+
+    /// `host:port` (`[::1]:9464` for IPv6) split, or nil.
+    public static func split(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            return nil
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
     }
 }

@@ -1,5 +1,6 @@
 import Cluster
 import Logging
+import Observability
 import PostgresNIO
 import Seams
 import ServiceLifecycle
@@ -31,6 +32,8 @@ struct WorkerService: Service {
         let held = LockedBox<[BusJob]>([])
         let runtime = node.runtime
         let clustered = node.isClustered
+        let metrics = node.metrics
+        let countsEvery = Duration.seconds(node.configuration.cluster.countsSeconds)
         let loop = WorkerLoop(
             worker: worker,
             hooks: .init(
@@ -42,7 +45,10 @@ struct WorkerService: Service {
                     }
                     if !jobs.isEmpty { input.yield(.ack(jobs)) }
                 },
-                inflight: { n in await runtime.value?.agent.setInflight(n) }
+                inflight: { n in
+                    metrics.claims(inFlight: n)
+                    await runtime.value?.agent.setInflight(n)
+                }
             )
         )
         await cancelWhenGracefulShutdown {
@@ -61,6 +67,13 @@ struct WorkerService: Service {
                     }
                     input.finish()
                 }
+                // The queue-depth gauge: one index-only count every metrics.countsInterval.
+                group.addTask {
+                    while !Task.isCancelled {
+                        if let depth = try? await worker.store.queueDepth(node: worker.node) { metrics.queue(depth: depth) }
+                        try? await Task.sleep(for: countsEvery)
+                    }
+                }
                 for await event in events {
                     if Task.isCancelled { break }
                     switch event {
@@ -68,7 +81,10 @@ struct WorkerService: Service {
                         await loop.send(event)
                     case .startAttempt(let claim):
                         group.addTask {
+                            let started = ContinuousClock.now
                             let outcome = await worker.attempt(claim)
+                            // A shutdown-cancelled attempt is not an outcome (it is not recorded).
+                            if !Task.isCancelled { metrics.attemptEnded(outcome, duration: ContinuousClock.now - started) }
                             input.yield(.driver(.attemptEnded(claim, outcome)))
                         }
                     case .ack(let jobs):

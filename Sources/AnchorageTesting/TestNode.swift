@@ -75,7 +75,12 @@ public struct TestNode: Sendable {
         return buildNode(configuration, environment(id: Self.storageNodeID, ops: nil, kubo: nil)).router
     }
 
-    func environment(id: TypeID, ops: PostgresClient?, kubo: (any KuboAPI)?) -> NodeEnvironment {
+    func environment(
+        id: TypeID,
+        ops: PostgresClient?,
+        kubo: (any KuboAPI)?,
+        bus: (@Sendable () async throws -> any ClusterBus)? = nil
+    ) -> NodeEnvironment {
         NodeEnvironment(
             nodeID: id,
             nodeName: "test",
@@ -85,6 +90,7 @@ public struct TestNode: Sendable {
             api: apiClient,
             ops: ops,
             kubo: kubo,
+            connectBus: bus,
             delegates: delegates,
             logger: { Logger(label: $0) },
             sealer: Self.sealer
@@ -96,10 +102,16 @@ public struct TestNode: Sendable {
 
     /// A standalone node `id` (every new pin placed on it) through the production builder; with
     /// a Kubo it has a worker (`node.worker`, or run `node.services` for the production shell).
-    public func node(id: TypeID, kubo: (any KuboAPI)? = nil, configure: (inout NodeConfiguration) -> Void = { _ in }) -> Node {
+    /// With `bus` (and `cluster.enabled` set by `configure`) the node is clustered.
+    public func node(
+        id: TypeID,
+        kubo: (any KuboAPI)? = nil,
+        configure: (inout NodeConfiguration) -> Void = { _ in },
+        bus: (@Sendable () async throws -> any ClusterBus)? = nil
+    ) -> Node {
         var configuration = configuration
         configure(&configuration)
-        return buildNode(configuration, environment(id: id, ops: opsClient, kubo: kubo))
+        return buildNode(configuration, environment(id: id, ops: opsClient, kubo: kubo, bus: bus))
     }
 
     /// The pin service as `serve` runs it with its worker on: every new pin is placed on `node`.
@@ -154,6 +166,9 @@ public func withTestNode<T: Sendable>(
     configuration.logRequests = false
     // Tokens are minted and revoked mid-test; a key cache would hide a rotation for 30 s.
     configuration.keyCacheSeconds = 0
+    // Likewise the denylist cache: these tests revoke through PostgreSQL directly, where no node
+    // hears the invalidation (DenylistCacheTests and the cluster tests cover the cache).
+    configuration.denylistCacheSeconds = 0
     var storageConfiguration = configuration
     storageConfiguration.workerEnabled = false
     return try await withThrowingTaskGroup(of: Void.self) { group in

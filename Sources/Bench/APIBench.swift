@@ -95,8 +95,11 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
             // The benchmark measures throughput, far past one token's production rate limit.
             configuration.limits.requestsPerSecond = 0
             configuration.limits.maxConcurrentListsPerToken = 0
-            let node = buildNode(
-                configuration,
+            // The same node without the denylist cache (every request asks PostgreSQL whether its
+            // token was revoked), measured beside it in the same run: the cache's effect.
+            var uncachedConfiguration = configuration
+            uncachedConfiguration.denylistCacheSeconds = 0
+            func environment() -> NodeEnvironment {
                 NodeEnvironment(
                     nodeID: TypeID.make(IDPrefix.node, clock: clock, entropy: entropy),
                     nodeName: "bench",
@@ -108,23 +111,27 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                     delegates: ["/ip4/127.0.0.1/tcp/4001/p2p/QmViri388kPHXZ21orbPAWHCKbv73VYxsNtvYRH2vmKh4c"],
                     logger: { _ in quiet }
                 )
-            )
-            let router = node.router
-            let portBox = PortBox()
-            let app = Application(
-                router: router,
-                configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                onServerRunning: { await portBox.set($0.localAddress?.port ?? 0) },
-                logger: quiet
-            )
-            group.addTask { try await app.runService() }
-            let port = await portBox.wait()
+            }
+            func serve(_ node: Node) async -> Int {
+                let portBox = PortBox()
+                let app = Application(
+                    router: node.router,
+                    configuration: .init(address: .hostname("127.0.0.1", port: 0)),
+                    onServerRunning: { await portBox.set($0.localAddress?.port ?? 0) },
+                    logger: quiet
+                )
+                group.addTask { try await app.runService() }
+                return await portBox.wait()
+            }
+            let port = await serve(buildNode(configuration, environment()))
+            let uncachedPort = await serve(buildNode(uncachedConfiguration, environment()))
             let http = HTTPClient(
                 eventLoopGroupProvider: .singleton,
                 configuration: .init(connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64))
             )
             defer { _ = http.shutdown() }
             let baseURL = "http://127.0.0.1:\(port)"
+            let uncachedURL = "http://127.0.0.1:\(uncachedPort)"
 
             // Writes: POST /pins and raw INSERTs at the same concurrency.
             try await owner.query(
@@ -132,20 +139,24 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                 logger: quiet
             )
             var writeRows: [[String]] = []
+            let counter = Counter()
             for c in connections {
-                let counter = Counter()
-                let post = try await measure(concurrency: c, seconds: seconds) { worker, n in
-                    let org = (worker + n) % tokenList.count
-                    var request = HTTPClientRequest(url: baseURL + "/pins")
-                    request.method = .POST
-                    request.headers.add(name: "Authorization", value: "Bearer \(tokenList[org])")
-                    request.headers.add(name: "Content-Type", value: "application/json")
-                    let cid = CIDText.synthetic(await counter.next(), namespace: 7)
-                    request.body = .bytes(ByteBuffer(string: #"{"cid":"\#(cid)","name":"bench","meta":{"app":"bench"}}"#))
-                    let response = try await http.execute(request, timeout: .seconds(30))
-                    _ = try await response.body.collect(upTo: 1 << 20)
-                    guard response.status == .accepted else { throw BenchError.status(Int(response.status.code)) }
+                func posts(to url: String) async throws -> Result {
+                    try await measure(concurrency: c, seconds: seconds) { worker, n in
+                        let org = (worker + n) % tokenList.count
+                        var request = HTTPClientRequest(url: url + "/pins")
+                        request.method = .POST
+                        request.headers.add(name: "Authorization", value: "Bearer \(tokenList[org])")
+                        request.headers.add(name: "Content-Type", value: "application/json")
+                        let cid = CIDText.synthetic(await counter.next(), namespace: 7)
+                        request.body = .bytes(ByteBuffer(string: #"{"cid":"\#(cid)","name":"bench","meta":{"app":"bench"}}"#))
+                        let response = try await http.execute(request, timeout: .seconds(30))
+                        _ = try await response.body.collect(upTo: 1 << 20)
+                        guard response.status == .accepted else { throw BenchError.status(Int(response.status.code)) }
+                    }
                 }
+                let uncached = try await posts(to: uncachedURL)
+                let post = try await posts(to: baseURL)
                 let raw = try await measure(concurrency: c, seconds: seconds) { worker, n in
                     let org = orgList[(worker + n) % orgList.count]
                     try await owner.query(
@@ -154,10 +165,12 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                     )
                 }
                 writeRows.append([
-                    "\(c)", fmt(post.rate), fmt(post.p50 * 1000, 2), fmt(post.p99 * 1000, 2), fmt(raw.rate),
+                    "\(c)", fmt(uncached.rate), fmt(post.rate),
+                    String(format: "%+.0f%%", (post.rate / max(uncached.rate, 1) - 1) * 100), fmt(post.p50 * 1000, 2), fmt(post.p99 * 1000, 2),
+                    fmt(raw.rate),
                     String(format: "%.0f%%", post.rate / max(raw.rate, 1) * 100),
                 ])
-                say("POST c=\(c): \(fmt(post.rate)) req/s; raw INSERT: \(fmt(raw.rate)) rows/s")
+                say("POST c=\(c): \(fmt(uncached.rate)) req/s uncached denylist, \(fmt(post.rate)) cached; raw INSERT: \(fmt(raw.rate)) rows/s")
             }
 
             // Reads.
@@ -202,7 +215,15 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                 "anchorage-bench api — \(perOrg * orgs) seeded pins, \(orgs) orgs, PostgreSQL \(fast ? "fsync off" : "durable"), \(ProcessInfo.processInfo.activeProcessorCount) cores, server and load generator in one process"
             )
             print("")
-            print(table(["connections", "POST /pins req/s", "p50 ms", "p99 ms", "raw INSERT rows/s", "POST / raw"], writeRows))
+            print(
+                table(
+                    [
+                        "connections", "POST req/s, denylist uncached", "POST req/s, denylist cached", "cache gain", "p50 ms (cached)",
+                        "p99 ms (cached)", "raw INSERT rows/s", "POST (cached) / raw",
+                    ],
+                    writeRows
+                )
+            )
             print("")
             print(table(["GET query (\(reads) sequential requests)", "count", "p50 ms", "p99 ms"], readRows))
         }

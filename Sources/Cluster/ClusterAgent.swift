@@ -27,6 +27,8 @@ public actor ClusterAgent {
     /// Unknown IDs as of the last reload (bounded by one inbox drain).
     var checkedUnknown: Set<String> = []
     var inbox: (any BusInbox)?
+    /// Node state changes announced by whoever made them (`admin drain`, `uncordon`).
+    var nodeChanges: (any BusInbox)?
     var nextHeartbeat: Timestamp
     var state: NodeState = .active
     var drainRequestedAt: Timestamp?
@@ -43,6 +45,7 @@ public actor ClusterAgent {
     var nextMaintenanceLog: Timestamp
     var nextWatchdogWarning: Timestamp
     var nextReplicateScan: Timestamp
+    var nextCounts: Timestamp
     var lastEligibleCount = 0
     public internal(set) var status = ClusterStatus()
 
@@ -76,6 +79,7 @@ public actor ClusterAgent {
         self.nextRebalance = now.adding(seconds: settings.rebalanceSeconds)
         self.nextReconcile = now.adding(seconds: settings.reconcileSeconds)
         self.nextReplicateScan = now
+        self.nextCounts = now
         self.nextMaintenanceLog = now
         self.nextWatchdogWarning = now
     }
@@ -110,6 +114,7 @@ public actor ClusterAgent {
             )
         }
         inbox = try await bus.subscribe(Subjects.heartbeats, capacity: settings.presenceInboxCapacity)
+        nodeChanges = try await bus.subscribe(Subjects.liveNodeChanges, capacity: 256)
         if state == .active || (state == .draining && !stoppingJobs) {
             try await bus.openQueue(Subjects.jobs(node))
             queueOpen = true
@@ -136,6 +141,8 @@ public actor ClusterAgent {
     public func stop() async {
         await inbox?.close()
         inbox = nil
+        await nodeChanges?.close()
+        nodeChanges = nil
         if let lease {
             try? await bus.kvDelete(ClusterKeys.leader, revision: lease.revision)
             self.lease = nil
@@ -204,6 +211,9 @@ public actor ClusterAgent {
             }
             if !unknown.isEmpty { await hearUnregistered(unknown, now: now) }
         }
+        if let nodeChanges {
+            for message in await nodeChanges.drain() { await nodeStateAnnounced(message.payload, now: now) }
+        }
         if now >= nextHeartbeat {
             nextHeartbeat = now.adding(seconds: settings.heartbeatSeconds)
             let hb = Heartbeat(
@@ -230,7 +240,27 @@ public actor ClusterAgent {
         }
         policy.update(eligible: presence.eligible(now: now, settings: settings))
         status.eligible = policy.eligible
+        status.live = presence.liveCount(now: now, settings: settings)
         status.state = state
+    }
+
+    /// An operator changed a node's state (`admin drain`, `uncordon`) and said so on the bus:
+    /// placement stops (or resumes) choosing it now rather than when its next heartbeats carry
+    /// the state; the node itself adopts the record at once. A lost message costs what it
+    /// always did: up to a heartbeat interval.
+    func nodeStateAnnounced(_ payload: [UInt8], now: Timestamp) async {
+        guard let change = NodeStateChange.decode(payload), let id = TypeID(parsing: change.node, prefix: IDPrefix.node),
+            let newState = NodeState(rawValue: change.state), id == node || registered.contains(id)
+        else { return }
+        status.liveNodeInvalidations += 1
+        if id == node {
+            do {
+                if let record = try await store.node(node) { adopt(record, now: now) }
+            } catch {
+                logger.warning("could not reload the node record", metadata: ["error": "\(error)"])
+            }
+        }
+        presence.announced(id, state: newState, until: now.adding(seconds: settings.liveAfterSeconds))
     }
 
     func isRegistered(_ hb: Heartbeat) -> Bool {
@@ -297,4 +327,17 @@ public struct ClusterStatus: Sendable, Equatable {
     public var queueOpen = false
     /// Heartbeats dropped because their node is not registered in PostgreSQL.
     public var ignoredHeartbeats = 0
+    /// Nodes heard within `cluster.liveAfter` (eligible ones are also active).
+    public var live = 0
+    public var isLeader = false
+    /// Terms won, lease renewals, terms lost (stepped down or expired).
+    public var leaseAcquisitions = 0
+    public var leaseRenewals = 0
+    public var leaseLosses = 0
+    /// Moves applied, by reason (`drain`, `node-lost`, …).
+    public var movesByReason: [String: Int] = [:]
+    /// Node state changes announced on `cache.invalidate.live_nodes` and applied at once.
+    public var liveNodeInvalidations = 0
+    /// Cluster-wide counts, while this node leads (nil otherwise).
+    public var counts: ClusterCounts?
 }

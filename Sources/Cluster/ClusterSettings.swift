@@ -38,6 +38,8 @@ public struct ClusterSettings: Sendable, Equatable {
     public var autoBalance = false
     /// `cluster.maintenance.maxDuration`: a maintenance flag older than this is "forgotten".
     public var maintenanceMaxSeconds: Int64 = 3600
+    /// `metrics.countsInterval`: how often the leader counts pins and placements for `/metrics`.
+    public var countsSeconds: Int64 = 30
     /// How often the watchdog repeats its warning.
     public var watchdogRepeatSeconds: Int64 = 60
     /// Heartbeats buffered between steps (oldest dropped beyond).
@@ -67,6 +69,7 @@ public struct ClusterSettings: Sendable, Equatable {
         check((1...100_000).contains(rebalanceMaxMoves), "cluster.rebalanceMaxMoves must be 1-100000")
         check((1...100_000).contains(sweepBatch), "cluster.sweepBatch must be 1-100000")
         check((1...100_000).contains(reconcileMaxRepairs), "cluster.reconcileMaxRepairs must be 1-100000")
+        check(countsSeconds >= 1, "metrics.countsInterval must be at least 1s")
         check(maintenanceMaxSeconds >= 60, "cluster.maintenance.maxDuration must be at least 1m")
         check((16...1_000_000).contains(presenceInboxCapacity), "cluster.presenceInboxCapacity must be 16-1000000")
         return out

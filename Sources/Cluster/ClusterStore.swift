@@ -147,12 +147,17 @@ public protocol ClusterStore: Sendable {
     /// Marks the pinned placements of `cids` on `node` as queued again (their pin is missing
     /// from Kubo); returns the dispatches to publish.
     func repin(node: TypeID, cids: [String], reason: String, now: Timestamp) async throws -> [Dispatch]
+    /// Pins by status, placements by state and pinned pins with fewer than `replicas` pinned
+    /// placements, cluster-wide: what the leader exports as gauges every `metrics.countsInterval`.
+    func counts(replicas: Int) async throws -> ClusterCounts
 }
 
 /// Subject names from the brief.
 public enum Subjects {
     public static func jobs(_ node: TypeID) -> String { "pin.jobs.\(node)" }
     public static func heartbeat(_ node: TypeID) -> String { "node.heartbeat.\(node)" }
+    /// Node state changes for the live set (the `live_nodes` cache's invalidation subject).
+    public static let liveNodeChanges = "cache.invalidate.live_nodes"
     public static let heartbeats = "node.heartbeat.*"
 }
 
@@ -161,4 +166,24 @@ public enum ClusterKeys {
     public static let bucket = "ANCHORAGE_CLUSTER"
     public static let leader = "leader"
     public static let maintenance = "maintenance"
+}
+
+/// Cluster-wide counts, read by the leader on an interval (never per scrape).
+public struct ClusterCounts: Sendable, Equatable {
+    public var pins: [String: Int]
+    public var placements: [String: Int]
+    /// Pinned pins with fewer pinned placements than the desired factor.
+    public var underReplicated: Int
+    /// When they were read.
+    public var at: Timestamp
+
+    public init(pins: [String: Int], placements: [String: Int], underReplicated: Int, at: Timestamp) {
+        self.pins = pins
+        self.placements = placements
+        self.underReplicated = underReplicated
+        self.at = at
+    }
+
+    /// The statuses a pin or placement can have (exported as zero when none has it).
+    public static let statuses = ["queued", "pinning", "pinned", "failed"]
 }

@@ -16,6 +16,17 @@ extension ClusterAgent {
             return
         }
         status.maintenance = flag
+        if now >= nextCounts {
+            nextCounts = now.adding(seconds: settings.countsSeconds)
+            do {
+                let desired = max(min(settings.replicationFactor, policy.eligible.count), 1)
+                var counts = try await store.counts(replicas: desired)
+                counts.at = now
+                status.counts = counts
+            } catch {
+                logger.warning("could not count pins for the metrics", metadata: ["error": "\(error)"])
+            }
+        }
         await serveRebalanceRequest(fence: fence, maintenance: flag != nil, now: now)
         if let flag {
             watchdog(flag, now: now)
@@ -71,6 +82,9 @@ extension ClusterAgent {
         let dispatches = try await store.apply(moves: moves, fence: fence, now: now)
         let applied = Set(dispatches.map { "\($0.pin)/\($0.node)" })
         status.movesApplied += dispatches.count
+        for move in moves where applied.contains("\(move.pin)/\(move.to)") {
+            status.movesByReason[move.reason.rawValue, default: 0] += 1
+        }
         logger.notice(
             "rebalanced",
             metadata: [

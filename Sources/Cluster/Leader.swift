@@ -49,6 +49,7 @@ extension ClusterAgent {
                 current.renewAt = now.adding(seconds: settings.leaseRenewSeconds)
                 current.validUntil = now.adding(seconds: settings.leaseTTLSeconds - 1)
                 lease = current
+                status.leaseRenewals += 1
             } catch BusError.conflict {
                 stepDown("the lease was taken over")
             } catch {
@@ -86,6 +87,8 @@ extension ClusterAgent {
                 validUntil: now.adding(seconds: settings.leaseTTLSeconds - 1)
             )
             status.leaderFence = fence
+            status.isLeader = true
+            status.leaseAcquisitions += 1
             // A new leader looks at the cluster right away.
             nextSweep = now
             nextRebalance = now
@@ -100,5 +103,10 @@ extension ClusterAgent {
         logger.warning("no longer the leader", metadata: ["fence": "\(lease.fence)", "reason": "\(why)"])
         self.lease = nil
         status.leaderFence = nil
+        status.isLeader = false
+        status.leaseLosses += 1
+        status.counts = nil
+        status.maintenance = nil
+        status.maintenanceOverdue = false
     }
 }

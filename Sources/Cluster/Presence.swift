@@ -44,9 +44,28 @@ public struct PresenceTable: Sendable {
 
     public init(watchingSince: Timestamp) { self.watchingSince = watchingSince }
 
+    /// States announced by an operator's command, ahead of the node's own heartbeats: until
+    /// the node's heartbeat says the same (or `until`), the announced state decides eligibility.
+    public private(set) var announced: [TypeID: (state: NodeState, until: Timestamp)] = [:]
+
     public mutating func heard(_ heartbeat: Heartbeat, at now: Timestamp) {
         guard let id = TypeID(parsing: heartbeat.node, prefix: IDPrefix.node) else { return }
         entries[id] = Entry(heartbeat: heartbeat, heardAt: now)
+        if let a = announced[id], a.state == heartbeat.state || now >= a.until { announced[id] = nil }
+    }
+
+    public mutating func announced(_ node: TypeID, state: NodeState, until: Timestamp) {
+        announced[node] = (state, until)
+    }
+
+    /// Nodes heard within `liveAfter`.
+    public func liveCount(now: Timestamp, settings: ClusterSettings) -> Int {
+        entries.keys.filter { isLive($0, now: now, settings: settings) }.count
+    }
+
+    func state(of node: TypeID, now: Timestamp) -> NodeState? {
+        if let a = announced[node], now < a.until { return a.state }
+        return entries[node]?.heartbeat.state
     }
 
     public func isLive(_ node: TypeID, now: Timestamp, settings: ClusterSettings) -> Bool {
@@ -61,7 +80,7 @@ public struct PresenceTable: Sendable {
 
     /// Live nodes that may take new pins (their heartbeat says `active`), sorted.
     public func eligible(now: Timestamp, settings: ClusterSettings) -> [TypeID] {
-        entries.filter { $0.value.heartbeat.state == .active && isLive($0.key, now: now, settings: settings) }
+        entries.filter { state(of: $0.key, now: now) == .active && isLive($0.key, now: now, settings: settings) }
             .keys.sorted { ($0.high, $0.low) < ($1.high, $1.low) }
     }
 }
@@ -78,4 +97,28 @@ public enum ClusterJSON {
 
     public static func encode<T: Encodable>(_ value: T) -> [UInt8] { Array((try? encoder.encode(value)) ?? Data()) }
     public static func decode<T: Decodable>(_ type: T.Type, _ bytes: [UInt8]) -> T? { try? decoder.decode(type, from: Data(bytes)) }
+}
+
+/// `admin drain` / `uncordon` announce a node's new state on `cache.invalidate.live_nodes`, so
+/// every node's live set (where new pins go) changes at once.
+public struct NodeStateChange: Sendable, Equatable, Codable {
+    public var cache = "live_nodes"
+    public var key: String
+    public var state: String
+    public var from: String
+
+    public init(node: TypeID, state: NodeState, from: String) {
+        self.key = node.description
+        self.state = state.rawValue
+        self.from = from
+    }
+
+    public var node: String { key }
+
+    public func encoded() -> [UInt8] { ClusterJSON.encode(self) }
+
+    public static func decode(_ bytes: [UInt8]) -> NodeStateChange? {
+        guard bytes.count <= 1024 else { return nil }
+        return ClusterJSON.decode(NodeStateChange.self, bytes)
+    }
 }

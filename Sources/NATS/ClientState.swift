@@ -32,6 +32,8 @@ struct ClientState {
 
     var phase: Phase = .connecting
     var info: ServerInfo?
+    /// Connections re-established after the first.
+    var reconnects = 0
     var subscriptions: [UInt64: Subscription] = [:]
     var nextSID: UInt64 = 1
     /// Publishes made while disconnected, sent first on reconnect.

@@ -77,6 +77,7 @@ extension NATSClient {
             first ? "NATS connected" : "NATS reconnected",
             metadata: ["server": "\(info.serverName ?? info.serverID)", "version": "\(info.version)"]
         )
+        if !first { state.withLock { $0.reconnects += 1 } }
         eventSink.yield(first ? .connected(serverVersion: info.version) : .reconnected(serverVersion: info.version))
     }
 

@@ -56,6 +56,8 @@ public final class NATSClient: Sendable {
 
     public var serverInfo: ServerInfo? { state.withLock { $0.info } }
     public var isConnected: Bool { state.withLock { $0.channel != nil } }
+    /// Times the connection was re-established (for the node's metrics).
+    public var reconnects: Int { state.withLock { $0.reconnects } }
     /// The last `-ERR` the server sent, if any.
     public var lastServerError: String? { state.withLock { $0.lastServerError } }
 

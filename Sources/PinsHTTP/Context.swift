@@ -1,4 +1,5 @@
 import Hummingbird
+import NIOCore
 import Seams
 import Tokens
 
@@ -13,8 +14,12 @@ public struct AppRequestContext: RequestContext {
     /// context copies made further in.
     public let requestState = RequestState()
 
+    /// The connection's peer (`/metrics` checks it against `metrics.allowCIDRs`).
+    public let remoteAddress: SocketAddress?
+
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.remoteAddress = source.channel.remoteAddress
     }
 
     /// The org the request acts for. Routes behind `AuthMiddleware` always have one.

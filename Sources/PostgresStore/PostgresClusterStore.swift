@@ -424,6 +424,32 @@ public struct PostgresClusterStore: ClusterStore {
         return out
     }
 
+    /// One round trip of three aggregates (the leader calls it every `metrics.countsInterval`).
+    public func counts(replicas: Int) async throws -> ClusterCounts {
+        let rows = try await client.query(
+            """
+            SELECT 'pin', status, count(*) FROM pins GROUP BY status
+            UNION ALL SELECT 'placement', status, count(*) FROM placements GROUP BY status
+            UNION ALL SELECT 'short', '', count(*) FROM pins p
+              WHERE p.status = 'pinned'
+                AND (SELECT count(*) FROM placements pl
+                     WHERE pl.org_id = p.org_id AND pl.pin_id = p.id AND pl.status = 'pinned') < \(replicas)
+            """,
+            logger: logger
+        )
+        var pins: [String: Int] = [:]
+        var placements: [String: Int] = [:]
+        var short = 0
+        for try await (kind, status, n) in rows.decode((String, String, Int).self) {
+            switch kind {
+            case "pin": pins[status] = n
+            case "placement": placements[status] = n
+            default: short = n
+            }
+        }
+        return ClusterCounts(pins: pins, placements: placements, underReplicated: short, at: Timestamp(microsecondsSinceEpoch: 0))
+    }
+
     public func repin(node: TypeID, cids: [String], reason: String, now: Timestamp) async throws -> [Dispatch] {
         try await client.withTransaction(logger: logger) { conn in
             let rows = try await conn.query(

@@ -197,4 +197,13 @@ public struct PostgresPlacementStore: PlacementStore {
     public func forgetReleased(node: TypeID, cid: String) async throws {
         try await client.query("DELETE FROM kubo_unpins WHERE node_id = \(node.uuid) AND cid = \(cid)", logger: logger)
     }
+
+    /// An index-only count on `placements_node (node_id, status)`.
+    public func queueDepth(node: TypeID) async throws -> Int {
+        let rows = try await client.query(
+            "SELECT count(*) FROM placements WHERE node_id = \(node.uuid) AND status = 'queued'",
+            logger: logger
+        )
+        return try await rows.collect().first?.decode(Int.self) ?? 0
+    }
 }

@@ -1,5 +1,6 @@
 import AnchorageNode
 import ArgumentParser
+import Caches
 import Foundation
 import Live
 import Logging
@@ -14,7 +15,7 @@ struct Admin: AsyncParsableCommand {
         subcommands: [
             CreateOrg.self, ListOrgs.self, MintToken.self, ListTokens.self, RevokeToken.self, RotateKey.self,
             RetireKey.self, ListKeys.self, ResealKeys.self, PruneDenylist.self,
-            Drain.self, Uncordon.self, MaintenanceCommand.self, ClusterPresences.self, Rebalance.self,
+            Drain.self, Uncordon.self, MaintenanceCommand.self, ClusterPresences.self, Rebalance.self, CacheStatsCommand.self,
         ]
     )
 
@@ -150,6 +151,12 @@ struct Admin: AsyncParsableCommand {
         func run() async throws {
             let tokenID = TypeID(parsing: id, prefix: IDPrefix.token)!
             try await Admin.withAdmin(common) { try await $0.revokeToken(tokenID) }
+            await Admin.announce(
+                common,
+                CacheName.denylist.subject,
+                CacheInvalidation(cache: .denylist, key: tokenID.description, from: "admin").encoded(),
+                catchUp: "refuse it within cache.denylist.ttlSeconds"
+            )
             print("revoked \(tokenID)")
         }
     }
@@ -181,13 +188,19 @@ struct Admin: AsyncParsableCommand {
 
     struct RetireKey: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Retire a signing key: tokens it signed stop verifying (within auth.keyCacheSeconds)."
+            abstract: "Retire a signing key: tokens it signed stop verifying on every node at once (within auth.keyCacheSeconds without NATS)."
         )
         @OptionGroup var common: CommonOptions
         @Argument(help: "The key's kid.") var kid: String
 
         func run() async throws {
             try await Admin.withAdmin(common) { try await $0.retireKey(kid: kid) }
+            await Admin.announce(
+                common,
+                CacheName.signingKeys.subject,
+                CacheInvalidation(cache: .signingKeys, key: kid, from: "admin").encoded(),
+                catchUp: "stop accepting its tokens within auth.keyCacheSeconds"
+            )
             print("retired \(kid)")
         }
     }

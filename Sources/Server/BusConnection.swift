@@ -36,6 +36,11 @@ enum BusConnection {
 
 extension NATSBus: ClosableBus {}
 
+extension NATSBus: BusHealth {
+    public var isConnected: Bool { client.isConnected }
+    public var reconnects: Int { client.reconnects }
+}
+
 /// Runs nats-server as a supervised child when no `nats.url` is configured: JetStream store
 /// under `nats.storeDir` (default `<node.dataDir>/nats`), client port `nats.host:nats.port`,
 /// optional routes to other servers (`nats.clusterPort`, `nats.routes`); restarted if it dies,

@@ -67,6 +67,19 @@ struct ClusterContext: Sendable {
         }
     }
 
+    /// Tells every node's live set at once (best effort: their heartbeats carry it anyway).
+    func announce(_ change: NodeStateChange) async {
+        do {
+            try await Admin.withinSeconds(3) {
+                let bus = try await BusConnection.connect(settings, logger: logger)
+                try await bus.publish(Subjects.liveNodeChanges, change.encoded())
+                await (bus as? any ClosableBus)?.close()
+            }
+        } catch {
+            logger.debug("could not announce the state change over NATS; nodes learn it from heartbeats", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// A node ID from the command line, or a clear error.
     static func nodeID(_ text: String) throws -> TypeID {
         guard let id = TypeID(parsing: text, prefix: IDPrefix.node) else {
@@ -115,6 +128,7 @@ extension Admin {
             let id = try ClusterContext.nodeID(node)
             try await ClusterContext.with(common, needsBus: false) { ctx in
                 try await ctx.setState(of: id, to: .draining)
+                await ctx.announce(NodeStateChange(node: id, state: .draining, from: "admin"))
                 if json {
                     try Admin.printJSON(["node": id.description, "state": "draining"])
                 } else {
@@ -136,6 +150,7 @@ extension Admin {
             let id = try ClusterContext.nodeID(node)
             try await ClusterContext.with(common, needsBus: false) { ctx in
                 try await ctx.setState(of: id, to: .active)
+                await ctx.announce(NodeStateChange(node: id, state: .active, from: "admin"))
                 if json {
                     try Admin.printJSON(["node": id.description, "state": "active"])
                 } else {

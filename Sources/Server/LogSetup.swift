@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Seams
+import Synchronization
 
 /// Structured logs on stderr, one line per event: `logfmt` for people, `json` for collectors.
 /// Request lines carry Hummingbird's `hb.request.id` and, once authenticated, the `org`.
@@ -70,7 +71,15 @@ enum LogSetup {
     static func bootstrap(level: String, format: String, clock: any WallClock) -> Logger {
         let lvl = Self.level(level) ?? .info
         let fmt: LineLogHandler.Format = format == "json" ? .json : .logfmt
-        LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: fmt, clock: clock, logLevel: lvl) }
+        // swift-log allows one bootstrap per process; a command that opens PostgreSQL and then
+        // NATS (revoke-token, retire-key) asks twice, and the first configuration stands.
+        bootstrapped.withLock { done in
+            guard !done else { return }
+            done = true
+            LoggingSystem.bootstrap { label in LineLogHandler(label: label, format: fmt, clock: clock, logLevel: lvl) }
+        }
         return Logger(label: "anchorage")
     }
+
+    private static let bootstrapped = Mutex(false)
 }

@@ -107,6 +107,7 @@ struct Serve: AsyncParsableCommand {
                 metadata: ["node": "\(node.id)", "kubo": "\(settings.kuboURL)", "maxConcurrentPins": "\(settings.worker.maxConcurrentPins)"]
             )
         }
+        if let metricsServer = node.metricsServer(logger: logger) { services.append(.init(service: metricsServer)) }
         services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup))
         let group = ServiceGroup(
             configuration: .init(

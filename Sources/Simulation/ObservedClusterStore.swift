@@ -161,4 +161,5 @@ struct ObservedClusterStore: ClusterStore {
     func repin(node: TypeID, cids: [String], reason: String, now: Timestamp) async throws -> [Dispatch] {
         try await inner.repin(node: node, cids: cids, reason: reason, now: now)
     }
+    func counts(replicas: Int) async throws -> ClusterCounts { try await inner.counts(replicas: replicas) }
 }

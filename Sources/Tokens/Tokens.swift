@@ -165,8 +165,13 @@ public actor KeyRing: SigningKeySource {
     private var keys: [String: SigningKey] = [:]
     private var loadedAt: Timestamp?
     private var loading = false
-    /// Reloads so far (for tests and, later, metrics).
+    /// Bumped by ``invalidate()``; a reload that overlapped one does not count as fresh.
+    private var generation = 0
+    /// Reloads so far.
     public private(set) var loads = 0
+    /// Verifications answered from memory, invalidations heard, for `cache-stats`.
+    public private(set) var hits = 0
+    public private(set) var invalidations = 0
 
     public init(source: any ActiveKeySource, clock: any WallClock, refreshSeconds: Int64 = 30, missRefreshSeconds: Int64 = 1) {
         self.source = source
@@ -182,9 +187,26 @@ public actor KeyRing: SigningKeySource {
             try await reload(now)
         } else if keys[kid] == nil, age! >= missRefresh {
             try await reload(now)
+        } else {
+            hits += 1
         }
         return keys[kid]
     }
+
+    /// A key was retired or added somewhere in the cluster: the next verification reloads the
+    /// set, so a retired key stops verifying at once rather than after `refreshSeconds`.
+    public func invalidate() {
+        generation += 1
+        invalidations += 1
+        loadedAt = nil
+    }
+
+    /// (keys held, age of the set in microseconds, or nil before the first load).
+    public func snapshot() -> (entries: Int, ageMicroseconds: Int64?) {
+        (keys.count, loadedAt.map { clock.now().microseconds - $0.microseconds })
+    }
+
+    public var refreshSeconds: Int64 { refresh / 1_000_000 }
 
     /// One reload at a time: callers arriving meanwhile use the set as it is (or, before the
     /// first load, wait for it).
@@ -192,9 +214,11 @@ public actor KeyRing: SigningKeySource {
         guard !loading || loadedAt == nil else { return }
         loading = true
         defer { loading = false }
+        let started = generation
         let active = try await source.activeKeys()
         keys = Dictionary(active.map { ($0.kid, $0) }, uniquingKeysWith: { a, _ in a })
-        loadedAt = now
+        // An invalidation during the query may concern a key the query still saw.
+        loadedAt = generation == started ? now : nil
         loads += 1
     }
 }

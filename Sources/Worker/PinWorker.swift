@@ -48,6 +48,8 @@ public protocol PlacementStore: Sendable {
     func releasedCIDs(node: TypeID, limit: Int) async throws -> [String]
     /// Forgets a released CID once Kubo has unpinned it (or it turned out to be needed again).
     func forgetReleased(node: TypeID, cid: String) async throws
+    /// Placements of `node` waiting to be claimed (`queued`), for the scheduler's gauge.
+    func queueDepth(node: TypeID) async throws -> Int
 }
 
 public struct WorkerSettings: Sendable, Equatable {
@@ -248,14 +250,14 @@ public struct PinWorker: Sendable {
         switch error {
         case .command(let message, _):
             logger.warning("Kubo refused a pin", metadata: ["pin": "\(claim.pin)", "cid": "\(claim.cid)", "error": "\(message)"])
-            if message.contains("invalid") { return .failed(reason: "the IPFS node refused the CID") }
-            reason = "the IPFS node returned an error"
-        case .stalled: reason = "no progress fetching the content (stalled)"
-        case .timeout: reason = "the attempt timed out"
-        case .unreachable: reason = "the IPFS node is unreachable"
+            if message.contains("invalid") { return .failed(reason: AttemptFailure.refused.reason) }
+            reason = AttemptFailure.kuboError.reason
+        case .stalled: reason = AttemptFailure.stalled.reason
+        case .timeout: reason = AttemptFailure.timeout.reason
+        case .unreachable: reason = AttemptFailure.unreachable.reason
         case .protocolError(let s):
             logger.warning("unexpected answer from Kubo", metadata: ["pin": "\(claim.pin)", "error": "\(s)"])
-            reason = "the IPFS node gave an unexpected answer"
+            reason = AttemptFailure.protocolError.reason
         }
         let deadline = claim.created.adding(seconds: settings.pinDeadlineSeconds)
         if claim.attempts >= settings.maxAttempts || now >= deadline {
@@ -266,5 +268,46 @@ public struct PinWorker: Sendable {
         let jitter = Int64(entropy.uniform(UInt64(max(base / 5, 1))))
         let next = min(now.adding(microseconds: base + jitter), deadline)
         return .retry(at: next, reason: reason)
+    }
+}
+
+/// Why an attempt did not pin: the fixed reasons tenants read in `status_details`, and the
+/// bounded label of the scheduler's retry and failure counters.
+public enum AttemptFailure: String, Sendable, CaseIterable {
+    case refused
+    case kuboError = "kubo_error"
+    case stalled
+    case timeout
+    case unreachable
+    case protocolError = "protocol_error"
+    case other
+
+    /// The text recorded as the placement's reason.
+    public var reason: String {
+        switch self {
+        case .refused: "the IPFS node refused the CID"
+        case .kuboError: "the IPFS node returned an error"
+        case .stalled: "no progress fetching the content (stalled)"
+        case .timeout: "the attempt timed out"
+        case .unreachable: "the IPFS node is unreachable"
+        case .protocolError: "the IPFS node gave an unexpected answer"
+        case .other: "other"
+        }
+    }
+
+    /// The class of a recorded reason (a final failure's reason ends with the last attempt's).
+    public static func of(_ reason: String) -> AttemptFailure {
+        allCases.first { $0 != .other && reason.hasSuffix($0.reason) } ?? .other
+    }
+}
+
+extension PinOutcome {
+    /// `pinned`, `retry` or `failed` (the attempts counter's label).
+    public var label: String {
+        switch self {
+        case .pinned: "pinned"
+        case .retry: "retry"
+        case .failed: "failed"
+        }
     }
 }
