@@ -194,27 +194,6 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
     let dbLogger = env.logger("anchorage.db")
     let store = PostgresPinStore(client: env.api, maxPinsPerOrg: configuration.limits.maxPinsPerOrg, logger: dbLogger)
     let lookup = PostgresTokenLookup(client: env.api, sealer: env.sealer, logger: dbLogger)
-    let keyRing = KeyRing(source: lookup, clock: env.clock, refreshSeconds: configuration.keyCacheSeconds)
-    // The denylist is asked on every authenticated request: cached, it costs no query while an
-    // answer is younger than the TTL; revocations arrive as invalidations (CacheService).
-    let cachedDenylist: CachedDenylist? =
-        configuration.denylistCacheSeconds > 0
-        ? CachedDenylist(
-            source: lookup,
-            cache: BoundedCache(
-                name: CacheName.denylist.rawValue,
-                capacity: configuration.denylistCacheEntries,
-                ttlSeconds: configuration.denylistCacheSeconds,
-                clock: env.clock
-            )
-        ) : nil
-    let caches = NodeCaches(denylist: cachedDenylist, keys: keyRing)
-    let verifier = TokenVerifier(
-        keys: keyRing,
-        denylist: cachedDenylist ?? lookup,
-        clock: env.clock,
-        leewaySeconds: configuration.leewaySeconds
-    )
     let metrics = NodeMetrics(version: env.version, maintenanceMaxSeconds: configuration.cluster.maintenanceMaxSeconds)
 
     // The worker serves every org, so it runs with the ops role.
@@ -240,6 +219,30 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
         let postgres = PostgresClusterStore(client: ops, entropy: env.entropy, minReplicas: configuration.cluster.minReplicas, logger: dbLogger)
         clusterStore = env.decorateClusterStore?(postgres) ?? postgres
     }
+
+    let keyRing = KeyRing(source: lookup, clock: env.clock, refreshSeconds: configuration.keyCacheSeconds)
+    // The denylist is asked on every authenticated request: cached, it costs no query while an
+    // answer is younger than the TTL; revocations arrive as invalidations (CacheService). A
+    // standalone node hears none, so by default it asks PostgreSQL every time.
+    let denylistTTL = configuration.denylistCacheSeconds ?? (clustered ? NodeConfiguration.clusteredDenylistCacheSeconds : 0)
+    let cachedDenylist: CachedDenylist? =
+        denylistTTL > 0
+        ? CachedDenylist(
+            source: lookup,
+            cache: BoundedCache(
+                name: CacheName.denylist.rawValue,
+                capacity: configuration.denylistCacheEntries,
+                ttlSeconds: denylistTTL,
+                clock: env.clock
+            )
+        ) : nil
+    let caches = NodeCaches(denylist: cachedDenylist, keys: keyRing)
+    let verifier = TokenVerifier(
+        keys: keyRing,
+        denylist: cachedDenylist ?? lookup,
+        clock: env.clock,
+        leewaySeconds: configuration.leewaySeconds
+    )
 
     // Clustered: placement by rendezvous over the live set, one job per placement on the bus
     // once the pin is stored. Standalone: every pin is placed on this node. Storage only:

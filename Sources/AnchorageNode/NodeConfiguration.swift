@@ -63,10 +63,12 @@ public struct NodeConfiguration: Sendable {
     public var nats = NATSSettings()
     /// `metrics.*`: `/metrics` and who may read it.
     public var metrics = MetricsSettings()
-    /// `cache.denylist.ttlSeconds` (0: no cache, every request asks PostgreSQL) and
+    /// `cache.denylist.ttlSeconds` (0: no cache, every request asks PostgreSQL; unset: 30 on a
+    /// clustered node, 0 on a standalone one, which has no bus to hear revocations on) and
     /// `cache.denylist.maxEntries`.
-    public var denylistCacheSeconds: Int64 = 30
+    public var denylistCacheSeconds: Int64?
     public var denylistCacheEntries = 65_536
+    public static let clusteredDenylistCacheSeconds: Int64 = 30
 
     /// Production's defaults.
     public init() {}
@@ -165,7 +167,7 @@ public struct NodeConfiguration: Sendable {
         }
         metrics.allowCIDRs = try networks("metrics.allowCIDRs", MetricsSettings.loopback)
         metrics.trustedProxies = try networks("metrics.trustedProxies", [])
-        denylistCacheSeconds = Int64(c.int(forKey: "cache.denylist.ttlSeconds", default: Int(denylistCacheSeconds)))
+        denylistCacheSeconds = c.int(forKey: "cache.denylist.ttlSeconds").map(Int64.init) ?? denylistCacheSeconds
         denylistCacheEntries = c.int(forKey: "cache.denylist.maxEntries", default: denylistCacheEntries)
         nats.url = c.string(forKey: "nats.url")
         nats.host = c.string(forKey: "nats.host", default: nats.host)
@@ -242,7 +244,7 @@ public struct NodeConfiguration: Sendable {
         try check((10...60000).contains(workerPollMilliseconds), "worker.pollMilliseconds must be 10-60000")
         try check((0...64).contains(worker.maxOriginDials), "kubo.maxOriginDials must be 0-64")
         for problem in cluster.problems() { try check(false, problem) }
-        try check((0...3600).contains(denylistCacheSeconds), "cache.denylist.ttlSeconds must be 0-3600 (0: no cache)")
+        if let ttl = denylistCacheSeconds { try check((0...3600).contains(ttl), "cache.denylist.ttlSeconds must be 0-3600 (0: no cache)") }
         try check((1...10_000_000).contains(denylistCacheEntries), "cache.denylist.maxEntries must be 1-10000000")
         if let listen = metrics.listen { try check(MetricsSettings.split(listen) != nil, "metrics.listen must be host:port (e.g. 127.0.0.1:9464)") }
         try check((10...60000).contains(clusterTickMilliseconds), "cluster.tickMilliseconds must be 10-60000")
@@ -389,7 +391,7 @@ extension NodeConfiguration {
             ("db.statementTimeoutSeconds", "\(dbStatementTimeoutSeconds)"),
             ("db.opsStatementTimeoutSeconds", "\(dbOpsStatementTimeoutSeconds)"),
             ("metrics.countsInterval", "\(cluster.countsSeconds)s"),
-            ("cache.denylist.ttlSeconds", "\(denylistCacheSeconds)"),
+            ("cache.denylist.ttlSeconds", denylistCacheSeconds.map { "\($0)" } ?? "auto"),
             ("cache.denylist.maxEntries", "\(denylistCacheEntries)"),
         ]
     }

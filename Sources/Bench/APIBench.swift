@@ -97,6 +97,9 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
             configuration.limits.maxConcurrentListsPerToken = 0
             // The same node without the denylist cache (every request asks PostgreSQL whether its
             // token was revoked), measured beside it in the same run: the cache's effect.
+            // (The benchmark's node is standalone, whose default is no cache: set it explicitly,
+            // as a clustered node has it.)
+            configuration.denylistCacheSeconds = NodeConfiguration.clusteredDenylistCacheSeconds
             var uncachedConfiguration = configuration
             uncachedConfiguration.denylistCacheSeconds = 0
             func environment() -> NodeEnvironment {

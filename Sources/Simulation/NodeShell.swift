@@ -57,6 +57,9 @@ public final class SimNode: @unchecked Sendable {
     /// The agent's watchdog warnings seen so far (a coverage mark of the agent's status).
     var watchdogWarningsSeen = 0
 
+    /// The node's cache listener (production pumps it every 100 ms; here each agent step).
+    var cacheListener: CacheListener?
+
     init(index: Int, name: String, id: TypeID, kubo: FakeKuboNode, clock: NodeClock) {
         self.index = index
         self.name = name
@@ -116,6 +119,7 @@ extension World {
         )
         node.built = built
         node.http = InProcessHTTP(router: built.router)
+        node.cacheListener = CacheListener(node: built, logger: logger)
         node.driver = ClusterDriver(tick: .milliseconds(configuration.clusterTickMilliseconds))
         node.loop = built.workerLoop(
             hooks: .init(
@@ -205,6 +209,7 @@ extension World {
     func step(_ node: SimNode) async {
         guard let agent = node.agent else { return }
         let status = await agent.step()
+        await node.cacheListener?.pump()
         node.clock.unfreeze()
         if status.watchdogWarnings > node.watchdogWarningsSeen {
             node.watchdogWarningsSeen = status.watchdogWarnings
@@ -302,6 +307,7 @@ extension World {
         node.built = nil
         node.loop = nil
         node.http = nil
+        node.cacheListener = nil
         node.heldJobs = []
         node.pausedUntil = nil
         node.deferredAttempts = []

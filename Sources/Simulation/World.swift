@@ -174,12 +174,16 @@ public final class World: @unchecked Sendable {
 
     public func drain(_ node: SimNode) async throws {
         try await adminStore.setState(node: node.id, to: .draining, now: now)
+        // As the CLI does: announce it on the live-node set's invalidation subject.
+        try? await operatorBus.publish(Subjects.liveNodeChanges, NodeStateChange(node: node.id, state: .draining, from: "admin").encoded())
         trace("admin drain \(node.name)")
         mark("drain", node: node.index)
     }
 
     public func uncordon(_ node: SimNode) async throws {
         try await adminStore.setState(node: node.id, to: .active, now: now)
+        // As the CLI does: announce it on the live-node set's invalidation subject.
+        try? await operatorBus.publish(Subjects.liveNodeChanges, NodeStateChange(node: node.id, state: .active, from: "admin").encoded())
         trace("admin uncordon \(node.name)")
         mark("uncordon", node: node.index)
     }

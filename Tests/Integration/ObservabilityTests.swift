@@ -115,6 +115,22 @@ import Testing
         }
     }
 
+    /// A standalone node hears no invalidations, so unless told otherwise it does not cache.
+    @Test func aStandaloneNodeAsksPostgreSQLByDefault() async throws {
+        try await withTestNode { node in
+            let standalone = node.node(id: LiveSocketTests.nodeID) {
+                $0.workerEnabled = false
+                $0.denylistCacheSeconds = nil
+            }
+            #expect(standalone.caches.denylist == nil)
+            let configured = node.node(id: LiveSocketTests.nodeID) {
+                $0.workerEnabled = false
+                $0.denylistCacheSeconds = 5
+            }
+            #expect(configured.caches.denylist?.cache.ttlMicroseconds == 5_000_000)
+        }
+    }
+
     /// A revocation made on this node is applied to its own cache at once.
     @Test func aRevocationOnThisNodeIsImmediate() async throws {
         try await withTestNode { node in
