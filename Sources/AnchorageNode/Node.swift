@@ -39,6 +39,9 @@ public struct NodeEnvironment: Sendable {
     public var decorateClusterStore: (@Sendable (any ClusterStore) -> any ClusterStore)?
     /// Opens the signing secrets sealed at rest (`auth.secretsKeyFile`); none: stored in clear.
     public var sealer: SecretSealer
+    /// The pools' sizes when their clients carry ``DatabasePool/applicationName(node:)``: the
+    /// node then samples its connections from `pg_stat_activity` for `/metrics`.
+    public var poolSizes: [DatabasePool: Int] = [:]
 
     public init(
         nodeID: TypeID,
@@ -181,6 +184,9 @@ public struct Node: @unchecked Sendable {
         }
         if isClustered {
             out.append(CacheService(node: self, logger: environment.logger("anchorage.cache")))
+        }
+        if !environment.poolSizes.isEmpty {
+            out.append(DatabaseSampler(node: self, logger: environment.logger("anchorage.db")))
         }
         return out
     }
@@ -325,3 +331,11 @@ public protocol BusHealth: Sendable {
 }
 
 extension NodeMetrics: HTTPObserver {}
+
+/// The node's PostgreSQL pools, as `/metrics` labels them.
+public enum DatabasePool: String, Sendable, CaseIterable {
+    case api, ops
+
+    /// The `application_name` a pool's connections carry (`anchorage-api-nod_…`).
+    public func applicationName(node: TypeID) -> String { "anchorage-\(rawValue)-\(node)" }
+}

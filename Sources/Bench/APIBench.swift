@@ -27,6 +27,7 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
     @Option(help: "Requests per read query type.") var reads = 400
     @Option(parsing: .upToNextOption, help: "Connection counts for the write test.") var connections = [1, 8, 32]
     @Flag(help: "fsync and synchronous_commit off (faster, not durable).") var fast = false
+    @Flag(help: "Also print every figure as one JSON object (last line of stdout).") var json = false
 
     func run() async throws {
         var logger = Logger(label: "bench")
@@ -142,6 +143,8 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                 logger: quiet
             )
             var writeRows: [[String]] = []
+            var report = JSONReport(pins: perOrg * orgs)
+            report.rssIdleMB = Self.residentMegabytes()
             let counter = Counter()
             for c in connections {
                 func posts(to url: String) async throws -> Result {
@@ -167,14 +170,32 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                         logger: quiet
                     )
                 }
+                // PostgreSQL's 16-row INSERT: what one round trip and one commit can carry.
+                let batched = try await measure(concurrency: c, seconds: seconds) { worker, n in
+                    let org = orgList[(worker + n) % orgList.count]
+                    let ids = (0..<16).map { _ in UUID() }
+                    let cids = (0..<16).map { CIDText.synthetic(UInt64(n * 16 + $0), namespace: UInt64(1000 + worker)) }
+                    try await owner.query(
+                        """
+                        INSERT INTO raw_inserts (org_id, id, cid, meta, created_at)
+                        SELECT \(org.uuid), i, c, '{"app":"bench"}'::jsonb, \(clock.now()) FROM unnest(\(ids)::uuid[], \(cids)::text[]) AS t(i, c)
+                        """,
+                        logger: quiet
+                    )
+                }
+                let batchedRows = Result(rate: batched.rate * 16, p50: batched.p50, p99: batched.p99)
+                report.add(connections: c, post: post, postUncached: uncached, single: raw, batched16: batchedRows)
                 writeRows.append([
                     "\(c)", fmt(uncached.rate), fmt(post.rate),
                     String(format: "%+.0f%%", (post.rate / max(uncached.rate, 1) - 1) * 100), fmt(post.p50 * 1000, 2), fmt(post.p99 * 1000, 2),
                     fmt(raw.rate),
                     String(format: "%.0f%%", post.rate / max(raw.rate, 1) * 100),
+                    fmt(batchedRows.rate), String(format: "%.0f%%", post.rate / max(batchedRows.rate, 1) * 100),
                 ])
                 say("POST c=\(c): \(fmt(uncached.rate)) req/s uncached denylist, \(fmt(post.rate)) cached; raw INSERT: \(fmt(raw.rate)) rows/s")
             }
+
+            let rssAfterWrites = Self.residentMegabytes()
 
             // Reads.
             let deepRows = try await ops.query(
@@ -210,6 +231,11 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                     }
                 }
                 latencies.sort()
+                report.get[Self.jsonKey(label)] = .init(
+                    count: count,
+                    p50Ms: percentile(latencies, 0.5) * 1000,
+                    p99Ms: percentile(latencies, 0.99) * 1000
+                )
                 readRows.append([label, "\(count)", fmt(percentile(latencies, 0.5) * 1000, 2), fmt(percentile(latencies, 0.99) * 1000, 2)])
             }
 
@@ -222,13 +248,104 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                 table(
                     [
                         "connections", "POST req/s, denylist uncached", "POST req/s, denylist cached", "cache gain", "p50 ms (cached)",
-                        "p99 ms (cached)", "raw INSERT rows/s", "POST (cached) / raw",
+                        "p99 ms (cached)", "raw INSERT rows/s", "POST (cached) / raw", "16-row INSERT rows/s", "POST (cached) / 16-row",
                     ],
                     writeRows
                 )
             )
             print("")
             print(table(["GET query (\(reads) sequential requests)", "count", "p50 ms", "p99 ms"], readRows))
+            report.rssAfterWritesMB = rssAfterWrites
+            print("")
+            print(
+                "resident memory of the bench process (server, load generator and HTTP client in one): idle \(fmt(report.rssIdleMB, 1)) MB, after the write steps \(fmt(rssAfterWrites, 1)) MB"
+            )
+            if json { print(String(decoding: try report.encoded(), as: UTF8.self)) }
+        }
+    }
+
+    /// The JSON keys of the read queries (issue 13's schema).
+    static func jsonKey(_ label: String) -> String {
+        if label.hasPrefix("default") { return "default" }
+        if label.hasPrefix("name") { return "name_ipartial" }
+        if label.hasPrefix("meta") { return "meta" }
+        if label.hasPrefix("deep") { return "deep_before" }
+        return "cid"
+    }
+
+    /// VmRSS of this process, in MB (Linux `/proc/self/status`; 0 elsewhere).
+    static func residentMegabytes() -> Double {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+            let kb = line.split(separator: " ").compactMap({ Double($0) }).first
+        else { return 0 }
+        return kb / 1024
+    }
+
+    /// `--json`: every figure of a run as one object.
+    struct JSONReport: Encodable {
+        struct Rate: Encodable {
+            var rps: Double
+            var p50Ms: Double
+            var p99Ms: Double
+            enum CodingKeys: String, CodingKey {
+                case rps
+                case p50Ms = "p50_ms"
+                case p99Ms = "p99_ms"
+            }
+        }
+        struct Read: Encodable {
+            var count: Int
+            var p50Ms: Double
+            var p99Ms: Double
+            enum CodingKeys: String, CodingKey {
+                case count
+                case p50Ms = "p50_ms"
+                case p99Ms = "p99_ms"
+            }
+        }
+        var pins: Int
+        var post: [String: Rate] = [:]
+        var postUncachedDenylist: [String: Rate] = [:]
+        var insertSingle: [String: Rate] = [:]
+        var insertBatched16: [String: Rate] = [:]
+        var get: [String: Read] = [:]
+        var rssIdleMB: Double = 0
+        var rssAfterWritesMB: Double = 0
+
+        init(pins: Int) { self.pins = pins }
+
+        mutating func add(connections c: Int, post: Result, postUncached: Result, single: Result, batched16: Result) {
+            func rate(_ r: Result) -> Rate { Rate(rps: r.rate, p50Ms: r.p50 * 1000, p99Ms: r.p99 * 1000) }
+            self.post["\(c)"] = rate(post)
+            postUncachedDenylist["\(c)"] = rate(postUncached)
+            insertSingle["\(c)"] = rate(single)
+            insertBatched16["\(c)"] = rate(batched16)
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case pins, post, get
+            case postUncachedDenylist = "post_uncached_denylist"
+            case insertSingle = "insert_single"
+            case insertBatched16 = "insert_batched16"
+            case rss = "rss_mb"
+        }
+
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(pins, forKey: .pins)
+            try c.encode(post, forKey: .post)
+            try c.encode(postUncachedDenylist, forKey: .postUncachedDenylist)
+            try c.encode(insertSingle, forKey: .insertSingle)
+            try c.encode(insertBatched16, forKey: .insertBatched16)
+            try c.encode(get, forKey: .get)
+            try c.encode(["idle": rssIdleMB, "after_writes": rssAfterWritesMB], forKey: .rss)
+        }
+
+        func encoded() throws -> Data {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            return try encoder.encode(self)
         }
     }
 

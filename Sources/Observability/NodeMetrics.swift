@@ -248,6 +248,22 @@ public final class NodeMetrics: Sendable {
         }
     }
 
+    /// A pool's connections by state (`active`, `idle`, `idle in transaction`, …) as
+    /// `pg_stat_activity` shows them, how many wait for a lock, and the pool's size.
+    public func observe(pool: String, connections: [String: Int], lockWaits: Int, maximum: Int) {
+        for state in Set(connections.keys).union(["active", "idle", "idle in transaction"]) {
+            gauge(
+                "anchorage_db_connections",
+                "This node's PostgreSQL connections by pool and state (pg_stat_activity, every metrics.countsInterval).",
+                [("pool", pool), ("state", String(state.map { $0 == " " ? "_" : $0 }))]
+            ).set(to: Double(connections[state] ?? 0))
+        }
+        gauge("anchorage_db_connections_max", "Size of each PostgreSQL pool (db.maxConnections; ops: 4).", [("pool", pool)])
+            .set(to: Double(maximum))
+        gauge("anchorage_db_lock_waits", "This node's PostgreSQL connections waiting for a lock, by pool.", [("pool", pool)])
+            .set(to: Double(lockWaits))
+    }
+
     public func observe(natsConnected: Bool, reconnects: Int) {
         gauge("anchorage_nats_connected", "1 while the NATS connection is up.").set(to: natsConnected ? 1 : 0)
         count("anchorage_nats_reconnects", "Times the NATS connection was re-established.", reconnects)

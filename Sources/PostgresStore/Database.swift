@@ -73,8 +73,14 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// With `statementTimeoutSeconds` > 0, PostgreSQL cancels any statement of these
-    /// connections running longer (`statement_timeout`, set at connection start).
-    public func clientConfiguration(maxConnections: Int = 20, statementTimeoutSeconds: Int = 0) -> PostgresClient.Configuration {
+    /// connections running longer (`statement_timeout`, set at connection start). With an
+    /// `applicationName`, `pg_stat_activity` tells this pool's connections apart (the node's
+    /// connection gauges read them there).
+    public func clientConfiguration(
+        maxConnections: Int = 20,
+        statementTimeoutSeconds: Int = 0,
+        applicationName: String? = nil
+    ) -> PostgresClient.Configuration {
         var config = PostgresClient.Configuration(
             host: host,
             port: port,
@@ -85,8 +91,9 @@ public struct DatabaseURL: Sendable, Equatable, CustomStringConvertible {
         )
         config.options.maximumConnections = maxConnections
         if statementTimeoutSeconds > 0 {
-            config.options.additionalStartupParameters = [("statement_timeout", "\(statementTimeoutSeconds)s")]
+            config.options.additionalStartupParameters.append(("statement_timeout", "\(statementTimeoutSeconds)s"))
         }
+        if let applicationName { config.options.additionalStartupParameters.append(("application_name", String(applicationName.prefix(63)))) }
         return config
     }
 }

@@ -42,7 +42,7 @@ func tenancy(_ table: String, column: String = "org_id") -> String {
 }
 
 public enum Migrations {
-    public static let all: [Migration] = [initial, placements, cluster, hardening]
+    public static let all: [Migration] = [initial, placements, cluster, hardening, counters]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }
 
@@ -414,6 +414,87 @@ public enum Migrations {
     )
 
     /// The advisory-lock space (first key) of `anchorage_create_pin`'s per-org lock.
+    static let counters = Migration(
+        version: 5,
+        name: "counters",
+        sql: """
+            -- Pins by status per org, kept exact by the database in the same transaction as every
+            -- pin write (statement-level triggers over the rows the statement changed), so an
+            -- unfiltered or status-only listing reads its `count` instead of counting the org's
+            -- pins. Concurrent writers of one org serialize on the counter rows until commit; the
+            -- rows are locked in (org, status) order within a statement.
+            CREATE TABLE org_pin_counts (
+              org_id uuid NOT NULL REFERENCES orgs (id) ON DELETE CASCADE,
+              status text NOT NULL,
+              n bigint NOT NULL,
+              PRIMARY KEY (org_id, status)
+            );
+            \(tenancy("org_pin_counts"))
+            -- The triggers write as the owner (SECURITY DEFINER): neither the API nor the ops
+            -- role can change a counter, both may read their rows.
+            CREATE POLICY org_pin_counts_owner ON org_pin_counts TO \(DatabaseRole.owner) USING (true) WITH CHECK (true);
+            GRANT SELECT ON org_pin_counts TO \(DatabaseRole.api), \(DatabaseRole.ops);
+
+            CREATE FUNCTION anchorage_count_pins() RETURNS trigger
+              LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, public AS $fn$
+            BEGIN
+              IF TG_OP = 'INSERT' THEN
+                INSERT INTO org_pin_counts (org_id, status, n)
+                  SELECT org_id, status, count(*) FROM added GROUP BY org_id, status ORDER BY org_id, status
+                  ON CONFLICT (org_id, status) DO UPDATE SET n = org_pin_counts.n + excluded.n;
+              ELSIF TG_OP = 'DELETE' THEN
+                INSERT INTO org_pin_counts (org_id, status, n)
+                  SELECT org_id, status, -count(*) FROM gone GROUP BY org_id, status ORDER BY org_id, status
+                  ON CONFLICT (org_id, status) DO UPDATE SET n = org_pin_counts.n + excluded.n;
+              ELSE
+                INSERT INTO org_pin_counts (org_id, status, n)
+                  SELECT org_id, status, sum(d) FROM (
+                    SELECT org_id, status, -1 AS d FROM gone
+                    UNION ALL SELECT org_id, status, 1 AS d FROM added
+                  ) AS changes
+                  GROUP BY org_id, status HAVING sum(d) <> 0 ORDER BY org_id, status
+                  ON CONFLICT (org_id, status) DO UPDATE SET n = org_pin_counts.n + excluded.n;
+              END IF;
+              RETURN NULL;
+            END $fn$;
+            REVOKE ALL ON FUNCTION anchorage_count_pins() FROM PUBLIC;
+            CREATE TRIGGER pins_count_insert AFTER INSERT ON pins
+              REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION anchorage_count_pins();
+            CREATE TRIGGER pins_count_update AFTER UPDATE ON pins
+              REFERENCING OLD TABLE AS gone NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION anchorage_count_pins();
+            CREATE TRIGGER pins_count_delete AFTER DELETE ON pins
+              REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION anchorage_count_pins();
+
+            -- The quota check reads the counters too (under the org's create lock, as before)
+            -- instead of counting the org's pins on every create.
+            CREATE OR REPLACE FUNCTION anchorage_create_pin(
+              p_org uuid, p_id uuid, p_cid text, p_cid_key text, p_name text, p_origins text[], p_meta jsonb,
+              p_at timestamptz, p_max_pins bigint
+            ) RETURNS timestamptz LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public AS $fn$
+            DECLARE c timestamptz;
+            BEGIN
+              PERFORM set_config('\(DatabaseRole.orgSetting)', p_org::text, true);
+              PERFORM pg_advisory_xact_lock(\(Self.createLockSpace), hashtext(p_org::text));
+              IF p_max_pins > 0 AND (SELECT coalesce(sum(n), 0) FROM org_pin_counts WHERE org_id = p_org) >= p_max_pins THEN
+                RAISE EXCEPTION 'the org holds its quota of % pins', p_max_pins USING ERRCODE = '\(Self.quotaSQLState)';
+              END IF;
+              SELECT GREATEST(date_trunc('milliseconds', p_at), max(created_at) + interval '1 millisecond') INTO c
+                FROM pins WHERE org_id = p_org;
+              c := COALESCE(c, date_trunc('milliseconds', p_at));
+              INSERT INTO pins (org_id, id, cid, cid_key, name, origins, meta, status, info, created_at, updated_at)
+                VALUES (p_org, p_id, p_cid, p_cid_key, p_name, p_origins, p_meta, 'queued', '{}', c, p_at);
+              RETURN c;
+            END $fn$;
+
+            -- The pins stored so far. No write can slip between this count and the triggers:
+            -- creating them locked pins against writers until the migration commits. The owner
+            -- reads every org's pins with row-level security unforced for the moment.
+            ALTER TABLE pins NO FORCE ROW LEVEL SECURITY;
+            INSERT INTO org_pin_counts (org_id, status, n) SELECT org_id, status, count(*) FROM pins GROUP BY org_id, status;
+            ALTER TABLE pins FORCE ROW LEVEL SECURITY;
+            """
+    )
+
     static let createLockSpace = 0x7069_6E73  // "pins"
     /// The SQLSTATE `anchorage_create_pin` raises when an org is at its quota.
     static let quotaSQLState = "AQ409"

@@ -124,6 +124,13 @@ public struct PostgresPinStore: PinStore {
             do {
                 return try await client.withTransaction(logger: logger) { conn -> PinRecord? in
                     try await conn.setOrg(org, logger: logger)
+                    // The org's create lock first, as a create takes it before its counter row:
+                    // deleting first would hold a counter row (migration 5) while waiting for
+                    // the lock a concurrent create holds while waiting for that row.
+                    try await conn.query(
+                        "SELECT pg_advisory_xact_lock(\(Int32(Migrations.createLockSpace)), hashtext(\(org.uuid.uuidString.lowercased())))",
+                        logger: logger
+                    )
                     try await Self.releasePlacements(conn, org: org, id: id, logger: logger)
                     let deleted = try await conn.query(
                         "DELETE FROM pins WHERE org_id = \(org.uuid) AND id = \(id.uuid) RETURNING created_at",
@@ -207,8 +214,18 @@ public struct PostgresPinStore: PinStore {
         let limit = bind(query.limit)
         let pageSQL =
             "SELECT \(Self.columns) FROM pins WHERE \(whereClause) ORDER BY created_at DESC, id DESC LIMIT \(limit)"
+        let page = PostgresQuery(unsafeSQL: pageSQL, binds: binds)
+        // Unfiltered or filtered by status only: the org's counters (migration 5), kept exact in
+        // the same transaction as every pin write, answer without counting the org's pins.
+        if query.cids.isEmpty, query.name == nil, query.before == nil, query.after == nil, query.meta.isEmpty {
+            var counterBinds = PostgresBindings()
+            counterBinds.append(org.uuid)
+            counterBinds.append(query.statuses.sorted().map(\.rawValue))
+            let counted = "SELECT coalesce(sum(n), 0)::bigint FROM org_pin_counts WHERE org_id = $1 AND status = ANY($2)"
+            return (page, PostgresQuery(unsafeSQL: counted, binds: counterBinds))
+        }
         let countSQL = "SELECT count(*) FROM pins WHERE \(whereClause)"
-        return (PostgresQuery(unsafeSQL: pageSQL, binds: binds), PostgresQuery(unsafeSQL: countSQL, binds: countBinds))
+        return (page, PostgresQuery(unsafeSQL: countSQL, binds: countBinds))
     }
 
     public func list(org: TypeID, query: PinQuery) async throws -> PinPage {

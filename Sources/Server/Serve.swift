@@ -33,10 +33,13 @@ struct Serve: AsyncParsableCommand {
         let logger = LogSetup.bootstrap(level: settings.logLevel, format: settings.logFormat, clock: clock)
         let entropy = SystemEntropy()
         let sealer = try settings.secretSealer()
+        let nodeID = try NodeIdentity.resolve(settings, clock: clock, entropy: entropy)
+        let opsPoolSize = 4
         let postgres = PostgresClient(
             configuration: try settings.apiURL().clientConfiguration(
                 maxConnections: settings.dbMaxConnections,
-                statementTimeoutSeconds: settings.dbStatementTimeoutSeconds
+                statementTimeoutSeconds: settings.dbStatementTimeoutSeconds,
+                applicationName: DatabasePool.api.applicationName(node: nodeID)
             ),
             backgroundLogger: Logger(label: "anchorage.postgres")
         )
@@ -46,11 +49,14 @@ struct Serve: AsyncParsableCommand {
             settings.workerEnabled
             ? settings.opsDatabaseURL.flatMap { try? DatabaseURL($0) }.map {
                 PostgresClient(
-                    configuration: $0.clientConfiguration(maxConnections: 4, statementTimeoutSeconds: settings.dbOpsStatementTimeoutSeconds),
+                    configuration: $0.clientConfiguration(
+                        maxConnections: opsPoolSize,
+                        statementTimeoutSeconds: settings.dbOpsStatementTimeoutSeconds,
+                        applicationName: DatabasePool.ops.applicationName(node: nodeID)
+                    ),
                     backgroundLogger: Logger(label: "anchorage.postgres")
                 )
             } : nil
-        let nodeID = try NodeIdentity.resolve(settings, clock: clock, entropy: entropy)
         let delegates = await Self.delegates(settings, logger: logger)
         let embeddedNATS =
             settings.clusterEnabled && ops != nil && settings.nats.url == nil
@@ -62,7 +68,7 @@ struct Serve: AsyncParsableCommand {
         if settings.clusterEnabled {
             connectBus = { @Sendable in try await BusConnection.connect(settings, logger: Logger(label: "anchorage.cluster")) }
         }
-        let environment = NodeEnvironment(
+        var environment = NodeEnvironment(
             nodeID: nodeID,
             nodeName: ProcessInfo.processInfo.hostName,
             version: AnchorageVersion.current,
@@ -75,6 +81,8 @@ struct Serve: AsyncParsableCommand {
             delegates: delegates,
             sealer: sealer
         )
+        environment.poolSizes = [.api: settings.dbMaxConnections]
+        if ops != nil { environment.poolSizes[.ops] = opsPoolSize }
         if !sealer.isSealing {
             logger.warning("signing secrets are stored in the clear: set auth.secretsKeyFile (docs/security.md)")
         }

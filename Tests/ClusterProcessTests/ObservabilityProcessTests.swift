@@ -68,7 +68,7 @@ import Testing
                 for family in [
                     "anchorage_http_requests_total", "anchorage_http_request_duration_seconds_bucket", "anchorage_scheduler_attempts_total",
                     "anchorage_scheduler_queue_depth", "anchorage_cluster_leader", "anchorage_cache_hits_total", "anchorage_nats_connected",
-                    "anchorage_build_info",
+                    "anchorage_build_info", "anchorage_db_connections", "anchorage_db_connections_max",
                 ] {
                     #expect(text.contains("\n\(family)"), "node \(node.index) lacks \(family)")
                 }
@@ -76,6 +76,12 @@ import Testing
                 #expect(Scrape.value(text, "anchorage_cluster_leader", [:]) == (isLeader ? 1 : 0))
                 #expect(text.contains("\nanchorage_pins{") == isLeader, "only the leader exports anchorage_pins")
                 #expect(Scrape.value(text, "anchorage_nats_connected", [:]) == 1)
+                // The API pool has served requests: pg_stat_activity shows its connections.
+                let apiConnections = ["active", "idle", "idle_in_transaction"].compactMap {
+                    Scrape.value(text, "anchorage_db_connections", ["pool": "api", "state": $0])
+                }.reduce(0, +)
+                #expect(apiConnections >= 1, "node \(node.index): no API connections sampled")
+                #expect(Scrape.value(text, "anchorage_db_connections_max", ["pool": "ops"]) == 4)
             }
         }
     }

@@ -74,7 +74,7 @@ import Testing
             )
             try await conn.query("INSERT INTO kubo_unpins (node_id, cid, requested_at) VALUES (\(node), \(upper), \(now))", logger: logger)
         }
-        #expect(try await Provisioning.migrate(owner: db.owner, clock: VirtualWallClock(), logger: logger) == [4])
+        #expect(try await Provisioning.migrate(owner: db.owner, clock: VirtualWallClock(), logger: logger) == [4, 5])
         try await db.ops.withConnection(logger: logger) { conn in
             let pins = try await conn.query("SELECT cid, cid_key FROM pins ORDER BY created_at", logger: logger).collect()
                 .map { try $0.decode((String, String).self) }
@@ -89,6 +89,10 @@ import Testing
                 logger: logger
             ).collect().first?.decode(Bool.self)
             #expect(forced == true)
+            // Migration 5 counted the pins stored before it.
+            let counted = try await conn.query("SELECT status, n FROM org_pin_counts WHERE org_id = \(org)", logger: logger).collect()
+                .map { try $0.decode((String, Int).self) }
+            #expect(counted.map(\.0) == ["pinned"] && counted.map(\.1) == [2])
         }
         try await pg.dropDatabase(name, logger: logger)
     }

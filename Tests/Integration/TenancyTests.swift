@@ -12,7 +12,7 @@ import Tokens
 /// The RLS belt: tenancy is enforced by the database itself, so even SQL that forgets its
 /// `WHERE org_id = …` cannot cross orgs when it runs as the API's role.
 @Suite struct TenancyTests {
-    static let orgOwnedTables = ["orgs", "api_tokens", "pins", "placements", "audit_log"]
+    static let orgOwnedTables = ["orgs", "api_tokens", "pins", "placements", "audit_log", "org_pin_counts"]
     let logger = Logger(label: "test.rls")
 
     /// Org A and org B each with a token, a pin, a placement and audit entries.
@@ -167,6 +167,7 @@ import Tokens
             }
             for c in ["kid", "secret", "sealed_with", "created_at", "retired_at"] { expected.insert("signing_keys.\(c):SELECT") }
             expected.insert("token_denylist.jti:SELECT")
+            for c in ["org_id", "status", "n"] { expected.insert("org_pin_counts.\(c):SELECT") }  // read, never written
             for c in ["version", "name", "checksum", "applied_at"] { expected.insert("schema_migrations.\(c):SELECT") }
             expected.formUnion([
                 "anchorage_create_pin:EXECUTE", "anchorage_create_placed_pin:EXECUTE", "anchorage_trigram_keys:EXECUTE",
