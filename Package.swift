@@ -353,6 +353,7 @@ let package = Package(
             dependencies: [
                 "AnchorageNode", "Worker", "FakeKubo", "KuboRPC", "Cluster", "NATSBus", "LocalNATS", "LocalProcess",
                 "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "DeterministicSeams", "Seams", "AnchorageTesting", "Caches",
+                "Observability",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -7,7 +7,8 @@ import ServiceLifecycle
 /// Samples the node's PostgreSQL pools for `/metrics` every `metrics.countsInterval`: each
 /// pool's connections by state and those waiting for a lock, read from `pg_stat_activity` by
 /// the pool's `application_name`, through the pool itself (a role sees its own sessions). The
-/// sampling query's own connection is not counted. postgres-nio keeps its pool's internals
+/// sampling query's own connection is counted as idle: it is a pooled connection that serves
+/// requests the rest of the time, and a pool of one would otherwise always show none. postgres-nio keeps its pool's internals
 /// (requests waiting for a connection) to itself, so those are not shown.
 struct DatabaseSampler: Service {
     let node: Node
@@ -35,8 +36,9 @@ struct DatabaseSampler: Service {
     static func sample(_ client: PostgresClient, name: String, logger: Logger) async throws -> ([String: Int], Int) {
         let rows = try await client.query(
             """
-            SELECT coalesce(state, 'unknown'), count(*)::bigint, (count(*) FILTER (WHERE wait_event_type = 'Lock'))::bigint
-            FROM pg_stat_activity WHERE application_name = \(name) AND pid <> pg_backend_pid() GROUP BY 1
+            SELECT CASE WHEN pid = pg_backend_pid() THEN 'idle' ELSE coalesce(state, 'unknown') END,
+                   count(*)::bigint, (count(*) FILTER (WHERE wait_event_type = 'Lock'))::bigint
+            FROM pg_stat_activity WHERE application_name = \(name) GROUP BY 1
             """,
             logger: logger
         )

@@ -340,4 +340,6 @@ public struct ClusterStatus: Sendable, Equatable {
     public var liveNodeInvalidations = 0
     /// Cluster-wide counts, while this node leads (nil otherwise).
     public var counts: ClusterCounts?
+
+    public init() {}
 }

@@ -1,9 +1,11 @@
 import AnchorageNode
 import AnchorageTesting
 import Caches
+import Cluster
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import Observability
 import Pins
 import PinsHTTP
 import Seams
@@ -164,5 +166,32 @@ import Testing
         let test = try await Promtool.run(promtool, ["test", "rules", Self.docs.appendingPathComponent("alerts.test.yaml").path])
         #expect(test.0 == 0, "\(test.1)")
         #expect(test.1.contains("SUCCESS"))
+    }
+}
+
+/// Every family a node exports is documented: `docs/monitoring.md` names each one.
+@Suite struct MetricsDocumentationTests {
+    @Test func everyFamilyIsInTheMonitoringDoc() throws {
+        let metrics = NodeMetrics(version: "test", maintenanceMaxSeconds: 3600)
+        var status = ClusterStatus()
+        status.isLeader = true
+        status.maintenance = MaintenanceFlag(reason: "r", by: "b", since: Timestamp(microsecondsSinceEpoch: 0), ttlSeconds: 60)
+        status.counts = ClusterCounts(pins: [:], placements: [:], underReplicated: 0, at: Timestamp(microsecondsSinceEpoch: 0))
+        metrics.observe(cluster: status)
+        metrics.observe(
+            caches: [CacheStats(cache: "denylist", entries: 0, capacity: 1, ttlSeconds: 1, counters: CacheCounters(), oldestEntryAgeSeconds: nil)]
+        )
+        metrics.observe(pool: "api", connections: [:], lockWaits: 0, maximum: 1)
+        metrics.observe(natsConnected: true, reconnects: 0)
+        metrics.httpStarted()
+        metrics.httpFinished(route: "/pins", method: "GET", status: 200, duration: .milliseconds(1))
+        let families = String(decoding: metrics.render(), as: UTF8.self).split(separator: "\n")
+            .filter { $0.hasPrefix("# TYPE ") }.map { String($0.split(separator: " ")[2]) }
+        #expect(families.count >= 40)
+        let doc = try String(
+            contentsOf: AlertRulesTests.docs.deletingLastPathComponent().appendingPathComponent("monitoring.md"),
+            encoding: .utf8
+        )
+        for family in families { #expect(doc.contains("`\(family)`"), "docs/monitoring.md does not describe \(family)") }
     }
 }
