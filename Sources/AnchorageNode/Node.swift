@@ -198,9 +198,15 @@ public struct Node: @unchecked Sendable {
 public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnvironment) -> Node {
     let env = environment
     let dbLogger = env.logger("anchorage.db")
-    let store = PostgresPinStore(client: env.api, maxPinsPerOrg: configuration.limits.maxPinsPerOrg, logger: dbLogger)
-    let lookup = PostgresTokenLookup(client: env.api, sealer: env.sealer, logger: dbLogger)
     let metrics = NodeMetrics(version: env.version, maintenanceMaxSeconds: configuration.cluster.maintenanceMaxSeconds)
+    let store = PostgresPinStore(
+        client: env.api,
+        maxPinsPerOrg: configuration.limits.maxPinsPerOrg,
+        coalescing: configuration.coalescing,
+        observeBatch: { metrics.createBatch(size: $0, queued: $1) },
+        logger: dbLogger
+    )
+    let lookup = PostgresTokenLookup(client: env.api, sealer: env.sealer, logger: dbLogger)
 
     // The worker serves every org, so it runs with the ops role.
     let places = configuration.workerEnabled && env.ops != nil

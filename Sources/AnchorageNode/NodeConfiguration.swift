@@ -30,6 +30,8 @@ public struct NodeConfiguration: Sendable {
     public var dbStatementTimeoutSeconds = 10
     /// `db.opsStatementTimeoutSeconds`: the same for the worker's and the cluster's statements.
     public var dbOpsStatementTimeoutSeconds = 60
+    /// `db.coalesce.*`: concurrent `POST /pins` written by one statement and one commit.
+    public var coalescing = CreateCoalescer.Settings()
     /// `http.idleTimeoutSeconds`: a connection with no request part for this long is closed,
     /// also one whose request head never completes (slow headers).
     public var httpIdleTimeoutSeconds = 60
@@ -95,6 +97,9 @@ public struct NodeConfiguration: Sendable {
         dbMaxConnections = c.int(forKey: "db.maxConnections", default: dbMaxConnections)
         dbStatementTimeoutSeconds = c.int(forKey: "db.statementTimeoutSeconds", default: dbStatementTimeoutSeconds)
         dbOpsStatementTimeoutSeconds = c.int(forKey: "db.opsStatementTimeoutSeconds", default: dbOpsStatementTimeoutSeconds)
+        coalescing.maxBatch = c.int(forKey: "db.coalesce.maxBatch", default: coalescing.maxBatch)
+        coalescing.maxInFlight = c.int(forKey: "db.coalesce.maxInFlight", default: coalescing.maxInFlight)
+        coalescing.maxQueued = c.int(forKey: "db.coalesce.maxQueued", default: coalescing.maxQueued)
         httpIdleTimeoutSeconds = c.int(forKey: "http.idleTimeoutSeconds", default: httpIdleTimeoutSeconds)
         httpMaxConnections = c.int(forKey: "http.maxConnections", default: httpMaxConnections)
         logLevel = c.string(forKey: "log.level", default: logLevel)
@@ -229,6 +234,12 @@ public struct NodeConfiguration: Sendable {
         try check((1...3600).contains(httpIdleTimeoutSeconds), "http.idleTimeoutSeconds must be 1-3600")
         try check(httpMaxConnections >= 1, "http.maxConnections must be at least 1")
         try check(dbStatementTimeoutSeconds >= 0, "db.statementTimeoutSeconds must not be negative (0: none)")
+        try check((1...1000).contains(coalescing.maxBatch), "db.coalesce.maxBatch must be 1-1000 (1: every create on its own)")
+        try check(
+            (1...dbMaxConnections).contains(coalescing.maxInFlight),
+            "db.coalesce.maxInFlight must be 1-db.maxConnections (each batch holds a connection)"
+        )
+        try check((0...1_000_000).contains(coalescing.maxQueued), "db.coalesce.maxQueued must be 0-1000000")
         try check(delegates.count <= 20, "api.delegates holds at most 20 multiaddrs")
         try check(kuboURL.hasPrefix("http://") || kuboURL.hasPrefix("https://"), "kubo.url must be an http(s) URL")
         try check((1...600).contains(kuboTimeoutSeconds), "kubo.timeoutSeconds must be 1-600")
@@ -390,6 +401,9 @@ extension NodeConfiguration {
             ("http.maxConnections", "\(httpMaxConnections)"),
             ("db.statementTimeoutSeconds", "\(dbStatementTimeoutSeconds)"),
             ("db.opsStatementTimeoutSeconds", "\(dbOpsStatementTimeoutSeconds)"),
+            ("db.coalesce.maxBatch", "\(coalescing.maxBatch)"),
+            ("db.coalesce.maxInFlight", "\(coalescing.maxInFlight)"),
+            ("db.coalesce.maxQueued", "\(coalescing.maxQueued)"),
             ("metrics.countsInterval", "\(cluster.countsSeconds)s"),
             ("cache.denylist.ttlSeconds", denylistCacheSeconds.map { "\($0)" } ?? "auto"),
             ("cache.denylist.maxEntries", "\(denylistCacheEntries)"),

@@ -28,6 +28,10 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
     @Option(parsing: .upToNextOption, help: "Connection counts for the write test.") var connections = [1, 8, 32]
     @Flag(help: "fsync and synchronous_commit off (faster, not durable).") var fast = false
     @Flag(help: "Also print every figure as one JSON object (last line of stdout).") var json = false
+    @Flag(help: "Repeat the read table for one org of 100,000 pins and one of 1,000,000 (seeded after the main run).")
+    var scale = false
+    @Option(help: "With --scale: then add orgs of 1,000,000 pins until the database holds this many, and read again.")
+    var scaleTotal: Int?
 
     func run() async throws {
         var logger = Logger(label: "bench")
@@ -65,22 +69,7 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
             let seedStart = ContinuousClock.now
             let perOrg = pins / max(orgs, 1)
             say("seeding \(perOrg * orgs) pins across \(orgs) orgs")
-            let base = clock.now().adding(seconds: -Int64(perOrg) / 1000 - 3600)
-            for org in orgIDs {
-                try await ops.query(
-                    """
-                    INSERT INTO pins (org_id, id, cid, cid_key, name, meta, status, created_at, updated_at)
-                    SELECT \(org.uuid), gen_random_uuid(), k.cid, k.cid,
-                      'file-' || i || '.bin',
-                      jsonb_build_object('app', 'app-' || (i % 100), 'batch', 'b-' || (i % 1000)),
-                      CASE WHEN i % 10 = 0 THEN 'queued' ELSE 'pinned' END,
-                      \(base) + i * interval '1 millisecond', \(base)
-                    FROM generate_series(1, \(perOrg)) AS i, LATERAL (
-                      SELECT 'bafkrei' || substr(md5(i::text || \(org.uuid.uuidString)), 1, 32) || substr(md5(i::text), 1, 20) AS cid) k
-                    """,
-                    logger: quiet
-                )
-            }
+            for org in orgIDs { try await seed(org: org, pins: perOrg, ops: ops, clock: clock, logger: quiet) }
             // Steady state: autovacuum would have set the visibility map by now, which is what
             // lets count(*) use index-only scans.
             try await owner.query("VACUUM (ANALYZE) pins", logger: quiet)
@@ -96,13 +85,14 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
             // The benchmark measures throughput, far past one token's production rate limit.
             configuration.limits.requestsPerSecond = 0
             configuration.limits.maxConcurrentListsPerToken = 0
-            // The same node without the denylist cache (every request asks PostgreSQL whether its
-            // token was revoked), measured beside it in the same run: the cache's effect.
-            // (The benchmark's node is standalone, whose default is no cache: set it explicitly,
-            // as a clustered node has it.)
+            // Clustered nodes cache denylist answers (30 s); the benchmark's node is standalone,
+            // whose default is no cache: set it as a clustered node has it.
             configuration.denylistCacheSeconds = NodeConfiguration.clusteredDenylistCacheSeconds
-            var uncachedConfiguration = configuration
-            uncachedConfiguration.denylistCacheSeconds = 0
+            // The same node writing each create with its own statement and commit
+            // (`db.coalesce.maxBatch` 1), measured beside it in the same run: coalescing's effect.
+            var singleConfiguration = configuration
+            singleConfiguration.coalescing.maxBatch = 1
+            singleConfiguration.coalescing.maxInFlight = configuration.dbMaxConnections
             func environment() -> NodeEnvironment {
                 NodeEnvironment(
                     nodeID: TypeID.make(IDPrefix.node, clock: clock, entropy: entropy),
@@ -128,14 +118,14 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                 return await portBox.wait()
             }
             let port = await serve(buildNode(configuration, environment()))
-            let uncachedPort = await serve(buildNode(uncachedConfiguration, environment()))
+            let singlePort = await serve(buildNode(singleConfiguration, environment()))
             let http = HTTPClient(
                 eventLoopGroupProvider: .singleton,
                 configuration: .init(connectionPool: .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64))
             )
             defer { _ = http.shutdown() }
             let baseURL = "http://127.0.0.1:\(port)"
-            let uncachedURL = "http://127.0.0.1:\(uncachedPort)"
+            let singleURL = "http://127.0.0.1:\(singlePort)"
 
             // Writes: POST /pins and raw INSERTs at the same concurrency.
             try await owner.query(
@@ -161,7 +151,7 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                         guard response.status == .accepted else { throw BenchError.status(Int(response.status.code)) }
                     }
                 }
-                let uncached = try await posts(to: uncachedURL)
+                let single = try await posts(to: singleURL)
                 let post = try await posts(to: baseURL)
                 let raw = try await measure(concurrency: c, seconds: seconds) { worker, n in
                     let org = orgList[(worker + n) % orgList.count]
@@ -184,59 +174,89 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                     )
                 }
                 let batchedRows = Result(rate: batched.rate * 16, p50: batched.p50, p99: batched.p99)
-                report.add(connections: c, post: post, postUncached: uncached, single: raw, batched16: batchedRows)
+                report.add(connections: c, post: post, postUncoalesced: single, single: raw, batched16: batchedRows)
                 writeRows.append([
-                    "\(c)", fmt(uncached.rate), fmt(post.rate),
-                    String(format: "%+.0f%%", (post.rate / max(uncached.rate, 1) - 1) * 100), fmt(post.p50 * 1000, 2), fmt(post.p99 * 1000, 2),
-                    fmt(raw.rate),
-                    String(format: "%.0f%%", post.rate / max(raw.rate, 1) * 100),
-                    fmt(batchedRows.rate), String(format: "%.0f%%", post.rate / max(batchedRows.rate, 1) * 100),
+                    "\(c)", fmt(post.rate), fmt(post.p50 * 1000, 2), fmt(post.p99 * 1000, 2),
+                    fmt(single.rate), fmt(single.p50 * 1000, 2), fmt(single.p99 * 1000, 2),
+                    fmt(raw.rate), String(format: "%.2f", post.rate / max(raw.rate, 1)),
+                    fmt(batchedRows.rate), String(format: "%.2f", post.rate / max(batchedRows.rate, 1)),
                 ])
-                say("POST c=\(c): \(fmt(uncached.rate)) req/s uncached denylist, \(fmt(post.rate)) cached; raw INSERT: \(fmt(raw.rate)) rows/s")
+                say("POST c=\(c): \(fmt(post.rate)) req/s coalesced, \(fmt(single.rate)) one statement each; raw INSERT: \(fmt(raw.rate)) rows/s")
             }
 
             let rssAfterWrites = Self.residentMegabytes()
 
             // Reads.
-            let deepRows = try await ops.query(
-                "SELECT created_at FROM pins WHERE org_id = \(orgIDs[0].uuid) ORDER BY created_at ASC OFFSET \(max(perOrg / 10, 1)) LIMIT 1",
+            let (readRows, readJSON) = try await readTable(
+                baseURL: baseURL,
+                tokens: tokens,
+                org: orgIDs[0],
+                perOrg: perOrg,
+                cid: CIDText.synthetic(1, namespace: 7),
+                ops: ops,
+                http: http,
                 logger: quiet
-            ).collect()
-            let deep = try deepRows.first?.decode(Timestamp.self) ?? clock.now()
-            let queries: [(String, String)] = [
-                ("default (pinned, newest 10)", "/pins"),
-                ("name ipartial", "/pins?name=LE-1234&match=ipartial"),
-                ("meta containment", "/pins?meta=" + #"{"app":"app-7"}"#.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!),
-                (
-                    "deep before page (90% down)",
-                    "/pins?status=pinned,queued&before=" + deep.rfc3339.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-                ),
-                ("cid filter", "/pins?cid=" + CIDText.synthetic(1, namespace: 7)),
-            ]
-            var readRows: [[String]] = []
-            for (label, path) in queries {
-                var latencies: [Double] = []
-                latencies.reserveCapacity(reads)
-                var count = 0
-                for i in 0..<reads {
-                    var request = HTTPClientRequest(url: baseURL + path)
-                    request.headers.add(name: "Authorization", value: "Bearer \(tokens[i % tokens.count])")
-                    let start = ContinuousClock.now
-                    let response = try await http.execute(request, timeout: .seconds(30))
-                    let body = try await response.body.collect(upTo: 8 << 20)
-                    latencies.append(seconds(since: start))
-                    guard response.status == .ok else { throw BenchError.status(Int(response.status.code)) }
-                    if i == 0, let o = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] {
-                        count = o["count"] as? Int ?? -1
-                    }
+            )
+            report.get = readJSON
+
+            // Growth: the same reads for one org of 100,000 pins and one of 1,000,000.
+            var scaleRows: [[String]] = []
+            if scale {
+                var tiers: [(label: String, org: TypeID, token: String, pins: Int)] = []
+                for size in [100_000, 1_000_000] {
+                    let org = try await admin.createOrg(name: "scale-\(size)")
+                    let token = try await admin.mintToken(org: org.id, name: "bench", ttlSeconds: 86400).token
+                    say("seeding an org of \(size) pins")
+                    try await seed(org: org.id, pins: size, ops: ops, clock: clock, logger: quiet)
+                    tiers.append(("\(size) pins in the org", org.id, token, size))
                 }
-                latencies.sort()
-                report.get[Self.jsonKey(label)] = .init(
-                    count: count,
-                    p50Ms: percentile(latencies, 0.5) * 1000,
-                    p99Ms: percentile(latencies, 0.99) * 1000
-                )
-                readRows.append([label, "\(count)", fmt(percentile(latencies, 0.5) * 1000, 2), fmt(percentile(latencies, 0.99) * 1000, 2)])
+                try await owner.query("VACUUM (ANALYZE) pins", logger: quiet)
+                var total = try await ops.query("SELECT count(*)::bigint FROM pins", logger: quiet).collect().first?.decode(Int.self) ?? 0
+                for tier in tiers {
+                    let (_, r) = try await readTable(
+                        baseURL: baseURL,
+                        tokens: [tier.token],
+                        org: tier.org,
+                        perOrg: tier.pins,
+                        cid: nil,
+                        ops: ops,
+                        http: http,
+                        logger: quiet
+                    )
+                    report.scale.append(.init(orgPins: tier.pins, totalPins: total, get: r))
+                }
+                if let scaleTotal, scaleTotal > total {
+                    var n = 0
+                    while total < scaleTotal {
+                        let org = try await admin.createOrg(name: "filler-\(n)")
+                        let size = min(1_000_000, scaleTotal - total)
+                        say("seeding filler org \(n) (\(size) pins; \(total) so far)")
+                        try await seed(org: org.id, pins: size, ops: ops, clock: clock, logger: quiet)
+                        total += size
+                        n += 1
+                    }
+                    try await owner.query("VACUUM (ANALYZE) pins", logger: quiet)
+                    let big = tiers[1]
+                    let (_, r) = try await readTable(
+                        baseURL: baseURL,
+                        tokens: [big.token],
+                        org: big.org,
+                        perOrg: big.pins,
+                        cid: nil,
+                        ops: ops,
+                        http: http,
+                        logger: quiet
+                    )
+                    report.scale.append(.init(orgPins: big.pins, totalPins: total, get: r))
+                }
+                for key in ["default", "name_ipartial", "meta", "deep_before", "cid"] {
+                    var row = [key]
+                    for t in report.scale {
+                        let q = t.get[key]
+                        row.append(q.map { "\($0.count) · \(fmt($0.p50Ms, 2)) / \(fmt($0.p99Ms, 2))" } ?? "—")
+                    }
+                    scaleRows.append(row)
+                }
             }
 
             print("")
@@ -247,8 +267,8 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
             print(
                 table(
                     [
-                        "connections", "POST req/s, denylist uncached", "POST req/s, denylist cached", "cache gain", "p50 ms (cached)",
-                        "p99 ms (cached)", "raw INSERT rows/s", "POST (cached) / raw", "16-row INSERT rows/s", "POST (cached) / 16-row",
+                        "connections", "POST req/s", "p50 ms", "p99 ms", "POST req/s, one statement each", "p50 ms", "p99 ms",
+                        "INSERT rows/s, 1 row per statement", "POST ÷ single-row", "INSERT rows/s, 16 rows per statement", "POST ÷ 16-row",
                     ],
                     writeRows
                 )
@@ -256,12 +276,104 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
             print("")
             print(table(["GET query (\(reads) sequential requests)", "count", "p50 ms", "p99 ms"], readRows))
             report.rssAfterWritesMB = rssAfterWrites
+            if !scaleRows.isEmpty {
+                print("")
+                print("GET /pins as the org grows (count · p50 ms / p99 ms, \(reads) sequential requests each)")
+                print("")
+                print(
+                    table(
+                        ["query"] + report.scale.map { "\($0.orgPins) in the org, \($0.totalPins) in all" },
+                        scaleRows
+                    )
+                )
+            }
             print("")
             print(
                 "resident memory of the bench process (server, load generator and HTTP client in one): idle \(fmt(report.rssIdleMB, 1)) MB, after the write steps \(fmt(rssAfterWrites, 1)) MB"
             )
             if json { print(String(decoding: try report.encoded(), as: UTF8.self)) }
         }
+    }
+
+    /// Inserts `pins` pins into `org` with SQL (as the ops role): names `file-<i>.bin`, `meta`
+    /// `app` one of 100 values and `batch` one of 1,000, one in ten queued, the rest pinned,
+    /// `created` a millisecond apart ending an hour ago.
+    func seed(org: TypeID, pins: Int, ops: PostgresClient, clock: some WallClock, logger: Logger) async throws {
+        let base = clock.now().adding(seconds: -Int64(pins) / 1000 - 3600)
+        try await ops.query(
+            """
+            INSERT INTO pins (org_id, id, cid, cid_key, name, meta, status, created_at, updated_at)
+            SELECT \(org.uuid), gen_random_uuid(), k.cid, k.cid,
+              'file-' || i || '.bin',
+              jsonb_build_object('app', 'app-' || (i % 100), 'batch', 'b-' || (i % 1000)),
+              CASE WHEN i % 10 = 0 THEN 'queued' ELSE 'pinned' END,
+              \(base) + i * interval '1 millisecond', \(base)
+            FROM generate_series(1, \(pins)) AS i, LATERAL (
+              SELECT 'bafkrei' || substr(md5(i::text || \(org.uuid.uuidString)), 1, 32) || substr(md5(i::text), 1, 20) AS cid) k
+            """,
+            logger: logger
+        )
+    }
+
+    /// The read table: each query `reads` times in sequence against `org`, whose `perOrg`
+    /// pins were seeded by ``seed(org:pins:ops:clock:logger:)``. `cid` filters by that CID (by
+    /// default one of the seeded pins).
+    func readTable(
+        baseURL: String,
+        tokens: [String],
+        org: TypeID,
+        perOrg: Int,
+        cid: String?,
+        ops: PostgresClient,
+        http: HTTPClient,
+        logger: Logger
+    ) async throws -> ([[String]], [String: JSONReport.Read]) {
+        let deepRows = try await ops.query(
+            "SELECT created_at FROM pins WHERE org_id = \(org.uuid) ORDER BY created_at ASC OFFSET \(max(perOrg / 10, 1)) LIMIT 1",
+            logger: logger
+        ).collect()
+        let deep = try deepRows.first?.decode(Timestamp.self) ?? Timestamp(microsecondsSinceEpoch: 0)
+        var filterCID = cid ?? ""
+        if cid == nil {
+            let rows = try await ops.query(
+                "SELECT cid FROM pins WHERE org_id = \(org.uuid) AND name = 'file-1.bin' LIMIT 1",
+                logger: logger
+            ).collect()
+            filterCID = try rows.first?.decode(String.self) ?? ""
+        }
+        func encoded(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: .alphanumerics)! }
+        let queries: [(String, String)] = [
+            ("default (pinned, newest 10)", "/pins"),
+            ("name ipartial", "/pins?name=LE-1234&match=ipartial"),
+            ("meta containment", "/pins?meta=" + encoded(#"{"app":"app-7"}"#)),
+            ("deep before page (90% down)", "/pins?status=pinned,queued&before=" + encoded(deep.rfc3339)),
+            ("cid filter", "/pins?cid=" + filterCID),
+        ]
+        var rows: [[String]] = []
+        var json: [String: JSONReport.Read] = [:]
+        for (label, path) in queries {
+            var latencies: [Double] = []
+            latencies.reserveCapacity(reads)
+            var count = 0
+            for i in 0..<reads {
+                var request = HTTPClientRequest(url: baseURL + path)
+                request.headers.add(name: "Authorization", value: "Bearer \(tokens[i % tokens.count])")
+                let start = ContinuousClock.now
+                let response = try await http.execute(request, timeout: .seconds(30))
+                let body = try await response.body.collect(upTo: 8 << 20)
+                latencies.append(seconds(since: start))
+                guard response.status == .ok else { throw BenchError.status(Int(response.status.code)) }
+                if i == 0, let o = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any] {
+                    count = o["count"] as? Int ?? -1
+                }
+            }
+            latencies.sort()
+            let p50 = percentile(latencies, 0.5) * 1000
+            let p99 = percentile(latencies, 0.99) * 1000
+            json[Self.jsonKey(label)] = .init(count: count, p50Ms: p50, p99Ms: p99)
+            rows.append([label, "\(count)", fmt(p50, 2), fmt(p99, 2)])
+        }
+        return (rows, json)
     }
 
     /// The JSON keys of the read queries (issue 13's schema).
@@ -306,26 +418,39 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
         }
         var pins: Int
         var post: [String: Rate] = [:]
-        var postUncachedDenylist: [String: Rate] = [:]
+        var postUncoalesced: [String: Rate] = [:]
         var insertSingle: [String: Rate] = [:]
         var insertBatched16: [String: Rate] = [:]
         var get: [String: Read] = [:]
         var rssIdleMB: Double = 0
         var rssAfterWritesMB: Double = 0
+        /// `--scale`: the read table per tier.
+        var scale: [Tier] = []
+
+        struct Tier: Encodable {
+            var orgPins: Int
+            var totalPins: Int
+            var get: [String: Read]
+            enum CodingKeys: String, CodingKey {
+                case orgPins = "org_pins"
+                case totalPins = "total_pins"
+                case get
+            }
+        }
 
         init(pins: Int) { self.pins = pins }
 
-        mutating func add(connections c: Int, post: Result, postUncached: Result, single: Result, batched16: Result) {
+        mutating func add(connections c: Int, post: Result, postUncoalesced: Result, single: Result, batched16: Result) {
             func rate(_ r: Result) -> Rate { Rate(rps: r.rate, p50Ms: r.p50 * 1000, p99Ms: r.p99 * 1000) }
             self.post["\(c)"] = rate(post)
-            postUncachedDenylist["\(c)"] = rate(postUncached)
+            self.postUncoalesced["\(c)"] = rate(postUncoalesced)
             insertSingle["\(c)"] = rate(single)
             insertBatched16["\(c)"] = rate(batched16)
         }
 
         enum CodingKeys: String, CodingKey {
-            case pins, post, get
-            case postUncachedDenylist = "post_uncached_denylist"
+            case pins, post, get, scale
+            case postUncoalesced = "post_uncoalesced"
             case insertSingle = "insert_single"
             case insertBatched16 = "insert_batched16"
             case rss = "rss_mb"
@@ -335,11 +460,12 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(pins, forKey: .pins)
             try c.encode(post, forKey: .post)
-            try c.encode(postUncachedDenylist, forKey: .postUncachedDenylist)
+            try c.encode(postUncoalesced, forKey: .postUncoalesced)
             try c.encode(insertSingle, forKey: .insertSingle)
             try c.encode(insertBatched16, forKey: .insertBatched16)
             try c.encode(get, forKey: .get)
             try c.encode(["idle": rssIdleMB, "after_writes": rssAfterWritesMB], forKey: .rss)
+            if !scale.isEmpty { try c.encode(scale, forKey: .scale) }
         }
 
         func encoded() throws -> Data {

@@ -25,6 +25,8 @@ public final class NodeMetrics: Sendable {
     let queueDepth: Gauge
     let attemptSeconds: DurationHistogram
     let stalls: Counter
+    let createBatchSize: ValueHistogram
+    let createsQueued: Gauge
 
     public init(version: String, maintenanceMaxSeconds: Int64) {
         httpInFlight = registry.makeGauge(descriptor: Self.name("anchorage_http_requests_in_flight", "", "HTTP requests being served."))
@@ -50,6 +52,13 @@ public final class NodeMetrics: Sendable {
         ).set(to: Double(maintenanceMaxSeconds))
         stalls = registry.makeCounter(
             descriptor: Self.name("anchorage_scheduler_stalls", "total", "Pin attempts ended because Kubo made no progress.")
+        )
+        createBatchSize = registry.makeValueHistogram(
+            descriptor: Self.name("anchorage_pin_create_batch_size", "", "Pins written per statement by coalesced creates (POST /pins)."),
+            buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256]
+        )
+        createsQueued = registry.makeGauge(
+            descriptor: Self.name("anchorage_pin_creates_queued", "", "Creates waiting for a batch when the last batch was written.")
         )
         httpInFlight.set(to: 0)
         // Families that must exist before their first event, so that rate() and alerts see a zero.
@@ -91,6 +100,12 @@ public final class NodeMetrics: Sendable {
     }
 
     // MARK: scheduler
+
+    /// A batch of coalesced creates was written; `queued` creates were waiting for the next.
+    public func createBatch(size: Int, queued: Int) {
+        createBatchSize.record(Double(size))
+        createsQueued.set(to: Double(queued))
+    }
 
     public func claims(inFlight n: Int) { claimsInFlight.set(to: Double(n)) }
     public func queue(depth n: Int) { queueDepth.set(to: Double(n)) }

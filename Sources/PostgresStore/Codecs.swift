@@ -31,6 +31,10 @@ extension Timestamp: PostgresNonThrowingEncodable, PostgresDecodable {
     }
 }
 
+extension Timestamp: PostgresArrayEncodable {
+    public static var psqlArrayType: PostgresDataType { .timestamptzArray }
+}
+
 extension TypeID {
     /// The UUID half of the ID, as PostgreSQL's `uuid`.
     public var uuid: UUID {

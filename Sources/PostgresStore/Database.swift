@@ -123,6 +123,7 @@ extension Error {
     /// The SQLSTATE of a server error, if this is one (also inside `withTransaction`'s wrapper).
     var sqlState: String? {
         if let tx = self as? PostgresTransactionError { return tx.closureError?.sqlState ?? tx.commitError?.sqlState }
+        if let row = self as? PostgresPinStore.RefusedRow { return row.code }
         return (self as? PSQLError)?.serverInfo?[.sqlState]
     }
 }

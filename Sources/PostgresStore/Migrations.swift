@@ -42,7 +42,7 @@ func tenancy(_ table: String, column: String = "org_id") -> String {
 }
 
 public enum Migrations {
-    public static let all: [Migration] = [initial, placements, cluster, hardening, counters]
+    public static let all: [Migration] = [initial, placements, cluster, hardening, counters, coalescedCreates]
 
     public static var latestVersion: Int { all.last?.version ?? 0 }
 
@@ -492,6 +492,102 @@ public enum Migrations {
             ALTER TABLE pins NO FORCE ROW LEVEL SECURITY;
             INSERT INTO org_pin_counts (org_id, status, n) SELECT org_id, status, count(*) FROM pins GROUP BY org_id, status;
             ALTER TABLE pins FORCE ROW LEVEL SECURITY;
+            """
+    )
+
+    /// One statement creating many pins, for `CreateCoalescer`: a batch of concurrent
+    /// `POST /pins` from any orgs, written in one round trip and one commit, each row answered
+    /// on its own.
+    static let coalescedCreates = Migration(
+        version: 6,
+        name: "coalesced_creates",
+        sql: """
+            -- Row i of the batch is (p_orgs[i], p_ids[i], p_cids[i], …; its name is p_names[i] when
+            -- p_named[i], else NULL: an array element cannot be bound as NULL); its origins are the
+            -- p_origins[k] with p_origin_rows[k] = i and its placements the p_place_nodes[k] with
+            -- p_place_rows[k] = i (PostgreSQL arrays are rectangular, so per-row lists are flat).
+            -- SECURITY INVOKER, as anchorage_create_pin: each org's rows are inserted by their own
+            -- statement while anchorage.org_id names that org, so forced row-level security checks
+            -- every row against its own org, and a row of another org in that statement would fail
+            -- it. Orgs are taken in uuid order (their create locks, then their counter rows), so
+            -- two batches cannot deadlock. Under an org's lock `created` runs on from the org's
+            -- newest pin a millisecond at a time, as one create at a time does; quota overflow
+            -- fails only the rows past it. A statement that fails (a bad row) is retried row by
+            -- row, each in its own subtransaction, so that only the bad row fails; a cancelled
+            -- statement (statement_timeout) still fails the batch. Returns one row per input row:
+            -- its index, its `created`, or the SQLSTATE and message that refused it.
+            CREATE FUNCTION anchorage_create_placed_pins(
+              p_orgs uuid[], p_ids uuid[], p_cids text[], p_cid_keys text[], p_names text[], p_named bool[], p_metas jsonb[],
+              p_ats timestamptz[], p_origin_rows int[], p_origins text[], p_place_rows int[], p_place_nodes uuid[],
+              p_max_pins bigint
+            ) RETURNS TABLE (i int, created timestamptz, state text, message text)
+              LANGUAGE plpgsql SECURITY INVOKER SET search_path = pg_catalog, public AS $fn$
+            DECLARE
+              g uuid;
+              v_newest timestamptz;
+              v_room bigint;
+              k int;
+              v_rows int[];
+              v_at timestamptz[];
+              v_refused int[];
+            BEGIN
+              p_names := ARRAY(SELECT CASE WHEN p_named[n] THEN p_names[n] END FROM generate_subscripts(p_names, 1) AS n ORDER BY n);
+              FOR g IN SELECT DISTINCT o FROM unnest(p_orgs) AS o ORDER BY o LOOP
+                PERFORM set_config('\(DatabaseRole.orgSetting)', g::text, true);
+                PERFORM pg_advisory_xact_lock(\(Self.createLockSpace), hashtext(g::text));
+                SELECT array_agg(n ORDER BY n) INTO v_rows FROM generate_subscripts(p_orgs, 1) AS n WHERE p_orgs[n] = g;
+                v_refused := '{}';
+                IF p_max_pins > 0 THEN
+                  v_room := p_max_pins - (SELECT coalesce(sum(c.n), 0) FROM org_pin_counts AS c WHERE c.org_id = g);
+                  IF v_room < cardinality(v_rows) THEN
+                    v_refused := v_rows[greatest(v_room, 0) + 1:];
+                    v_rows := v_rows[1:greatest(v_room, 0)];
+                  END IF;
+                END IF;
+                SELECT max(p.created_at) INTO v_newest FROM pins AS p WHERE p.org_id = g;
+                v_at := '{}';
+                FOR k IN 1..coalesce(cardinality(v_rows), 0) LOOP
+                  v_newest := GREATEST(date_trunc('milliseconds', p_ats[v_rows[k]]), v_newest + interval '1 millisecond');
+                  v_at := v_at || v_newest;
+                END LOOP;
+                BEGIN
+                  INSERT INTO pins (org_id, id, cid, cid_key, name, origins, meta, status, info, created_at, updated_at)
+                    SELECT g, p_ids[r.n], p_cids[r.n], p_cid_keys[r.n], p_names[r.n],
+                      ARRAY(SELECT p_origins[o] FROM generate_subscripts(p_origin_rows, 1) AS o WHERE p_origin_rows[o] = r.n ORDER BY o),
+                      p_metas[r.n], 'queued', '{}', r.c, p_ats[r.n]
+                    FROM unnest(v_rows, v_at) AS r(n, c);
+                  INSERT INTO placements (org_id, pin_id, node_id, status, attempts, updated_at, cid, created_at, next_attempt_at)
+                    SELECT g, p_ids[r.n], p_place_nodes[pl], 'queued', 0, p_ats[r.n], p_cid_keys[r.n], r.c, '-infinity'
+                    FROM unnest(v_rows, v_at) AS r(n, c)
+                    JOIN generate_subscripts(p_place_rows, 1) AS pl ON p_place_rows[pl] = r.n;
+                  RETURN QUERY SELECT r.n, r.c, NULL::text, NULL::text FROM unnest(v_rows, v_at) AS r(n, c);
+                EXCEPTION WHEN others THEN
+                  FOR k IN 1..cardinality(v_rows) LOOP
+                    BEGIN
+                      INSERT INTO pins (org_id, id, cid, cid_key, name, origins, meta, status, info, created_at, updated_at)
+                        VALUES (g, p_ids[v_rows[k]], p_cids[v_rows[k]], p_cid_keys[v_rows[k]], p_names[v_rows[k]],
+                          ARRAY(SELECT p_origins[o] FROM generate_subscripts(p_origin_rows, 1) AS o WHERE p_origin_rows[o] = v_rows[k] ORDER BY o),
+                          p_metas[v_rows[k]], 'queued', '{}', v_at[k], p_ats[v_rows[k]]);
+                      INSERT INTO placements (org_id, pin_id, node_id, status, attempts, updated_at, cid, created_at, next_attempt_at)
+                        SELECT g, p_ids[v_rows[k]], p_place_nodes[pl], 'queued', 0, p_ats[v_rows[k]], p_cid_keys[v_rows[k]], v_at[k], '-infinity'
+                        FROM generate_subscripts(p_place_rows, 1) AS pl WHERE p_place_rows[pl] = v_rows[k];
+                      i := v_rows[k]; created := v_at[k]; state := NULL; message := NULL;
+                    EXCEPTION WHEN others THEN
+                      i := v_rows[k]; created := NULL; state := SQLSTATE; message := SQLERRM;
+                    END;
+                    RETURN NEXT;
+                  END LOOP;
+                END;
+                RETURN QUERY SELECT r, NULL::timestamptz, '\(Self.quotaSQLState)'::text,
+                  format('the org holds its quota of %s pins', p_max_pins) FROM unnest(v_refused) AS r;
+              END LOOP;
+            END $fn$;
+            REVOKE ALL ON FUNCTION anchorage_create_placed_pins(
+              uuid[], uuid[], text[], text[], text[], bool[], jsonb[], timestamptz[], int[], text[], int[], uuid[], bigint
+            ) FROM PUBLIC;
+            GRANT EXECUTE ON FUNCTION anchorage_create_placed_pins(
+              uuid[], uuid[], text[], text[], text[], bool[], jsonb[], timestamptz[], int[], text[], int[], uuid[], bigint
+            ) TO \(DatabaseRole.api), \(DatabaseRole.ops);
             """
     )
 

@@ -11,14 +11,27 @@ public struct PostgresPinStore: PinStore {
     public let logger: Logger
     /// `limits.maxPinsPerOrg` (0: no quota), enforced by the database under the org's lock.
     public let maxPinsPerOrg: Int
-    /// How often to retry when a concurrent insert took the same `created` millisecond (the
-    /// per-org lock in `anchorage_create_pin` makes this rare; a replace may still race).
+    /// How often a replace retries when a concurrent insert took the same `created`
+    /// millisecond (the per-org create lock makes this rare).
     static let maxCreatedRetries = 8
 
-    public init(client: PostgresClient, maxPinsPerOrg: Int = 0, logger: Logger) {
+    /// Concurrent creates share one statement and one commit (`db.coalesce.*`).
+    public let creates: CreateCoalescer
+
+    /// `observeBatch` hears the size of each batch of creates written and the creates queued.
+    public init(
+        client: PostgresClient,
+        maxPinsPerOrg: Int = 0,
+        coalescing: CreateCoalescer.Settings = .init(),
+        observeBatch: @escaping @Sendable (_ size: Int, _ queued: Int) -> Void = { _, _ in },
+        logger: Logger
+    ) {
         self.client = client
         self.maxPinsPerOrg = maxPinsPerOrg
         self.logger = logger
+        self.creates = CreateCoalescer(settings: coalescing, observe: observeBatch) { batch in
+            await Self.write(batch, client: client, maxPinsPerOrg: maxPinsPerOrg, logger: logger)
+        }
     }
 
     /// What a tenant is told when PostgreSQL refuses for a reason that is theirs or transient,
@@ -70,29 +83,87 @@ public struct PostgresPinStore: PinStore {
     }
 
     public func create(org: TypeID, pin: NewPin) async throws -> PinRecord {
-        let r = pin.request
-        let meta = JSONText.encode(r.meta)
-        var attempt = 0
-        while true {
-            do {
-                // One round trip: the function sets the org and inserts in one implicit transaction.
-                let rows = try await client.query(
-                    """
-                    SELECT anchorage_create_placed_pin(\(org.uuid), \(pin.id.uuid), \(r.cid), \(r.cidKey), \(r.name), \(r.origins),
-                      \(meta)::jsonb, \(pin.created), \(pin.nodes.map(\.uuid)), \(maxPinsPerOrg))
-                    """,
-                    logger: logger
-                )
-                guard let created = try await rows.collect().first?.decode(Timestamp.self) else {
-                    throw DatabaseError.migration("anchorage_create_placed_pin returned no row")
-                }
-                return PinRecord(id: pin.id, org: org, request: r, status: .queued, created: created)
-            } catch  where error.sqlState == "23505" && attempt < Self.maxCreatedRetries {
-                attempt += 1  // a concurrent insert in this org took the same millisecond
-            } catch {
-                throw Self.translated(error)
+        try await creates.create(org: org, pin: pin)
+    }
+
+    /// A row of a batch PostgreSQL refused on its own (the others were written).
+    struct RefusedRow: Error, CustomStringConvertible {
+        var code: String
+        var message: String
+        var description: String { "PostgreSQL refused the row (\(code)): \(message)" }
+    }
+
+    /// Writes a batch of creates with one call of `anchorage_create_placed_pins` (migration 6)
+    /// in its own implicit transaction: one round trip, one commit. Each create gets its row's
+    /// `created` or the error that refused it alone; an error of the whole statement (a lost
+    /// connection, `statement_timeout`) is every create's.
+    static func write(
+        _ batch: [CreateCoalescer.Create],
+        client: PostgresClient,
+        maxPinsPerOrg: Int,
+        logger: Logger
+    ) async -> [Result<PinRecord, any Error>] {
+        var orgs: [UUID] = []
+        var ids: [UUID] = []
+        var cids: [String] = []
+        var keys: [String] = []
+        var names: [String] = []
+        var named: [Bool] = []
+        var metas: [String] = []
+        var ats: [Timestamp] = []
+        var originRows: [Int32] = []
+        var origins: [String] = []
+        var placeRows: [Int32] = []
+        var placeNodes: [UUID] = []
+        for (n, create) in batch.enumerated() {
+            let r = create.pin.request
+            let row = Int32(n + 1)
+            orgs.append(create.org.uuid)
+            ids.append(create.pin.id.uuid)
+            cids.append(r.cid)
+            keys.append(r.cidKey)
+            names.append(r.name ?? "")
+            named.append(r.name != nil)
+            metas.append(JSONText.encode(r.meta))
+            ats.append(create.pin.created)
+            for origin in r.origins {
+                originRows.append(row)
+                origins.append(origin)
+            }
+            for node in create.pin.nodes {
+                placeRows.append(row)
+                placeNodes.append(node.uuid)
             }
         }
+        var outcomes: [Result<PinRecord, any Error>] = Array(
+            repeating: .failure(DatabaseError.migration("anchorage_create_placed_pins returned no row for this pin")),
+            count: batch.count
+        )
+        do {
+            let rows = try await client.query(
+                """
+                SELECT i, created, state, message FROM anchorage_create_placed_pins(\(orgs), \(ids), \(cids), \(keys), \(names),
+                  \(named), \(metas)::jsonb[], \(ats), \(originRows), \(origins), \(placeRows), \(placeNodes), \(maxPinsPerOrg))
+                """,
+                logger: logger
+            )
+            for try await (i, created, state, message) in rows.decode((Int32, Timestamp?, String?, String?).self) {
+                let n = Int(i) - 1
+                guard batch.indices.contains(n) else { continue }
+                let create = batch[n]
+                if let created {
+                    outcomes[n] = .success(
+                        PinRecord(id: create.pin.id, org: create.org, request: create.pin.request, status: .queued, created: created)
+                    )
+                } else {
+                    outcomes[n] = .failure(Self.translated(RefusedRow(code: state ?? "XX000", message: message ?? "")))
+                }
+            }
+        } catch {
+            let translated = Self.translated(error)
+            outcomes = Array(repeating: .failure(translated), count: batch.count)
+        }
+        return outcomes
     }
 
     public func get(org: TypeID, id: TypeID) async throws -> PinRecord? {

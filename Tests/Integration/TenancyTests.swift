@@ -170,7 +170,8 @@ import Tokens
             for c in ["org_id", "status", "n"] { expected.insert("org_pin_counts.\(c):SELECT") }  // read, never written
             for c in ["version", "name", "checksum", "applied_at"] { expected.insert("schema_migrations.\(c):SELECT") }
             expected.formUnion([
-                "anchorage_create_pin:EXECUTE", "anchorage_create_placed_pin:EXECUTE", "anchorage_trigram_keys:EXECUTE",
+                "anchorage_create_pin:EXECUTE", "anchorage_create_placed_pin:EXECUTE", "anchorage_create_placed_pins:EXECUTE",
+                "anchorage_trigram_keys:EXECUTE",
                 "anchorage_meta_keys:EXECUTE",
             ])
 
