@@ -282,7 +282,7 @@ let package = Package(
         .executableTarget(
             name: "Bench",
             dependencies: [
-                "AnchorageNode", "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "Live", "Seams",
+                "AnchorageNode", "Pins", "Tokens", "PinsHTTP", "PostgresStore", "LocalPostgres", "LocalProcess", "Live", "Seams",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -32,6 +32,13 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
     var scale = false
     @Option(help: "With --scale: then add orgs of 1,000,000 pins until the database holds this many, and read again.")
     var scaleTotal: Int?
+    @Option(
+        help:
+            "POST load generator: wrk (a separate C process; needs wrk on PATH), builtin (AsyncHTTPClient in this process), or auto (wrk when installed)."
+    )
+    var loadGenerator: LoadGenerator = .auto
+
+    enum LoadGenerator: String, ExpressibleByArgument { case auto, wrk, builtin }
 
     func run() async throws {
         var logger = Logger(label: "bench")
@@ -136,9 +143,23 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
             var report = JSONReport(pins: perOrg * orgs)
             report.rssIdleMB = Self.residentMegabytes()
             let counter = Counter()
+            let wrk: Wrk?
+            switch loadGenerator {
+            case .builtin: wrk = nil
+            case .auto: wrk = Wrk.find()
+            case .wrk:
+                guard let found = Wrk.find() else { throw ValidationError("--load-generator wrk: no wrk on PATH (apt-get install wrk)") }
+                wrk = found
+            }
+            say("POST load generator: \(wrk.map { "wrk (\($0.executable)), a separate process" } ?? "AsyncHTTPClient in this process")")
+            report.loadGenerator = wrk == nil ? "builtin" : "wrk"
+            let wrkCIDs = (0..<1000).map { CIDText.synthetic(UInt64($0), namespace: 8) }
             for c in connections {
                 func posts(to url: String) async throws -> Result {
-                    try await measure(concurrency: c, seconds: seconds) { worker, n in
+                    if let wrk {
+                        return try await wrk.post(url: url, tokens: tokenList, cids: wrkCIDs, connections: c, seconds: seconds)
+                    }
+                    return try await measure(concurrency: c, seconds: seconds) { worker, n in
                         let org = (worker + n) % tokenList.count
                         var request = HTTPClientRequest(url: url + "/pins")
                         request.method = .POST
@@ -261,7 +282,7 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
 
             print("")
             print(
-                "anchorage-bench api — \(perOrg * orgs) seeded pins, \(orgs) orgs, PostgreSQL \(fast ? "fsync off" : "durable"), \(ProcessInfo.processInfo.activeProcessorCount) cores, server and load generator in one process"
+                "anchorage-bench api — \(perOrg * orgs) seeded pins, \(orgs) orgs, PostgreSQL \(fast ? "fsync off" : "durable"), \(ProcessInfo.processInfo.activeProcessorCount) cores, \(wrk == nil ? "server and load generator in one process" : "POST load from wrk in its own process")"
             )
             print("")
             print(
@@ -289,7 +310,7 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
             }
             print("")
             print(
-                "resident memory of the bench process (server, load generator and HTTP client in one): idle \(fmt(report.rssIdleMB, 1)) MB, after the write steps \(fmt(rssAfterWrites, 1)) MB"
+                "resident memory of the bench process (the server, its HTTP client for reads and the built-in load generator when used): idle \(fmt(report.rssIdleMB, 1)) MB, after the write steps \(fmt(rssAfterWrites, 1)) MB"
             )
             if json { print(String(decoding: try report.encoded(), as: UTF8.self)) }
         }
@@ -427,6 +448,8 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
         var rssAfterWritesMB: Double = 0
         /// `--scale`: the read table per tier.
         var scale: [Tier] = []
+        /// `wrk` or `builtin`: what generated the POST load.
+        var loadGenerator = "builtin"
 
         struct Tier: Encodable {
             var orgPins: Int
@@ -451,6 +474,7 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
 
         enum CodingKeys: String, CodingKey {
             case pins, post, get, scale
+            case loadGenerator = "load_generator"
             case postUncoalesced = "post_uncoalesced"
             case insertSingle = "insert_single"
             case insertBatched16 = "insert_batched16"
@@ -460,6 +484,7 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
         func encode(to encoder: any Encoder) throws {
             var c = encoder.container(keyedBy: CodingKeys.self)
             try c.encode(pins, forKey: .pins)
+            try c.encode(loadGenerator, forKey: .loadGenerator)
             try c.encode(post, forKey: .post)
             try c.encode(postUncoalesced, forKey: .postUncoalesced)
             try c.encode(insertSingle, forKey: .insertSingle)

@@ -111,14 +111,15 @@ struct VarintReader {
     }
 }
 
-/// Decoders for the bit-packed RFC 4648 alphabets (base16, base32, base64), unpadded.
-enum RFC4648 {
+/// Decoders for the bit-packed RFC 4648 alphabets (base16, base32, base64), unpadded. Also the
+/// token verifier's base64url (package-wide: one decoder).
+package enum RFC4648 {
     static let base32Lower = table("abcdefghijklmnopqrstuvwxyz234567")
     static let base32Upper = table("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
     static let base16Lower = table("0123456789abcdef")
     static let base16Upper = table("0123456789ABCDEF")
     static let base64 = table("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
-    static let base64URL = table("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+    package static let base64URL = table("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
     static func table(_ alphabet: String) -> [UInt8] {
         var t = [UInt8](repeating: 0xFF, count: 256)
@@ -126,9 +127,9 @@ enum RFC4648 {
         return t
     }
 
-    static func decode(_ input: [UInt8], alphabet: [UInt8], bitsPerChar: Int) -> [UInt8]? {
+    package static func decode(_ input: some Sequence<UInt8>, alphabet: [UInt8], bitsPerChar: Int) -> [UInt8]? {
         var out: [UInt8] = []
-        out.reserveCapacity(input.count * bitsPerChar / 8)
+        out.reserveCapacity(input.underestimatedCount * bitsPerChar / 8)
         var buffer: UInt32 = 0
         var bits = 0
         for c in input {

@@ -140,14 +140,22 @@ public struct PostgresPinStore: PinStore {
             count: batch.count
         )
         do {
-            let rows = try await client.query(
-                """
-                SELECT i, created, state, message FROM anchorage_create_placed_pins(\(orgs), \(ids), \(cids), \(keys), \(names),
-                  \(named), \(metas)::jsonb[], \(ats), \(originRows), \(origins), \(placeRows), \(placeNodes), \(maxPinsPerOrg))
-                """,
-                logger: logger
+            let statement = CreateBatchStatement(
+                orgs: orgs,
+                ids: ids,
+                cids: cids,
+                keys: keys,
+                names: names,
+                named: named,
+                metas: metas,
+                ats: ats,
+                originRows: originRows,
+                origins: origins,
+                placeRows: placeRows,
+                placeNodes: placeNodes,
+                maxPinsPerOrg: maxPinsPerOrg
             )
-            for try await (i, created, state, message) in rows.decode((Int32, Timestamp?, String?, String?).self) {
+            for try await (i, created, state, message) in try await client.execute(statement, logger: logger) {
                 let n = Int(i) - 1
                 guard batch.indices.contains(n) else { continue }
                 let create = batch[n]
@@ -360,4 +368,49 @@ public struct PostgresPinStore: PinStore {
         }
         return out
     }
+}
+
+/// One batch of creates (migration 7's `anchorage_create_placed_pins`), prepared once per
+/// connection: every `POST /pins` batch skips parsing and planning the call.
+struct CreateBatchStatement: PostgresPreparedStatement {
+    static let name = "anchorage_create_placed_pins_v1"
+    static let sql = """
+        SELECT i, created, state, message
+        FROM anchorage_create_placed_pins($1, $2, $3, $4, $5, $6, $7::jsonb[], $8, $9, $10, $11, $12, $13)
+        """
+    typealias Row = (Int32, Timestamp?, String?, String?)
+
+    var orgs: [UUID]
+    var ids: [UUID]
+    var cids: [String]
+    var keys: [String]
+    var names: [String]
+    var named: [Bool]
+    var metas: [String]
+    var ats: [Timestamp]
+    var originRows: [Int32]
+    var origins: [String]
+    var placeRows: [Int32]
+    var placeNodes: [UUID]
+    var maxPinsPerOrg: Int
+
+    func makeBindings() throws -> PostgresBindings {
+        var b = PostgresBindings(capacity: 13)
+        b.append(orgs)
+        b.append(ids)
+        b.append(cids)
+        b.append(keys)
+        b.append(names)
+        b.append(named)
+        b.append(metas)
+        b.append(ats)
+        b.append(originRows)
+        b.append(origins)
+        b.append(placeRows)
+        b.append(placeNodes)
+        b.append(maxPinsPerOrg)
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
 }

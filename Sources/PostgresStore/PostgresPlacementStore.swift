@@ -23,40 +23,15 @@ public struct PostgresPlacementStore: PlacementStore {
         // Round robin between orgs: each org's oldest due placements are ranked 1, 2, 3…, and
         // the claim takes rank 1 of every org before rank 2 of any.
         // One statement, so atomic without an explicit transaction (BEGIN and COMMIT would be
-        // two more round trips on every wake).
-        let rows = try await client.query(
-            """
-            WITH orgs AS (
-              SELECT DISTINCT org_id FROM placements
-              WHERE node_id = \(node.uuid) AND status = 'queued' AND next_attempt_at <= \(now)
-            ), ranked AS (
-              SELECT p.org_id, p.pin_id, p.created_at,
-                     row_number() OVER (PARTITION BY p.org_id ORDER BY p.created_at, p.pin_id) AS rank
-              FROM orgs o CROSS JOIN LATERAL (
-                SELECT org_id, pin_id, created_at FROM placements
-                WHERE node_id = \(node.uuid) AND org_id = o.org_id AND status = 'queued' AND next_attempt_at <= \(now)
-                ORDER BY created_at, pin_id LIMIT \(limit)
-              ) p
-            ), picked AS (
-              SELECT org_id, pin_id FROM ranked ORDER BY rank, created_at, org_id, pin_id LIMIT \(limit)
-            ), claimed AS (
-              UPDATE placements pl
-              SET status = 'pinning', attempts = pl.attempts + 1, lease_until = \(leaseUntil), updated_at = \(now)
-              FROM picked
-              WHERE pl.org_id = picked.org_id AND pl.pin_id = picked.pin_id AND pl.node_id = \(node.uuid)
-                AND pl.status = 'queued'
-              RETURNING pl.org_id, pl.pin_id, pl.cid, pl.attempts, pl.created_at
-            ), marked AS (
-              UPDATE pins SET status = 'pinning', info = '{"status_details":"pinning"}', updated_at = \(now)
-              FROM claimed WHERE pins.org_id = claimed.org_id AND pins.id = claimed.pin_id AND pins.status = 'queued'
-            )
-            SELECT c.org_id, c.pin_id, c.cid, c.attempts, c.created_at, coalesce(p.origins, '{}')
-            FROM claimed c LEFT JOIN pins p ON p.org_id = c.org_id AND p.id = c.pin_id
-            """,
+        // two more round trips on every wake), and prepared (`ClaimStatement`): planning its
+        // CTEs again on every wake was most of what an idle worker cost PostgreSQL.
+        var rows: [ClaimStatement.Row] = []
+        for try await row in try await client.execute(
+            ClaimStatement(node: node.uuid, now: now, limit: limit, leaseUntil: leaseUntil),
             logger: logger
-        ).collect()
-        return try rows.map { row in
-            let (org, pin, cid, attempts, created, origins) = try row.decode((UUID, UUID, String, Int, Timestamp, [String]).self)
+        ) { rows.append(row) }
+        return rows.map { row in
+            let (org, pin, cid, attempts, created, origins) = row
             return Claim(
                 org: TypeID(prefix: IDPrefix.org, uuid: org),
                 pin: TypeID(prefix: IDPrefix.pin, uuid: pin),
@@ -176,21 +151,9 @@ public struct PostgresPlacementStore: PlacementStore {
         // new placement for the same CID is still being pinned (make-before-break on replace).
         // Entries whose CID is pinned here again are forgotten in the same statement (the new
         // placement owns it): one round trip per wake of an idle worker.
-        let rows = try await client.query(
-            """
-            WITH forgotten AS (
-              DELETE FROM kubo_unpins f WHERE f.node_id = \(node.uuid)
-                AND EXISTS (SELECT 1 FROM placements p WHERE p.node_id = f.node_id AND p.cid = f.cid AND p.status = 'pinned')
-            )
-            SELECT u.cid FROM kubo_unpins u
-            WHERE u.node_id = \(node.uuid)
-              AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.node_id = u.node_id AND p.cid = u.cid)
-            ORDER BY u.requested_at, u.cid LIMIT \(limit)
-            """,
-            logger: logger
-        )
+        let rows = try await client.execute(ReleasedStatement(node: node.uuid, limit: limit), logger: logger)
         var out: [String] = []
-        for try await cid in rows.decode(String.self) { out.append(cid) }
+        for try await cid in rows { out.append(cid) }
         return out
     }
 
@@ -206,4 +169,83 @@ public struct PostgresPlacementStore: PlacementStore {
         )
         return try await rows.collect().first?.decode(Int.self) ?? 0
     }
+}
+
+/// The worker's claim, prepared once per connection (see `PostgresPlacementStore.claim`).
+struct ClaimStatement: PostgresPreparedStatement {
+    static let name = "anchorage_claim_v1"
+    static let sql = """
+        WITH orgs AS (
+          SELECT DISTINCT org_id FROM placements
+          WHERE node_id = $1 AND status = 'queued' AND next_attempt_at <= $2
+        ), ranked AS (
+          SELECT p.org_id, p.pin_id, p.created_at,
+                 row_number() OVER (PARTITION BY p.org_id ORDER BY p.created_at, p.pin_id) AS rank
+          FROM orgs o CROSS JOIN LATERAL (
+            SELECT org_id, pin_id, created_at FROM placements
+            WHERE node_id = $1 AND org_id = o.org_id AND status = 'queued' AND next_attempt_at <= $2
+            ORDER BY created_at, pin_id LIMIT $3
+          ) p
+        ), picked AS (
+          SELECT org_id, pin_id FROM ranked ORDER BY rank, created_at, org_id, pin_id LIMIT $3
+        ), claimed AS (
+          UPDATE placements pl
+          SET status = 'pinning', attempts = pl.attempts + 1, lease_until = $4, updated_at = $2
+          FROM picked
+          WHERE pl.org_id = picked.org_id AND pl.pin_id = picked.pin_id AND pl.node_id = $1
+            AND pl.status = 'queued'
+          RETURNING pl.org_id, pl.pin_id, pl.cid, pl.attempts, pl.created_at
+        ), marked AS (
+          UPDATE pins SET status = 'pinning', info = '{"status_details":"pinning"}', updated_at = $2
+          FROM claimed WHERE pins.org_id = claimed.org_id AND pins.id = claimed.pin_id AND pins.status = 'queued'
+        )
+        SELECT c.org_id, c.pin_id, c.cid, c.attempts, c.created_at, coalesce(p.origins, '{}')
+        FROM claimed c LEFT JOIN pins p ON p.org_id = c.org_id AND p.id = c.pin_id
+        """
+    typealias Row = (UUID, UUID, String, Int, Timestamp, [String])
+
+    var node: UUID
+    var now: Timestamp
+    var limit: Int
+    var leaseUntil: Timestamp
+
+    func makeBindings() throws -> PostgresBindings {
+        var b = PostgresBindings(capacity: 4)
+        b.append(node)
+        b.append(now)
+        b.append(limit)
+        b.append(leaseUntil)
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+}
+
+/// The CIDs this node may unpin, prepared once per connection (an idle worker asks on every
+/// wake; see `PostgresPlacementStore.releasedCIDs`).
+struct ReleasedStatement: PostgresPreparedStatement {
+    static let name = "anchorage_released_v1"
+    static let sql = """
+        WITH forgotten AS (
+          DELETE FROM kubo_unpins f WHERE f.node_id = $1
+            AND EXISTS (SELECT 1 FROM placements p WHERE p.node_id = f.node_id AND p.cid = f.cid AND p.status = 'pinned')
+        )
+        SELECT u.cid FROM kubo_unpins u
+        WHERE u.node_id = $1
+          AND NOT EXISTS (SELECT 1 FROM placements p WHERE p.node_id = u.node_id AND p.cid = u.cid)
+        ORDER BY u.requested_at, u.cid LIMIT $2
+        """
+    typealias Row = String
+
+    var node: UUID
+    var limit: Int
+
+    func makeBindings() throws -> PostgresBindings {
+        var b = PostgresBindings(capacity: 2)
+        b.append(node)
+        b.append(limit)
+        return b
+    }
+
+    func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(String.self) }
 }

@@ -206,11 +206,20 @@ func runOne(
 }
 
 struct Sweep: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Run a scenario over a range of seeds, one database each, and summarise.")
-    @Argument(help: "The scenario.") var name: String
+    static let configuration = CommandConfiguration(
+        abstract: "Run scenarios over a range of seeds, one database each, and summarise.",
+        discussion:
+            "With several scenarios (a comma-separated list, or `all`), ends with a table of each scenario's speed: virtual seconds per wall second."
+    )
+    @Argument(help: "The scenario, a comma-separated list, or `all`.") var name: String
     @Option(help: "Seeds: A..B, or a comma-separated list.") var seeds: String = "1..20"
     @OptionGroup var common: RunOptions
     @Flag(help: "Stop at the first failing seed.") var failFast = false
+
+    func scenarios() throws -> [Scenario] {
+        if name == "all" { return Scenarios.all }
+        return try name.split(separator: ",").map { try scenario($0.trimmingCharacters(in: .whitespaces)) }
+    }
 
     func parseSeeds() throws -> [UInt64] {
         if let r = seeds.range(of: "..") {
@@ -224,51 +233,75 @@ struct Sweep: AsyncParsableCommand {
         return list
     }
 
-    func run() async throws {
-        let s = try scenario(name)
-        let seedList = try parseSeeds()
-        let server = try common.server()
-        let wallStart = ContinuousClock.now
+    /// One scenario's seeds, summed.
+    struct Tally {
+        var seeds = 0
         var virtual = 0.0
+        var wall = 0.0
         var events = 0
         var moves = 0
         var pins = 0
         var failed: [(UInt64, SimResult)] = []
-        for (i, seed) in seedList.enumerated() {
-            var options = try common.options(seed: seed)
-            options.progress = { line in stderr("\r\u{1B}[K[\(i + 1)/\(seedList.count)] " + line) }
-            let r: SimResult
-            do {
-                r = try await SimRunner.run(s, options: options, server: server)
-            } catch {
-                await server.shutdown()
-                throw error
+    }
+
+    func run() async throws {
+        let list = try scenarios()
+        let seedList = try parseSeeds()
+        let server = try common.server()
+        var tallies: [(Scenario, Tally)] = []
+        for s in list {
+            var t = Tally()
+            let wallStart = ContinuousClock.now
+            for (i, seed) in seedList.enumerated() {
+                var options = try common.options(seed: seed)
+                options.progress = { line in stderr("\r\u{1B}[K[\(s.name) \(i + 1)/\(seedList.count)] " + line) }
+                let r: SimResult
+                do {
+                    r = try await SimRunner.run(s, options: options, server: server)
+                } catch {
+                    await server.shutdown()
+                    throw error
+                }
+                t.seeds += 1
+                t.virtual += r.virtualSeconds
+                t.events += r.events
+                t.moves += r.moves
+                t.pins += r.pinsCreated
+                stderr("\r\u{1B}[K")
+                emit(
+                    "\(list.count > 1 ? "\(s.name) " : "")seed \(seed): \(r.passed ? "pass" : "FAIL") \(Int(r.virtualSeconds))s virtual in \(String(format: "%.1f", r.wallSeconds))s (\(String(format: "%.0f", r.speedUp))x), \(r.events) events, digest \(r.digest.prefix(16))"
+                )
+                if !r.passed {
+                    t.failed.append((seed, r))
+                    if let f = r.failureReport { emit(f) }
+                    if failFast { break }
+                }
             }
-            virtual += r.virtualSeconds
-            events += r.events
-            moves += r.moves
-            pins += r.pinsCreated
-            stderr("\r\u{1B}[K")
+            let w = ContinuousClock.now - wallStart
+            t.wall = Double(w.components.seconds) + Double(w.components.attoseconds) / 1e18
+            emit("sweep \(s.name): \(t.seeds) seeds, \(t.failed.count) with violations")
             emit(
-                "seed \(seed): \(r.passed ? "pass" : "FAIL") \(Int(r.virtualSeconds))s virtual in \(String(format: "%.1f", r.wallSeconds))s (\(String(format: "%.0f", r.speedUp))x), \(r.events) events, digest \(r.digest.prefix(16))"
+                "  virtual time \(Int(t.virtual))s (\(String(format: "%.1f", t.virtual / 3600))h) in \(String(format: "%.1f", t.wall))s wall: speed-up \(String(format: "%.0f", t.virtual / max(t.wall, 0.001)))x"
             )
-            if !r.passed {
-                failed.append((seed, r))
-                if let f = r.failureReport { emit(f) }
-                if failFast { break }
+            emit("  events \(t.events), pins \(t.pins), moves \(t.moves)")
+            for (seed, r) in t.failed {
+                emit("  failing seed \(seed): \(r.violations.first.map { "\($0.invariant): \($0.message.prefix(160))" } ?? "") — replay: \(r.replay)")
             }
+            tallies.append((s, t))
+            if failFast, !t.failed.isEmpty { break }
         }
         await server.shutdown()
-        let w = ContinuousClock.now - wallStart
-        let wall = Double(w.components.seconds) + Double(w.components.attoseconds) / 1e18
-        emit("sweep \(s.name): \(seedList.count) seeds, \(failed.count) with violations")
-        emit(
-            "  virtual time \(Int(virtual))s (\(String(format: "%.1f", virtual / 3600))h) in \(String(format: "%.1f", wall))s wall: speed-up \(String(format: "%.0f", virtual / max(wall, 0.001)))x"
-        )
-        emit("  events \(events), pins \(pins), moves \(moves)")
-        for (seed, r) in failed {
-            emit("  failing seed \(seed): \(r.violations.first.map { "\($0.invariant): \($0.message.prefix(160))" } ?? "") — replay: \(r.replay)")
+        if tallies.count > 1 {
+            emit("")
+            emit("| scenario | seeds | virtual s per wall s | wall per seed | events per seed | violations |")
+            emit("|---|---|---|---|---|---|")
+            for (s, t) in tallies {
+                let n = Double(max(t.seeds, 1))
+                emit(
+                    "| \(s.name) | \(t.seeds) | \(String(format: "%.0f", t.virtual / max(t.wall, 0.001)))× | \(String(format: "%.1f", t.wall / n)) s | \(Int((Double(t.events) / n).rounded())) | \(t.failed.count) |"
+                )
+            }
         }
-        if !failed.isEmpty { throw ExitCode(1) }
+        if tallies.contains(where: { !$0.1.failed.isEmpty }) { throw ExitCode(1) }
     }
 }

@@ -232,11 +232,10 @@ public enum Base64URL {
             .replacingOccurrences(of: "=", with: "")
     }
 
+    /// Strict: no padding, no other alphabet, no stray bits in the last character. Byte by
+    /// byte (every API request decodes a token's three parts; Foundation's route through
+    /// base64 with string replacements was a tenth of the API's CPU under load).
     public static func decode(_ text: Substring) -> [UInt8]? {
-        guard text.utf8.allSatisfy({ $0 != UInt8(ascii: "=") }) else { return nil }
-        var s = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        if s.utf8.count % 4 == 1 { return nil }
-        while s.utf8.count % 4 != 0 { s += "=" }
-        return Data(base64Encoded: s).map(Array.init)
+        RFC4648.decode(text.utf8, alphabet: RFC4648.base64URL, bitsPerChar: 6)
     }
 }

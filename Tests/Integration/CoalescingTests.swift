@@ -181,37 +181,90 @@ import Testing
         }
     }
 
+    /// Migration 7 rewrote the filter-key functions in PL/pgSQL (they were re-planned by every
+    /// insert): for any name and meta they give the keys the SQL definitions gave, so rows
+    /// stored before and after match the same filters.
+    @Test func theFilterKeysAreTheOnesMigrationFourDefined() async throws {
+        try await withTestNode { node in
+            let org = UUID()
+            let names: [String?] = [
+                nil, "", "ab", "abc", "bench", "Hello World", "über-Straße 123", "日本語のテキスト", "aaaa aaaa aaa",
+                "a-b_c.d!e", "MiXeD CaSe mixed case", String(repeating: "xyz0123456789 ", count: 18),
+            ]
+            for name in names {
+                let same = try await node.opsClient.query(
+                    """
+                    SELECT (SELECT coalesce(array_agg(DISTINCT x ORDER BY x), '{}') FROM unnest(anchorage_trigram_keys(\(org), \(name))) AS x)
+                             = (SELECT coalesce(array_agg(DISTINCT hashtextextended(\(org)::text || substr(w, i, 3), 0)), '{}')
+                                FROM regexp_split_to_table(lower(coalesce(\(name)::text, '')), '[^[:alnum:]]+') AS w,
+                                     generate_series(1, length(w) - 2) AS i),
+                           cardinality(anchorage_trigram_keys(\(org), \(name)))
+                             = (SELECT count(DISTINCT x) FROM unnest(anchorage_trigram_keys(\(org), \(name))) AS x)
+                    """,
+                    logger: logger
+                ).collect().first?.decode((Bool, Bool).self)
+                #expect(same?.0 == true && same?.1 == true, "trigram keys of \(name ?? "NULL")")
+            }
+            let metas = [#"{}"#, #"{"app":"bench"}"#, #"{"a":null,"b":1,"c":[1,2],"d":{"e":"f"},"ü":"日本"}"#]
+            for meta in metas {
+                let same = try await node.opsClient.query(
+                    """
+                    SELECT anchorage_meta_keys(\(org), \(meta)::jsonb) IS NOT DISTINCT FROM
+                      (SELECT coalesce(array_agg(hashtextextended(\(org)::text || chr(31) || key || chr(31) || value, 0)), '{}')
+                       FROM jsonb_each_text(\(meta)::jsonb))
+                    """,
+                    logger: logger
+                ).collect().first?.decode(Bool.self)
+                #expect(same == true, "meta keys of \(meta)")
+            }
+        }
+    }
+
+    /// A coalescer whose writes succeed once `gate` lets them through (`held` decides which
+    /// batches wait for it: all of them unless told), and never touch a database.
+    func gatedCoalescer(
+        _ settings: CreateCoalescer.Settings,
+        _ gate: Gate,
+        held: @escaping @Sendable (TypeID) -> Bool = { _ in true }
+    )
+        -> CreateCoalescer
+    {
+        CreateCoalescer(settings: settings) { batch in
+            if held(batch[0].org) { await gate.wait() }
+            if Task.isCancelled { return batch.map { _ in .failure(CancellationError()) } }
+            return batch.map { .success(PinRecord(id: $0.pin.id, org: $0.org, request: $0.pin.request, status: .queued, created: $0.pin.created)) }
+        }
+    }
+
+    func memoryPin(_ n: UInt64) -> NewPin {
+        NewPin(
+            id: TypeID(prefix: IDPrefix.pin, high: n, low: n),
+            request: PinRequest(cid: CIDText.synthetic(n, namespace: 63)),
+            created: Timestamp(microsecondsSinceEpoch: 0)
+        )
+    }
+
     /// An idle node writes a create at once, alone; a full queue refuses with a retryable 503.
     @Test func anIdleCreateLeadsAtOnceAndAFullQueueRefuses() async throws {
         var settings = CreateCoalescer.Settings()
         settings.maxInFlight = 1
         settings.maxQueued = 2
         let gate = Gate()
-        let coalescer = CreateCoalescer(settings: settings) { batch in
-            await gate.wait()
-            return batch.map { .success(PinRecord(id: $0.pin.id, org: $0.org, request: $0.pin.request, status: .queued, created: $0.pin.created)) }
-        }
+        let coalescer = gatedCoalescer(settings, gate)
         let org = TypeID(prefix: IDPrefix.org, high: 1, low: 1)
-        func pin(_ n: UInt64) -> NewPin {
-            NewPin(
-                id: TypeID(prefix: IDPrefix.pin, high: n, low: n),
-                request: PinRequest(cid: CIDText.synthetic(n, namespace: 63)),
-                created: Timestamp(microsecondsSinceEpoch: 0)
-            )
-        }
         await gate.open()
-        _ = try await coalescer.create(org: org, pin: pin(1))
+        _ = try await coalescer.create(org: org, pin: memoryPin(1))
         #expect(await coalescer.currentStats() == .init(batches: 1, rows: 1, largestBatch: 1, queued: 0, refused: 0, inFlight: 0))
         await gate.close()
         try await withThrowingTaskGroup(of: Void.self) { group in
             for n in 2...4 {
-                group.addTask { _ = try await coalescer.create(org: org, pin: pin(UInt64(n))) }
+                group.addTask { _ = try await coalescer.create(org: org, pin: self.memoryPin(UInt64(n))) }
                 try await waitUntil("create \(n) is in") {
                     let s = await coalescer.currentStats()
                     return s.inFlight + s.queued == n - 1
                 }
             }
-            await #expect(throws: PinsError.self) { _ = try await coalescer.create(org: org, pin: pin(5)) }
+            await #expect(throws: PinsError.self) { _ = try await coalescer.create(org: org, pin: memoryPin(5)) }
             await gate.open()
             try await group.waitForAll()
         }
@@ -225,31 +278,73 @@ import Testing
         var settings = CreateCoalescer.Settings()
         settings.maxInFlight = 1
         let gate = Gate()
-        let coalescer = CreateCoalescer(settings: settings) { batch in
-            await gate.wait()
-            if Task.isCancelled { return batch.map { _ in .failure(CancellationError()) } }
-            return batch.map { .success(PinRecord(id: $0.pin.id, org: $0.org, request: $0.pin.request, status: .queued, created: $0.pin.created)) }
-        }
+        let coalescer = gatedCoalescer(settings, gate)
         let org = TypeID(prefix: IDPrefix.org, high: 1, low: 1)
-        func pin(_ n: UInt64) -> NewPin {
-            NewPin(
-                id: TypeID(prefix: IDPrefix.pin, high: n, low: n),
-                request: PinRequest(cid: CIDText.synthetic(n, namespace: 65)),
-                created: Timestamp(microsecondsSinceEpoch: 0)
-            )
-        }
-        let first = Task { try await coalescer.create(org: org, pin: pin(1)) }
+        let first = Task { try await coalescer.create(org: org, pin: memoryPin(1)) }
         try await waitUntil("the first batch is in flight") { await coalescer.currentStats().inFlight == 1 }
-        let leader = Task { try await coalescer.create(org: org, pin: pin(2)) }
+        let leader = Task { try await coalescer.create(org: org, pin: memoryPin(2)) }
         try await waitUntil("the next leader queues") { await coalescer.currentStats().queued == 1 }
-        let follower = Task { try await coalescer.create(org: org, pin: pin(3)) }
+        let follower = Task { try await coalescer.create(org: org, pin: memoryPin(3)) }
         try await waitUntil("its follower queues") { await coalescer.currentStats().queued == 2 }
         leader.cancel()
         await gate.open()
         _ = try await first.value
-        #expect(try await follower.value.id == pin(3).id, "the follower's row was written")
+        #expect(try await follower.value.id == memoryPin(3).id, "the follower's row was written")
         _ = await leader.result
         #expect(await coalescer.currentStats().largestBatch == 2)
+    }
+
+    /// Orgs are spread over lanes: while one org's batch is held, that org's next create
+    /// queues behind it, and an org in another lane is written at once (it does not wait for a
+    /// batch holding the first org's lock). Before lanes, any free slot took any org.
+    @Test func anOrgsCreatesShareALaneAndOtherLanesRunBeside() async throws {
+        var settings = CreateCoalescer.Settings()
+        settings.maxInFlight = 4
+        let gate = Gate()
+        let held = TypeID(prefix: IDPrefix.org, high: 1, low: 1)
+        let coalescer = gatedCoalescer(settings, gate, held: { $0 == held })
+        let other = try #require(
+            (2...64).lazy.map { TypeID(prefix: IDPrefix.org, high: 1, low: UInt64($0)) }.first { coalescer.lane(of: $0) != coalescer.lane(of: held) }
+        )
+        let sameLane = try #require(
+            (2...64).lazy.map { TypeID(prefix: IDPrefix.org, high: 1, low: UInt64($0)) }.first { coalescer.lane(of: $0) == coalescer.lane(of: held) }
+        )
+        #expect(
+            Set((1...64).map { coalescer.lane(of: TypeID(prefix: IDPrefix.org, high: 1, low: UInt64($0))) }) == [0, 1, 2, 3],
+            "orgs spread over every lane"
+        )
+        let first = Task { try await coalescer.create(org: held, pin: memoryPin(1)) }
+        try await waitUntil("the held org's batch is in flight") { await coalescer.currentStats().inFlight == 1 }
+        let second = Task { try await coalescer.create(org: held, pin: memoryPin(2)) }
+        try await waitUntil("the held org's next create queues in its lane") { await coalescer.currentStats().queued == 1 }
+        let neighbour = Task { try await coalescer.create(org: sameLane, pin: memoryPin(3)) }
+        try await waitUntil("an org of the same lane queues too") { await coalescer.currentStats().queued == 2 }
+        _ = try await coalescer.create(org: other, pin: memoryPin(4))
+        #expect(await coalescer.currentStats().queued == 2, "another lane's org was written while the held lane waited")
+        await gate.open()
+        _ = try await first.value
+        _ = try await second.value
+        _ = try await neighbour.value
+        let stats = await coalescer.currentStats()
+        #expect(stats.batches == 3 && stats.rows == 4 && stats.largestBatch == 2, "\(stats)")
+    }
+
+    /// Without coalescing (`maxBatch` 1) there are no lanes: one org's creates use every writer.
+    @Test func withoutCoalescingAnyWriterTakesAnyOrg() async throws {
+        var settings = CreateCoalescer.Settings()
+        settings.maxBatch = 1
+        settings.maxInFlight = 3
+        let gate = Gate()
+        let coalescer = gatedCoalescer(settings, gate)
+        let org = TypeID(prefix: IDPrefix.org, high: 1, low: 1)
+        let creates = (1...4).map { n in Task { try await coalescer.create(org: org, pin: memoryPin(UInt64(n))) } }
+        try await waitUntil("three writers busy, one create queued") {
+            let s = await coalescer.currentStats()
+            return s.inFlight == 3 && s.queued == 1
+        }
+        await gate.open()
+        for c in creates { _ = try await c.value }
+        #expect(await coalescer.currentStats().largestBatch == 1)
     }
 
     /// 10,000 pins created in one org by 64 concurrent clients through the API, then walked

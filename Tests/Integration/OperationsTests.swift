@@ -74,7 +74,7 @@ import Testing
             )
             try await conn.query("INSERT INTO kubo_unpins (node_id, cid, requested_at) VALUES (\(node), \(upper), \(now))", logger: logger)
         }
-        #expect(try await Provisioning.migrate(owner: db.owner, clock: VirtualWallClock(), logger: logger) == [4, 5, 6])
+        #expect(try await Provisioning.migrate(owner: db.owner, clock: VirtualWallClock(), logger: logger) == [4, 5, 6, 7])
         try await db.ops.withConnection(logger: logger) { conn in
             let pins = try await conn.query("SELECT cid, cid_key FROM pins ORDER BY created_at", logger: logger).collect()
                 .map { try $0.decode((String, String).self) }

@@ -73,6 +73,20 @@ struct MemoryKeys: SigningKeySource, Denylist {
         #expect(await reason(header(#"{"alg":"HS256","kid":"key_zz"}"#) + "." + parts[1] + "." + parts[2], keys) != nil)
     }
 
+    /// Base64url as JWS uses it: every length round-trips; padding, the other alphabet, a
+    /// length no encoder produces and stray bits in the last character are refused.
+    @Test func base64URLIsStrict() {
+        for n in 0..<40 {
+            let bytes = entropy.bytes(n)
+            #expect(Base64URL.decode(Substring(Base64URL.encode(bytes))) == bytes)
+        }
+        #expect(Base64URL.decode("-_8") == [0xFB, 0xFF])
+        #expect(Base64URL.decode("AA") == [0])
+        for bad in ["AA==", "+/8", "A", "AAAAA", "AB", "AA.", "ÿÿ"] {
+            #expect(Base64URL.decode(Substring(bad)) == nil, "\(bad)")
+        }
+    }
+
     @Test func refusesTamperingAndJunk() async {
         let (keys, key, claims) = setup()
         let token = TokenCodec.sign(claims, with: key)
