@@ -168,6 +168,11 @@ public struct Node: @unchecked Sendable {
         worker.map { WorkerLoop(worker: $0, hooks: hooks) }
     }
 
+    /// The clean shutdown's first step on a clustered node (nil standalone): to be listed last
+    /// in the `ServiceGroup`, after the HTTP server, since a group stops services in reverse
+    /// order. The leader gives up its lease before the node stops serving and pinning.
+    public var leaseHandover: (any Service)? { isClustered ? LeaseHandover(node: self) : nil }
+
     /// The production shells, to run in a `ServiceGroup` beside the HTTP server and the
     /// PostgreSQL clients: the cluster service (clustered), the worker service (when there is a
     /// worker), or a one-off registration (standalone).

@@ -172,8 +172,12 @@ struct APIBench: AsyncParsableCommand, BenchReporting {
                         guard response.status == .accepted else { throw BenchError.status(Int(response.status.code)) }
                     }
                 }
+                // A line as each step starts, so a profiler can be attached to one step.
+                say("POST c=\(c): one statement each")
                 let single = try await posts(to: singleURL)
+                say("POST c=\(c): coalesced")
                 let post = try await posts(to: baseURL)
+                say("POST c=\(c): raw INSERT")
                 let raw = try await measure(concurrency: c, seconds: seconds) { worker, n in
                     let org = orgList[(worker + n) % orgList.count]
                     try await owner.query(

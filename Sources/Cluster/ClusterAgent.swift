@@ -38,6 +38,8 @@ public actor ClusterAgent {
     var inflight = 0
 
     var lease: Lease?
+    /// Set by `resign()`: the node is shutting down and never campaigns again.
+    var resigned = false
     var nextCampaign: Timestamp
     var nextSweep: Timestamp
     var nextRebalance: Timestamp
@@ -137,16 +139,13 @@ public actor ClusterAgent {
         logger.info("cluster agent started", metadata: ["node": "\(node)", "state": "\(state.rawValue)"])
     }
 
-    /// Stops listening; gives up the lease so another node takes over at once.
+    /// Stops listening, after giving up the lease if `resign()` has not yet.
     public func stop() async {
+        await resign()
         await inbox?.close()
         inbox = nil
         await nodeChanges?.close()
         nodeChanges = nil
-        if let lease {
-            try? await bus.kvDelete(ClusterKeys.leader, revision: lease.revision)
-            self.lease = nil
-        }
     }
 
     /// Does everything that is due. Errors of one duty are logged and do not stop the others.

@@ -45,6 +45,8 @@ extension ClusterAgent {
                     revision: current.revision,
                     ttl: .seconds(settings.leaseTTLSeconds)
                 )
+                // Resigned while renewing: `resign()` deletes whichever revision holds the term.
+                guard !resigned else { return }
                 current.revision = revision
                 current.renewAt = now.adding(seconds: settings.leaseRenewSeconds)
                 current.validUntil = now.adding(seconds: settings.leaseTTLSeconds - 1)
@@ -65,7 +67,7 @@ extension ClusterAgent {
                 status.leaderFence = ClusterJSON.decode(LeaseValue.self, entry.value)?.fence
                 return
             }
-            guard state == .active else { return }  // a drained node does not lead
+            guard state == .active, !resigned else { return }  // a drained or stopping node does not lead
             let fence = try await store.currentFence() + 1
             let value = LeaseValue(node: node.description, fence: fence, acquiredAt: now.microseconds)
             let revision: UInt64
@@ -77,6 +79,10 @@ extension ClusterAgent {
             guard try await store.beginTerm(fence: fence, node: node, now: now) else {
                 try? await bus.kvDelete(ClusterKeys.leader, revision: revision)
                 logger.warning("won the lease with a stale fence token; released it", metadata: ["fence": "\(fence)"])
+                return
+            }
+            guard !resigned else {
+                try? await bus.kvDelete(ClusterKeys.leader, revision: revision)
                 return
             }
             lease = Lease(
@@ -98,13 +104,55 @@ extension ClusterAgent {
         }
     }
 
+    /// Gives up the leader lease, if held, and stops campaigning: the first step of a clean
+    /// shutdown, taken before the node stops serving and pinning, so that another node leads
+    /// within one campaign interval instead of waiting out the lease TTL. Heartbeats, drain and
+    /// the reconciler go on until `stop()`. Idempotent.
+    public func resign() async {
+        resigned = true
+        guard let held = lease else { return }
+        lease = nil
+        clearLeaderStatus()
+        // A renewal in flight may have moved the revision: delete whichever revision still
+        // holds this term, and nothing once the key names another term.
+        var revision = held.revision
+        for _ in 0..<3 {
+            do {
+                try await bus.kvDelete(ClusterKeys.leader, revision: revision)
+                logger.notice("gave up the leader lease", metadata: ["node": "\(node)", "fence": "\(held.fence)"])
+                return
+            } catch BusError.conflict {
+                do {
+                    guard let entry = try await bus.kvGet(ClusterKeys.leader),
+                        let value = ClusterJSON.decode(LeaseValue.self, entry.value),
+                        value.node == node.description, value.fence == held.fence
+                    else { return }  // expired or taken over: nothing of ours to give up
+                    revision = entry.revision
+                } catch {
+                    break
+                }
+            } catch {
+                logger.warning(
+                    "could not give up the leader lease; it expires by itself",
+                    metadata: ["fence": "\(held.fence)", "ttl": "\(settings.leaseTTLSeconds)s", "error": "\(error)"]
+                )
+                return
+            }
+        }
+        logger.warning("could not give up the leader lease; it expires by itself", metadata: ["fence": "\(held.fence)"])
+    }
+
     func stepDown(_ why: String) {
         guard let lease else { return }
         logger.warning("no longer the leader", metadata: ["fence": "\(lease.fence)", "reason": "\(why)"])
         self.lease = nil
+        status.leaseLosses += 1
+        clearLeaderStatus()
+    }
+
+    private func clearLeaderStatus() {
         status.leaderFence = nil
         status.isLeader = false
-        status.leaseLosses += 1
         status.counts = nil
         status.maintenance = nil
         status.maintenanceOverdue = false

@@ -22,7 +22,12 @@ public final class KuboRPCClient: KuboAPI {
     public static let userAgent = "anchorage/\(clientVersion)"
 
     public let baseURL: String
-    private let httpClient: HTTPClient
+    /// `pin/add` streams, one connection per pin the worker may run at once: a pin that waited
+    /// for a connection would spend its stall timeout and deadline before Kubo saw it.
+    private let pinClient: HTTPClient
+    /// Every other call (`id`, `pin/ls`, `pin/rm`, `swarm/connect`) on connections of its own,
+    /// so the reconciler and unpins never queue behind long pins, nor pins behind them.
+    private let controlClient: HTTPClient
     private let ownsHTTPClient: Bool
     private let requestTimeout: Duration
     private let logger: Logger
@@ -31,20 +36,24 @@ public final class KuboRPCClient: KuboAPI {
 
     /// - Parameters:
     ///   - baseURL: Kubo's RPC listener (`Addresses.API`), without `/api/v0`.
-    ///   - httpClient: a shared client; when nil the instance creates (and `shutdown()` closes) its own.
+    ///   - httpClient: a shared client for every call; when nil the instance creates (and
+    ///     `shutdown()` closes) its own two: one for pins, one for control calls.
     ///   - requestTimeout: the bound on every call except `pin` (which has its own deadline) and
     ///     `connect` (its `timeout`). Also sent to Kubo as `timeout=`.
+    ///   - maxConcurrentPins: the connections kept for `pin/add` (`worker.maxConcurrentPins`).
     public init(
         baseURL: String = "http://127.0.0.1:5001",
         httpClient: HTTPClient? = nil,
         requestTimeout: Duration = .seconds(30),
+        maxConcurrentPins: Int = 16,
         logger: Logger
     ) {
         var base = baseURL
         while base.hasSuffix("/") { base.removeLast() }
         self.baseURL = base
         if let httpClient {
-            self.httpClient = httpClient
+            self.pinClient = httpClient
+            self.controlClient = httpClient
             self.ownsHTTPClient = false
         } else {
             var configuration = HTTPClient.Configuration()
@@ -54,11 +63,14 @@ public final class KuboRPCClient: KuboAPI {
             // Kubo is on loopback: a refused connection means it is down. Fail fast (.unreachable)
             // instead of retrying until the request deadline.
             configuration.connectionPool.retryConnectionEstablishment = false
-            self.httpClient = HTTPClient(
-                eventLoopGroup: HTTPClient.defaultEventLoopGroup,
-                configuration: configuration,
-                backgroundActivityLogger: logger
-            )
+            func client(connections: Int) -> HTTPClient {
+                var configuration = configuration
+                configuration.connectionPool.concurrentHTTP1ConnectionsPerHostSoftLimit = connections
+                return HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration, backgroundActivityLogger: logger)
+            }
+            self.pinClient = client(connections: max(1, maxConcurrentPins))
+            // swarm/connect fans out `connectParallelism` calls; a few more for pin/ls, pin/rm, id.
+            self.controlClient = client(connections: Self.connectParallelism + 8)
             self.ownsHTTPClient = true
         }
         self.requestTimeout = requestTimeout
@@ -67,7 +79,9 @@ public final class KuboRPCClient: KuboAPI {
 
     /// Shuts down the HTTP client if this instance created it.
     public func shutdown() async throws {
-        if ownsHTTPClient { try await httpClient.shutdown() }
+        guard ownsHTTPClient else { return }
+        try await pinClient.shutdown()
+        try await controlClient.shutdown()
     }
 
     // MARK: KuboAPI
@@ -95,7 +109,7 @@ public final class KuboRPCClient: KuboAPI {
         progress: @Sendable (Int) async -> Void
     ) async throws {
         enum Outcome: Sendable { case pinned, deadline, stalled }
-        let watch = StallWatch(start: .now)
+        let watch = StallWatch()
         let clock = ContinuousClock()
         let outcome: Outcome = try await withoutActuallyEscaping(progress) { progress in
             try await withThrowingTaskGroup(of: Outcome.self) { group in
@@ -109,7 +123,12 @@ public final class KuboRPCClient: KuboAPI {
                 }
                 group.addTask {
                     while true {
-                        let due = watch.lastGrowth + stallTimeout
+                        // Armed by the response head: time spent connecting is the deadline's.
+                        guard let last = watch.lastGrowth else {
+                            try await clock.sleep(for: min(stallTimeout, .milliseconds(100)))
+                            continue
+                        }
+                        let due = last + stallTimeout
                         if clock.now >= due { return .stalled }
                         try await clock.sleep(until: due)
                     }
@@ -147,7 +166,8 @@ public final class KuboRPCClient: KuboAPI {
         if let name { query.append(("name", name)) }
         // Kubo's own deadline, a little after ours so that ours normally fires first (.timeout).
         query.append(("timeout", Self.goDuration(deadline + .seconds(1))))
-        let response = try await post("pin/add", query, timeout: deadline + .seconds(5))
+        let response = try await post("pin/add", query, timeout: deadline + .seconds(5), on: pinClient)
+        watch.start()
         guard response.status == .ok else {
             let body = try await collect(response)
             throw Self.deadlineAware(commandError(status: response.status, headers: response.headers, body: body))
@@ -299,7 +319,12 @@ public final class KuboRPCClient: KuboAPI {
         }
     }
 
-    private func post(_ command: String, _ query: [(String, String)], timeout: Duration) async throws -> HTTPClientResponse {
+    private func post(
+        _ command: String,
+        _ query: [(String, String)],
+        timeout: Duration,
+        on client: HTTPClient? = nil
+    ) async throws -> HTTPClientResponse {
         var url = "\(baseURL)/api/v0/\(command)"
         if !query.isEmpty {
             url += "?" + query.map { "\(Self.percentEncode($0.0))=\(Self.percentEncode($0.1))" }.joined(separator: "&")
@@ -309,7 +334,7 @@ public final class KuboRPCClient: KuboAPI {
         request.headers.add(name: "User-Agent", value: Self.userAgent)
         request.headers.add(name: "Content-Length", value: "0")
         do {
-            return try await httpClient.execute(request, timeout: Self.timeAmount(timeout), logger: logger)
+            return try await (client ?? controlClient).execute(request, timeout: Self.timeAmount(timeout), logger: logger)
         } catch {
             throw Self.transportError(error, command: command)
         }
@@ -438,12 +463,13 @@ public final class KuboRPCClient: KuboAPI {
 /// The stall timer's state: when progress last grew (Kubo ticks `{}`/the same count while stuck,
 /// so only growth counts).
 final class StallWatch: Sendable {
-    private let state: Mutex<(max: Int, at: ContinuousClock.Instant)>
-    init(start: ContinuousClock.Instant) { state = Mutex((0, start)) }
-    var lastGrowth: ContinuousClock.Instant { state.withLock { $0.at } }
+    private let state = Mutex<(max: Int, at: ContinuousClock.Instant?)>((0, nil))
+    /// When progress last grew; nil until the response head arrived.
+    var lastGrowth: ContinuousClock.Instant? { state.withLock { $0.at } }
+    func start() { state.withLock { s in if s.at == nil { s.at = .now } } }
     func observe(_ progress: Int) {
         state.withLock { s in
-            if progress > s.max { s = (progress, .now) }
+            if progress > s.max || s.at == nil { s = (max(progress, s.max), .now) }
         }
     }
 }

@@ -60,10 +60,15 @@ public struct PostgresPlacementStore: PlacementStore {
         }
         try await client.withTransaction(logger: logger) { conn in
             // The placement may be gone (the pin was deleted meanwhile): then nothing changes.
+            // A move's target that failed lets go of its source (`replaces` cleared): the source
+            // keeps serving, and the rebalancer's next round moves it elsewhere, the failed target
+            // counting as a holder so another node is chosen. Kept set, the pin would look like a
+            // move in progress for ever and its drain would never finish.
             let updated = try await conn.query(
                 """
                 UPDATE placements SET status = \(status), last_error = \(error), lease_until = NULL,
-                  next_attempt_at = coalesce(\(nextAttempt), next_attempt_at), updated_at = \(now)
+                  next_attempt_at = coalesce(\(nextAttempt), next_attempt_at), updated_at = \(now),
+                  replaces = CASE WHEN \(status) = 'failed' THEN NULL ELSE replaces END
                 WHERE org_id = \(claim.org.uuid) AND pin_id = \(claim.pin.uuid) AND node_id = \(node.uuid)
                 RETURNING replaces
                 """,
@@ -122,11 +127,13 @@ public struct PostgresPlacementStore: PlacementStore {
         )
     }
 
+    /// The attempt the previous run was making is not counted (`attempts` back by one): it was
+    /// cut short by the node, not refused by Kubo, so a deploy never uses up a pin's attempts.
     public func requeueOwnClaims(node: TypeID, now: Timestamp) async throws -> Int {
         try await client.query(
             """
             UPDATE placements SET status = 'queued', lease_until = NULL, last_error = 'the node restarted during the attempt',
-              updated_at = \(now)
+              attempts = greatest(attempts - 1, 0), updated_at = \(now)
             WHERE node_id = \(node.uuid) AND status = 'pinning'
             RETURNING 1
             """,

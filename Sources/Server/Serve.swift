@@ -63,7 +63,10 @@ struct Serve: AsyncParsableCommand {
             ? try EmbeddedNATSService(settings: settings, logger: Logger(label: "anchorage.nats")) : nil
         // Made last: an AsyncHTTPClient must be shut down before it is released, so nothing
         // may throw between here and the group's run.
-        let kubo: KuboRPCClient? = ops == nil ? nil : KuboRPCClient(baseURL: settings.kuboURL, logger: Logger(label: "anchorage.kubo"))
+        let kubo: KuboRPCClient? =
+            ops == nil
+            ? nil
+            : KuboRPCClient(baseURL: settings.kuboURL, maxConcurrentPins: settings.worker.maxConcurrentPins, logger: Logger(label: "anchorage.kubo"))
         var connectBus: (@Sendable () async throws -> any ClusterBus)?
         if settings.clusterEnabled {
             connectBus = { @Sendable in try await BusConnection.connect(settings, logger: Logger(label: "anchorage.cluster")) }
@@ -117,6 +120,8 @@ struct Serve: AsyncParsableCommand {
         }
         if let metricsServer = node.metricsServer(logger: logger) { services.append(.init(service: metricsServer)) }
         services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup))
+        // Last, so that a graceful shutdown reaches it first: the leader steps down, then stops.
+        if let handover = node.leaseHandover { services.append(.init(service: handover, successTerminationBehavior: .ignore)) }
         let group = ServiceGroup(
             configuration: .init(
                 services: services,

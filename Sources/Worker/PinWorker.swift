@@ -163,11 +163,19 @@ public struct PinWorker: Sendable {
             for try await result in group { out.append(result) }
             return out
         }
+        // Each outcome is recorded on its own: one that fails to record waits for its lease,
+        // the others of the round are not dropped with it.
+        var firstError: (any Error)?
         for (claim, outcome) in outcomes.sorted(by: { ($0.0.org.description, $0.0.pin.description) < ($1.0.org.description, $1.0.pin.description) }) {
-            try await finish(claim, outcome: outcome)
-            report.count(outcome)
+            do {
+                try await finish(claim, outcome: outcome)
+                report.count(outcome)
+            } catch {
+                firstError = firstError ?? error
+            }
         }
         if !claims.isEmpty { await onClaimed?(0) }
+        if let firstError { throw firstError }
         return report
     }
 

@@ -129,6 +129,54 @@ import Worker
         }
     }
 
+    /// A move whose target fails gives the pin back to the rebalancer: the failed target no
+    /// longer replaces the source, the next round picks another node, and the drain finishes.
+    /// Issue 15: the failed target kept `replaces` for ever, so the rebalancer skipped the pin
+    /// (a move "in progress") and the drain never ended.
+    @Test func aFailedMoveTargetIsLetGoAndAnotherChosen() async throws {
+        try await withRig { rig in
+            let kubos = [a: FakeKuboNode(seed: 1), b: FakeKuboNode(seed: 2), c: FakeKuboNode(seed: 3)]
+            var once = WorkerSettings()
+            once.maxAttempts = 1
+            func worker(_ n: TypeID) -> PinWorker { rig.node.worker(node: n, kubo: kubos[n]!, settings: once) }
+            let pin = try await rig.service(placing: [a]).add(org: rig.org, request: PinRequest(cid: cidA)).id
+            try await worker(a).tick()
+            try await rig.store.setState(node: a, to: .draining, now: rig.node.clock.now())
+            #expect(try await rig.store.beginTerm(fence: 1, node: b, now: rig.node.clock.now()))
+            let views = [
+                NodeView(id: a, state: .draining, live: true), NodeView(id: b, state: .active, live: true),
+                NodeView(id: c, state: .active, live: true),
+            ]
+            var settings = ClusterSettings()
+            settings.replicationFactor = 1
+            func plan() async throws -> [Move] {
+                try await RebalancePlanning.plan(store: rig.store, nodes: views, settings: settings, balance: false)
+            }
+
+            let first = try await plan()
+            try #require(first.count == 1 && first[0].from == a)
+            let failing = first[0].to
+            let other = failing == b ? c : b
+            await kubos[failing]!.updateKnobs { $0.scripts[cidA] = .fail(message: "no providers for this CID") }
+            _ = try await rig.store.apply(moves: first, fence: 1, now: rig.node.clock.now())
+            try await worker(failing).tick()
+            let after = try await rig.placements(pin)
+            #expect(after.first { $0.node == failing }?.status == "failed")
+            #expect(after.allSatisfy { $0.replaces == nil }, "the failed target replaces nothing any more")
+            #expect(after.first { $0.node == a }?.status == "pinned", "the source stays until a move succeeds")
+            #expect(try await rig.pinStatus(pin) == "pinned")
+
+            let second = try await plan()
+            #expect(second == [Move(org: rig.org, pin: pin, cid: cidA, from: a, to: other, reason: .drain)], "another target: \(second)")
+            _ = try await rig.store.apply(moves: second, fence: 1, now: rig.node.clock.now())
+            try await worker(other).tick()
+            let done = try await rig.placements(pin)
+            #expect(!done.contains { $0.node == a }, "the drained node holds nothing: the drain can finish")
+            #expect(done.first { $0.node == other }?.status == "pinned")
+            #expect(try await rig.pinStatus(pin) == "pinned")
+        }
+    }
+
     /// The sweeper reads stuck placements, then requeues them in a fenced transaction; a worker
     /// that claims one in between must keep its claim. `requeue` used to re-check only the
     /// status under its lock, so it reset (or moved) a placement claimed a moment before.

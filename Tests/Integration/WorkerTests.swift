@@ -348,6 +348,77 @@ import Worker
         }
     }
 
+    /// An attempt cut short by a shutdown or a crash is not an attempt: the restarted node
+    /// requeues the claim with its attempt count as it was before the claim, so a deploy during
+    /// a pin's last allowed attempt does not fail the pin (issue 15).
+    @Test func anAttemptCutShortByARestartIsNotCounted() async throws {
+        try await withTestNode { node in
+            let kubo = FakeKuboNode(seed: 3, knobs: FakeKuboKnobs(progressIntervalMs: 20))
+            let built = node.node(id: Self.nodeID, kubo: kubo)
+            let org = try await node.admin.createOrg(name: "deployed")
+            let pin = try await built.service.add(org: org.id, request: PinRequest(cid: CIDText.synthetic(904)))
+            func attempts() async throws -> [Int] {
+                let rows = try await node.opsClient.query("SELECT attempts FROM placements WHERE pin_id = \(pin.id.uuid)", logger: Logger(label: "t"))
+                var out: [Int] = []
+                for try await n in rows.decode(Int.self) { out.append(n) }
+                return out
+            }
+            #expect(try await built.worker!.claim().count == 1)
+            #expect(try await attempts() == [1])
+            #expect(try await built.worker!.recoverClaims() == 1)
+            #expect(try await attempts() == [0], "the cut-short attempt is not counted")
+            #expect(try await built.worker!.claim().count == 1, "claimed again at once")
+            #expect(try await attempts() == [1])
+        }
+    }
+
+    /// A round whose first outcome cannot be recorded still records the others (issue 15: the
+    /// first failing `finish` dropped the rest of the round, leaving them `pinning` for about
+    /// an hour). The real store, with `complete` refused for one pin.
+    @Test func oneOutcomeThatCannotBeRecordedDoesNotDropTheOthers() async throws {
+        struct RefusingOne: PlacementStore {
+            let real: any PlacementStore
+            let refused: TypeID
+            struct Refused: Error {}
+            func claim(node: TypeID, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [Claim] {
+                try await real.claim(node: node, now: now, limit: limit, leaseUntil: leaseUntil)
+            }
+            func complete(_ claim: Claim, node: TypeID, outcome: PinOutcome, now: Timestamp) async throws {
+                if claim.pin == refused { throw Refused() }
+                try await real.complete(claim, node: node, outcome: outcome, now: now)
+            }
+            func requeueOwnClaims(node: TypeID, now: Timestamp) async throws -> Int { try await real.requeueOwnClaims(node: node, now: now) }
+            func requeueExpired(node: TypeID, now: Timestamp) async throws -> Int { try await real.requeueExpired(node: node, now: now) }
+            func releasedCIDs(node: TypeID, limit: Int) async throws -> [String] { try await real.releasedCIDs(node: node, limit: limit) }
+            func forgetReleased(node: TypeID, cid: String) async throws { try await real.forgetReleased(node: node, cid: cid) }
+            func queueDepth(node: TypeID) async throws -> Int { try await real.queueDepth(node: node) }
+        }
+        try await withTestNode { node in
+            let kubo = FakeKuboNode(seed: 3, knobs: FakeKuboKnobs(progressIntervalMs: 20))
+            let built = node.node(id: Self.nodeID, kubo: kubo)
+            let real = built.worker!
+            let org = try await node.admin.createOrg(name: "rounds")
+            var pins: [PinRecord] = []
+            for n in 0..<4 { pins.append(try await built.service.add(org: org.id, request: PinRequest(cid: CIDText.synthetic(UInt64(910 + n))))) }
+            // The first outcome recorded in the round (they are recorded in pin order).
+            let refused = pins.map(\.id).min { $0.description < $1.description }!
+            let worker = PinWorker(
+                node: real.node,
+                store: RefusingOne(real: real.store, refused: refused),
+                kubo: kubo,
+                clock: real.clock,
+                entropy: node.entropy,
+                settings: real.settings,
+                logger: real.logger
+            )
+            await #expect(throws: RefusingOne.Refused.self) { try await worker.tick() }
+            for pin in pins {
+                let status = try await built.service.get(org: org.id, requestID: pin.id.description).status
+                #expect(status == (pin.id == refused ? .pinning : .pinned), "\(pin.id)")
+            }
+        }
+    }
+
     static func waitUntil(_ what: String, within bound: Duration, _ condition: () async throws -> Bool) async throws {
         let deadline = ContinuousClock.now + bound
         while ContinuousClock.now < deadline {

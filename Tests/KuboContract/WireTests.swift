@@ -191,6 +191,55 @@ import Testing
         }
     }
 
+    /// The worker's 16 pins at once all reach Kubo and are pinned, each taking longer than the
+    /// stall timeout (progress every 100 ms, done after 2 s). Issue 15: the client kept
+    /// AsyncHTTPClient's 8 connections per host and started the stall timer before the request
+    /// was sent, so pins 9–16 waited for a connection and failed as "stalled" unseen by Kubo.
+    @Test func sixteenPinsAtOnceAllReachKubo() async throws {
+        let knobs = FakeKuboKnobs(progressIntervalMs: 100, defaultScript: .available(afterMs: 2_000, blocks: 20))
+        try await Self.withServer(knobs) { url, node in
+            let client = KuboRPCClient(baseURL: url, logger: Arm.logger)
+            let cids = (0..<16).map { TestCID.identity("pool\($0)") }
+            let failures = await withTaskGroup(of: String?.self) { group in
+                for cid in cids {
+                    group.addTask {
+                        do {
+                            try await client.pin(cid: cid, name: nil, stallTimeout: .seconds(1), deadline: .seconds(20)) { _ in }
+                            return nil
+                        } catch {
+                            return "\(cid): \(error)"
+                        }
+                    }
+                }
+                var out: [String] = []
+                for await failure in group { if let failure { out.append(failure) } }
+                return out
+            }
+            try await client.shutdown()
+            #expect(failures.isEmpty, "\(failures.count) of 16 pins failed: \(failures.prefix(3))")
+            let pinned = try await node.recursivePins().map(\.cid)
+            #expect(Set(cids).isSubset(of: Set(pinned)), "Kubo holds \(pinned.count) pins")
+        }
+    }
+
+    /// A pin's stall timer starts when Kubo's response begins: a Kubo slow to answer (1.5 s
+    /// before its first byte, then progress every 100 ms) is not "stalled" after 1 s.
+    @Test func theStallTimerStartsWithTheResponse() async throws {
+        let knobs = FakeKuboKnobs(latencyMs: ["pin/add": 1_500], progressIntervalMs: 100, defaultScript: .available(afterMs: 500, blocks: 5))
+        try await Self.withServer(knobs) { url, _ in
+            let client = KuboRPCClient(baseURL: url, logger: Arm.logger)
+            let outcome: String
+            do {
+                try await client.pin(cid: TestCID.identity("slow-head"), name: nil, stallTimeout: .seconds(1), deadline: .seconds(10)) { _ in }
+                outcome = "pinned"
+            } catch {
+                outcome = "\(error)"
+            }
+            try await client.shutdown()
+            #expect(outcome == "pinned")
+        }
+    }
+
     @Test func clientMapsRefusedConnectionsToUnreachable() async throws {
         let client = KuboRPCClient(baseURL: "http://127.0.0.1:1", requestTimeout: .seconds(2), logger: Arm.logger)
         do {
