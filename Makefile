@@ -1,7 +1,11 @@
 # The two commands that set up a fresh machine (see README.md):
 #   make run    a working node on 127.0.0.1:8080 (PostgreSQL, nats-server and a Kubo started for you)
 #   make test   the whole test suite
-.PHONY: run test deps build bench clean-dev validate format fuzz
+# For a cluster on one machine (docs/operations.md):
+#   make install  links anchorage and fake-kubo into .anchorage/bin (export PATH="$PWD/.anchorage/bin:$PATH")
+#   make db       only the dev PostgreSQL (roles, schema, .anchorage/dev/db.env); it stays up
+#   make db-stop  stops it
+.PHONY: run test deps build install db db-stop bench clean-dev validate format fuzz
 
 deps:
 	@scripts/install-deps.sh
@@ -9,11 +13,24 @@ deps:
 build: deps
 	swift build
 
+# Ctrl-C stops the node, the fake Kubo, and PostgreSQL if this run started it (one left running
+# by `make db` keeps running).
 run: deps
 	@scripts/dev-run.sh
 
+install: deps
+	@scripts/install.sh
+
+db: deps
+	@scripts/dev-run.sh --db-only
+
+db-stop:
+	@scripts/dev-run.sh --stop-only
+
 # --no-parallel: the multi-process cluster tests (4 servers, 4 fake Kubos, nats-server,
 # PostgreSQL) and the timing-checked Kubo contract tests starve each other on 2 cores.
+# The suite includes the doc runner (Tests/ClusterProcessTests/OperationsDocTests.swift), which
+# runs docs/operations.md's commands; it needs ports 4222, 5001-5003 and 8081-8083 free.
 test: deps
 	swift test --no-parallel
 

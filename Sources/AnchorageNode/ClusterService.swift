@@ -27,16 +27,29 @@ struct ClusterService: Service {
     static func drive(node: Node, logger: Logger) async -> ClusterRuntime? {
         var driver = ClusterDriver(tick: .milliseconds(node.configuration.clusterTickMilliseconds))
         var joined: ClusterRuntime?
+        var failures = JoinFailures()
         var pending = driver.handle(.start)
         while !pending.isEmpty, !Task.isCancelled {
             switch pending.removeFirst() {
             case .join:
                 do {
                     joined = try await node.join()
-                    logger.info("joined the cluster", metadata: ["node": "\(node.id)"])
+                    var metadata: Logger.Metadata = ["node": "\(node.id)"]
+                    if failures.count > 0 { metadata["attempts"] = "\(failures.count + 1)" }
+                    logger.info("joined the cluster", metadata: metadata)
                     pending += driver.handle(.joined)
                 } catch {
-                    logger.warning("could not join the cluster yet; retrying", metadata: ["error": "\(error)", "retryIn": "\(driver.retryDelay)"])
+                    let now = node.environment.clock.now()
+                    let level = failures.failed(at: now)
+                    let retry = driver.retryDelay.components
+                    logger.log(
+                        level: level,
+                        "could not join the cluster yet; retrying",
+                        metadata: [
+                            "error": "\(error)", "retryIn": "\(retry.seconds * 1000 + retry.attoseconds / 1_000_000_000_000_000)ms",
+                            "failingFor": "\(failures.seconds(at: now))s",
+                        ]
+                    )
                     pending += driver.handle(.joinFailed)
                 }
             case .step:
@@ -51,6 +64,28 @@ struct ClusterService: Service {
         }
         return joined
     }
+}
+
+/// How loudly a failed join is logged. At start the embedded nats-server is still coming up,
+/// so the first failures are expected: `info` for the first, `debug` while they go on for less
+/// than ``quietSeconds`` (the embedded server's ready timeout), `warning` after that.
+struct JoinFailures: Sendable, Equatable {
+    /// The embedded nats-server's default ready timeout.
+    static let quietSeconds: Int64 = 30
+    private(set) var count = 0
+    private(set) var since: Timestamp?
+
+    /// Records a failure at `now`; returns the level to log it at.
+    mutating func failed(at now: Timestamp) -> Logger.Level {
+        count += 1
+        let first = since ?? now
+        since = first
+        if now.microseconds - first.microseconds >= Self.quietSeconds * 1_000_000 { return .warning }
+        return count == 1 ? .info : .debug
+    }
+
+    /// Seconds since the first failure.
+    func seconds(at now: Timestamp) -> Int64 { since.map { max(now.microseconds - $0.microseconds, 0) / 1_000_000 } ?? 0 }
 }
 
 /// A bus with a connection to close at shutdown.

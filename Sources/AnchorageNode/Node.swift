@@ -19,6 +19,8 @@ public struct NodeEnvironment: Sendable {
     public var nodeID: TypeID
     /// A human name for the node (the host name in production).
     public var nodeName: String
+    /// Where operators reach the node's HTTP API (shown by `admin cluster-presences`).
+    public var nodeAddress: String?
     public var version: String
     public var clock: any WallClock
     public var entropy: any Entropy
@@ -147,6 +149,7 @@ public struct Node: @unchecked Sendable {
         let agent = ClusterAgent(
             node: id,
             name: environment.nodeName,
+            address: environment.nodeAddress,
             version: environment.version,
             bus: bus,
             store: clusterStore,
@@ -280,7 +283,19 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
             return policy.nodes(for: request.cidKey)  // one CID, one placement, whatever its spelling
         },
         placed: { org, pin in
-            guard clustered, let joined = runtime.value else { return }
+            guard clustered else { return }
+            if pin.nodes.isEmpty {
+                // Accepted with no live, active node to take it: the leader places it once one
+                // is eligible again. Said once per episode; counted in /v1/ready and /metrics.
+                metrics.pinAcceptedUnplaced()
+                if policy.acceptedUnplaced(at: pin.created) {
+                    clusterLogger.warning(
+                        "accepted a pin no node can take: it waits until a node is active",
+                        metadata: ["pin": "\(pin.id)", "org": "\(org)", "eligible": "0"]
+                    )
+                }
+            }
+            guard let joined = runtime.value else { return }
             let dispatches = Dispatch.forNewPin(org: org, pin: pin.id, cid: pin.request.cidKey, nodes: pin.nodes, created: pin.created)
             await ClusterAgent.publish(dispatches, bus: joined.bus, logger: clusterLogger)
         }
@@ -312,6 +327,8 @@ public func buildNode(_ configuration: NodeConfiguration, _ environment: NodeEnv
                 guard clustered else { return nil }
                 guard let joined = runtime.value else { return "joining the cluster (NATS not reachable yet)" }
                 return await joined.agent.notReadyReason()
+            } unplaced: {
+                policy.unplaced.map { UnplacedPins(count: $0.count, since: $0.since) }
             },
             logRequests: configuration.logRequests,
             observer: metrics,

@@ -53,6 +53,8 @@ public struct NodeConfiguration: Sendable {
     public var kuboURL = "http://127.0.0.1:5001"
     public var kuboTimeoutSeconds = 10
     public var nodeID: String?
+    /// `node.name`: how operators see the node (cluster-presences, logs); default host:port.
+    public var nodeName: String?
     public var dataDir = ".anchorage/data"
     public var workerEnabled = true
     public var workerPollMilliseconds = 500
@@ -115,6 +117,7 @@ public struct NodeConfiguration: Sendable {
         kuboURL = c.string(forKey: "kubo.url", default: kuboURL)
         kuboTimeoutSeconds = c.int(forKey: "kubo.timeoutSeconds", default: kuboTimeoutSeconds)
         nodeID = c.string(forKey: "node.id")
+        nodeName = c.string(forKey: "node.name")
         dataDir = c.string(forKey: "node.dataDir", default: dataDir)
         workerEnabled = c.bool(forKey: "worker.enabled", default: workerEnabled)
         workerPollMilliseconds = c.int(forKey: "worker.pollMilliseconds", default: workerPollMilliseconds)
@@ -133,8 +136,7 @@ public struct NodeConfiguration: Sendable {
         func seconds(_ name: String, _ value: Int64) throws -> Int64 {
             let key = ConfigKey(name.split(separator: ".").map(String.init))
             guard let text = c.string(forKey: key) else { return c.int(forKey: key).map(Int64.init) ?? value }
-            if let plain = Int64(text) { return plain }  // a bare number is seconds
-            guard let d = DurationText.seconds(text) else {
+            guard let d = DurationText.operatorSeconds(text) else {
                 throw ConfigurationError("\(name) must be a duration like 30s, 2m, 1h (got \(text))")
             }
             return d
@@ -273,6 +275,7 @@ public struct NodeConfiguration: Sendable {
             )
             try check(url.hasPrefix("nats://"), "nats.url must be nats://host:port (comma-separate several)")
         }
+        if let nodeName { try check(!nodeName.isEmpty && nodeName.utf8.count <= 128, "node.name must be 1-128 bytes") }
         if let nodeID { try check(TypeID(parsing: nodeID, prefix: IDPrefix.node) != nil, "node.id must be a node ID (nod_…)") }
         for d in delegates { try check(d.contains("/p2p/"), "api.delegates entries must end in /p2p/<peerID>: \(d)") }
     }

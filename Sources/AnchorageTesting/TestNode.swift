@@ -79,7 +79,8 @@ public struct TestNode: Sendable {
         id: TypeID,
         ops: PostgresClient?,
         kubo: (any KuboAPI)?,
-        bus: (@Sendable () async throws -> any ClusterBus)? = nil
+        bus: (@Sendable () async throws -> any ClusterBus)? = nil,
+        logger: (@Sendable (String) -> Logger)? = nil
     ) -> NodeEnvironment {
         NodeEnvironment(
             nodeID: id,
@@ -92,7 +93,7 @@ public struct TestNode: Sendable {
             kubo: kubo,
             connectBus: bus,
             delegates: delegates,
-            logger: { Logger(label: $0) },
+            logger: logger ?? { Logger(label: $0) },
             sealer: Self.sealer
         )
     }
@@ -103,15 +104,17 @@ public struct TestNode: Sendable {
     /// A standalone node `id` (every new pin placed on it) through the production builder; with
     /// a Kubo it has a worker (`node.worker`, or run `node.services` for the production shell).
     /// With `bus` (and `cluster.enabled` set by `configure`) the node is clustered.
+    /// `logger` makes each component's logger (default: swift-log's bootstrap).
     public func node(
         id: TypeID,
         kubo: (any KuboAPI)? = nil,
         configure: (inout NodeConfiguration) -> Void = { _ in },
-        bus: (@Sendable () async throws -> any ClusterBus)? = nil
+        bus: (@Sendable () async throws -> any ClusterBus)? = nil,
+        logger: (@Sendable (String) -> Logger)? = nil
     ) -> Node {
         var configuration = configuration
         configure(&configuration)
-        return buildNode(configuration, environment(id: id, ops: opsClient, kubo: kubo, bus: bus))
+        return buildNode(configuration, environment(id: id, ops: opsClient, kubo: kubo, bus: bus, logger: logger))
     }
 
     /// The pin service as `serve` runs it with its worker on: every new pin is placed on `node`.

@@ -9,6 +9,7 @@ import Seams
 public actor ClusterAgent {
     public nonisolated let node: TypeID
     public nonisolated let name: String
+    public nonisolated let address: String?
     public nonisolated let version: String
     let bus: any ClusterBus
     let store: any ClusterStore
@@ -49,11 +50,18 @@ public actor ClusterAgent {
     var nextReplicateScan: Timestamp
     var nextCounts: Timestamp
     var lastEligibleCount = 0
+    /// The lease holder as this node last read it (logged when it changes).
+    var knownLeader: LeaseValue?
+    /// Draining or drained nodes the leader moved placements away from: it says once when
+    /// one holds none any more.
+    var drainingWithPlacements: Set<TypeID> = []
+    var removedByOperator = false
     public internal(set) var status = ClusterStatus()
 
     public init(
         node: TypeID,
         name: String,
+        address: String? = nil,
         version: String,
         bus: any ClusterBus,
         store: any ClusterStore,
@@ -65,6 +73,7 @@ public actor ClusterAgent {
     ) {
         self.node = node
         self.name = name
+        self.address = address
         self.version = version
         self.bus = bus
         self.store = store
@@ -135,7 +144,7 @@ public actor ClusterAgent {
                 at: now
             )
         }
-        policy.update(eligible: presence.eligible(now: now, settings: settings))
+        updatePlacement(now: now)
         logger.info("cluster agent started", metadata: ["node": "\(node)", "state": "\(state.rawValue)"])
     }
 
@@ -218,6 +227,7 @@ public actor ClusterAgent {
             let hb = Heartbeat(
                 node: node.description,
                 name: name,
+                address: address,
                 state: state,
                 version: version,
                 inflight: inflight,
@@ -232,12 +242,21 @@ public actor ClusterAgent {
                 logger.warning("heartbeat not published", metadata: ["error": "\(error)"])
             }
             do {
-                if let record = try await store.touch(node: node, now: now) { adopt(record, now: now) }
+                if let record = try await store.touch(node: node, now: now) {
+                    adopt(record, now: now)
+                } else if !removedByOperator {
+                    // `admin remove-node` forgot this node: peers ignore its heartbeats and no
+                    // pin is placed on it. Say so once; a restart registers it afresh.
+                    removedByOperator = true
+                    logger.warning("this node was removed (admin remove-node): it takes no new work; restart it to register afresh")
+                }
             } catch {
                 logger.warning("could not refresh the node record", metadata: ["error": "\(error)"])
             }
         }
-        policy.update(eligible: presence.eligible(now: now, settings: settings))
+        updatePlacement(now: now)
+        let changes = presence.transitions(now: now, settings: settings, except: node)
+        if !changes.isEmpty { await report(changes, now: now) }
         status.eligible = policy.eligible
         status.live = presence.liveCount(now: now, settings: settings)
         status.state = state
@@ -290,7 +309,7 @@ public actor ClusterAgent {
             status.ignoredHeartbeats += ignored.count
             logger.warning(
                 "ignored heartbeats from nodes not registered in PostgreSQL",
-                metadata: ["nodes": "\(checkedUnknown.sorted().prefix(8).map { $0.prefix(40) })"]
+                metadata: ["nodes": "\(checkedUnknown.sorted().prefix(8).map { $0.prefix(40) }.joined(separator: ","))", "count": "\(ignored.count)"]
             )
         }
     }

@@ -32,7 +32,12 @@ extension ClusterAgent {
                     try await store.setState(node: node, to: .drained, now: now)
                     // Re-read: an operator may have uncordoned meanwhile (then the queue reopens).
                     if let record = try await store.node(node) { adopt(record, now: now) }
-                    if state == .drained { logger.notice("drained: job consumer cancelled; heartbeats continue") }
+                    if state == .drained {
+                        logger.notice(
+                            "drain finished: job consumer cancelled; heartbeats continue",
+                            metadata: ["node": "\(node)", "drainedAfter": "\(max(now.microseconds - since.microseconds, 0) / 1_000_000)s"]
+                        )
+                    }
                 } catch {
                     logger.warning("could not record the drained state", metadata: ["error": "\(error)"])
                 }

@@ -15,6 +15,7 @@ extension ClusterAgent {
             logger.warning("could not read the maintenance flag; pausing leader duties", metadata: ["error": "\(error)"])
             return
         }
+        observeMaintenance(previous: status.maintenance, current: flag, now: now)
         status.maintenance = flag
         if now >= nextCounts {
             nextCounts = now.adding(seconds: settings.countsSeconds)
@@ -78,6 +79,7 @@ extension ClusterAgent {
         lastEligibleCount = eligibleCount
         let moves = try await RebalancePlanning.plan(store: store, nodes: views, settings: settings, balance: balance, replicate: replicate)
         status.lastPlan = moves
+        await reportEmptiedDrains(moves: moves, views: views)
         guard !moves.isEmpty else { return [] }
         let dispatches = try await store.apply(moves: moves, fence: fence, now: now)
         let applied = Set(dispatches.map { "\($0.pin)/\($0.node)" })
@@ -89,7 +91,7 @@ extension ClusterAgent {
             "rebalanced",
             metadata: [
                 "moves": "\(dispatches.count)", "fence": "\(fence)",
-                "reasons": "\(Dictionary(grouping: moves, by: \.reason.rawValue).mapValues(\.count).sorted { $0.key < $1.key })",
+                "reasons": "\(Self.countsText(moves.filter { applied.contains("\($0.pin)/\($0.to)") }.map(\.reason.rawValue)))",
             ]
         )
         await publish(dispatches)

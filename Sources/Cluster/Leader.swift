@@ -64,7 +64,9 @@ extension ClusterAgent {
         nextCampaign = now.adding(seconds: settings.leaseRenewSeconds)
         do {
             if let entry = try await bus.kvGet(ClusterKeys.leader) {
-                status.leaderFence = ClusterJSON.decode(LeaseValue.self, entry.value)?.fence
+                let holder = ClusterJSON.decode(LeaseValue.self, entry.value)
+                status.leaderFence = holder?.fence
+                observeLeader(holder)
                 return
             }
             guard state == .active, !resigned else { return }  // a drained or stopping node does not lead
@@ -98,6 +100,7 @@ extension ClusterAgent {
             // A new leader looks at the cluster right away.
             nextSweep = now
             nextRebalance = now
+            observeLeader(value, log: false)
             logger.notice("elected leader", metadata: ["node": "\(node)", "fence": "\(fence)"])
         } catch {
             logger.warning("leader election step failed", metadata: ["error": "\(error)"])

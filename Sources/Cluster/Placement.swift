@@ -32,15 +32,55 @@ public enum Rendezvous {
 /// heartbeats arrive and node states change.
 public final class PlacementPolicy: Sendable {
     private let state: LockedBox<[TypeID]>
+    private let unplacedBox = LockedBox<Unplaced?>(nil)
     public let replicationFactor: Int
+
+    /// Pins this node accepted while no node could take them (stored with zero placements),
+    /// since the first of them. The episode ends when a node is eligible again: the leader then
+    /// places them (its replication scan runs when more nodes become eligible).
+    public struct Unplaced: Sendable, Equatable {
+        public var count: Int
+        public var since: Timestamp
+
+        public init(count: Int, since: Timestamp) {
+            self.count = count
+            self.since = since
+        }
+    }
 
     public init(replicationFactor: Int, initial: [TypeID] = []) {
         self.replicationFactor = replicationFactor
         self.state = LockedBox(initial)
     }
 
-    /// Replaces the set of nodes that may take new pins.
-    public func update(eligible: [TypeID]) { state.value = eligible.sorted { ($0.high, $0.low) < ($1.high, $1.low) } }
+    /// Replaces the set of nodes that may take new pins. Returns the episode of unplaced pins
+    /// this ends (a node is eligible again), if one was open.
+    @discardableResult
+    public func update(eligible: [TypeID]) -> Unplaced? {
+        state.value = eligible.sorted { ($0.high, $0.low) < ($1.high, $1.low) }
+        guard !eligible.isEmpty else { return nil }
+        return unplacedBox.mutate { episode in
+            defer { episode = nil }
+            return episode
+        }
+    }
+
+    /// Counts a pin stored with no placement at `now`; true for the first of an episode.
+    @discardableResult
+    public func acceptedUnplaced(at now: Timestamp) -> Bool {
+        unplacedBox.mutate { episode in
+            guard var open = episode else {
+                episode = Unplaced(count: 1, since: now)
+                return true
+            }
+            open.count += 1
+            episode = open
+            return false
+        }
+    }
+
+    /// The open episode of unplaced pins (nil: every pin accepted since the last one found a node).
+    public var unplaced: Unplaced? { unplacedBox.value }
 
     public var eligible: [TypeID] { state.value }
 

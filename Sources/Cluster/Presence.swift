@@ -5,6 +5,8 @@ import Seams
 public struct Heartbeat: Sendable, Equatable, Codable {
     public var node: String
     public var name: String
+    /// The node's HTTP API, e.g. `http://10.0.0.11:8080` (nil from nodes that do not say).
+    public var address: String?
     public var state: NodeState
     public var version: String
     /// Pins being worked on right now.
@@ -14,9 +16,19 @@ public struct Heartbeat: Sendable, Equatable, Codable {
     /// The sender's clock, µs since the epoch (for display; liveness uses the receiver's clock).
     public var sentAt: Int64
 
-    public init(node: String, name: String, state: NodeState, version: String, inflight: Int, leaderFence: Int64?, sentAt: Int64) {
+    public init(
+        node: String,
+        name: String,
+        address: String? = nil,
+        state: NodeState,
+        version: String,
+        inflight: Int,
+        leaderFence: Int64?,
+        sentAt: Int64
+    ) {
         self.node = node
         self.name = name
+        self.address = address
         self.state = state
         self.version = version
         self.inflight = inflight
@@ -82,6 +94,63 @@ public struct PresenceTable: Sendable {
     public func eligible(now: Timestamp, settings: ClusterSettings) -> [TypeID] {
         entries.filter { state(of: $0.key, now: now) == .active && isLive($0.key, now: now, settings: settings) }
             .keys.sorted { ($0.high, $0.low) < ($1.high, $1.low) }
+    }
+
+    // MARK: liveness transitions (the operator-facing log lines)
+
+    /// A peer's liveness as this node sees it: heard within `liveAfter`; silent past it; lost
+    /// past `nodeLostAfter` (its placements are re-made elsewhere unless maintenance is on).
+    public enum Liveness: String, Sendable, Equatable {
+        case live, silent, lost
+    }
+
+    /// A peer whose liveness changed since the last ``transitions(now:settings:except:)``.
+    public struct Transition: Sendable, Equatable {
+        public var node: TypeID
+        public var name: String
+        public var state: NodeState
+        public var from: Liveness
+        public var to: Liveness
+        /// Going silent or lost: how long since the peer was last heard. Back: how long it
+        /// had been silent (the gap between its last two heartbeats heard).
+        public var silentSeconds: Int64
+    }
+
+    /// The liveness last reported for each peer, and when the peer was last heard then: each
+    /// transition is reported once.
+    private var reported: [TypeID: (liveness: Liveness, heardAt: Timestamp)] = [:]
+
+    public func liveness(of node: TypeID, now: Timestamp, settings: ClusterSettings) -> Liveness? {
+        guard entries[node] != nil else { return nil }
+        if isLive(node, now: now, settings: settings) { return .live }
+        return isLost(node, now: now, settings: settings) ? .lost : .silent
+    }
+
+    /// The peers (every heard node but `me`) whose liveness changed since the last call, by
+    /// node ID. A peer first heard counts as live and is not reported. Pure: time is `now`.
+    public mutating func transitions(now: Timestamp, settings: ClusterSettings, except me: TypeID) -> [Transition] {
+        var out: [Transition] = []
+        for id in entries.keys.sorted(by: { ($0.high, $0.low) < ($1.high, $1.low) }) where id != me {
+            guard let entry = entries[id], let current = liveness(of: id, now: now, settings: settings) else { continue }
+            let before = reported[id] ?? (.live, entry.heardAt)
+            reported[id] = (current, entry.heardAt)
+            guard current != before.liveness else { continue }
+            let silent =
+                current == .live
+                ? entry.heardAt.microseconds - before.heardAt.microseconds
+                : now.microseconds - entry.heardAt.microseconds
+            out.append(
+                Transition(
+                    node: id,
+                    name: entry.heartbeat.name,
+                    state: entry.heartbeat.state,
+                    from: before.liveness,
+                    to: current,
+                    silentSeconds: max(silent, 0) / 1_000_000
+                )
+            )
+        }
+        return out
     }
 }
 

@@ -27,6 +27,7 @@ public final class NodeMetrics: Sendable {
     let stalls: Counter
     let createBatchSize: ValueHistogram
     let createsQueued: Gauge
+    let pinsUnplaced: Counter
 
     public init(version: String, maintenanceMaxSeconds: Int64) {
         httpInFlight = registry.makeGauge(descriptor: Self.name("anchorage_http_requests_in_flight", "", "HTTP requests being served."))
@@ -59,6 +60,13 @@ public final class NodeMetrics: Sendable {
         )
         createsQueued = registry.makeGauge(
             descriptor: Self.name("anchorage_pin_creates_queued", "", "Creates waiting for a batch when the last batch was written.")
+        )
+        pinsUnplaced = registry.makeCounter(
+            descriptor: Self.name(
+                "anchorage_pins_unplaced",
+                "total",
+                "Pins this node accepted while no node could take them (stored with no placement; the leader places them later)."
+            )
         )
         httpInFlight.set(to: 0)
         // Families that must exist before their first event, so that rate() and alerts see a zero.
@@ -107,6 +115,8 @@ public final class NodeMetrics: Sendable {
         createsQueued.set(to: Double(queued))
     }
 
+    /// A pin was accepted with no placement (no live, active node).
+    public func pinAcceptedUnplaced() { pinsUnplaced.increment() }
     public func claims(inFlight n: Int) { claimsInFlight.set(to: Double(n)) }
     public func queue(depth n: Int) { queueDepth.set(to: Double(n)) }
 

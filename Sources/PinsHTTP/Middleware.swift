@@ -167,11 +167,22 @@ extension Substring {
 
 /// One access-log line per request, after it completes: method, path, status, duration, and
 /// the org once authenticated (plus Hummingbird's `hb.request.id` from the context logger).
+/// Probes and scrapes (``probePaths``) are logged at `probeLevel` (`debug`): a load balancer
+/// checking `/v1/ready` every second must not drown the log.
 public struct AccessLogMiddleware: RouterMiddleware {
     public typealias Context = AppRequestContext
     let level: Logger.Level
+    let probeLevel: Logger.Level
+    let probePaths: Set<String>
 
-    public init(level: Logger.Level = .info) { self.level = level }
+    /// `/v1/health`, `/v1/ready` and `/metrics`.
+    public static let probePaths: Set<String> = ["/v1/health", "/v1/ready", MetricsEndpoint.path]
+
+    public init(level: Logger.Level = .info, probeLevel: Logger.Level = .debug, probePaths: Set<String> = Self.probePaths) {
+        self.level = level
+        self.probeLevel = probeLevel
+        self.probePaths = probePaths
+    }
 
     public func handle(
         _ request: Request,
@@ -187,7 +198,9 @@ public struct AccessLogMiddleware: RouterMiddleware {
             "ms": "\(Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000 + Double(elapsed.components.seconds) * 1000)",
         ]
         if let org = context.requestState.org { metadata["org"] = "\(org)" }
-        context.logger.log(level: level, "request", metadata: metadata)
+        // Also a 503 from /v1/ready: a drained node answers it for hours, and its state changes
+        // are logged by the cluster agent.
+        context.logger.log(level: probePaths.contains(request.uri.path) ? probeLevel : level, "request", metadata: metadata)
         return response
     }
 }

@@ -7,13 +7,41 @@ import Seams
 public protocol ReadinessCheck: Sendable {
     /// nil when ready; otherwise a short reason.
     func notReadyReason() async -> String?
+    /// Pins this node accepted while no node could take them, in the current episode (nil:
+    /// none). Shown in `/v1/ready`'s body; it does not change the status.
+    func unplacedPins() async -> UnplacedPins?
+}
+
+extension ReadinessCheck {
+    public func unplacedPins() async -> UnplacedPins? { nil }
+}
+
+/// `"unplaced": {"count": N, "since": "<RFC 3339>"}` in `/v1/ready`'s body.
+public struct UnplacedPins: Sendable, Equatable {
+    public var count: Int
+    public var since: Timestamp
+
+    public init(count: Int, since: Timestamp) {
+        self.count = count
+        self.since = since
+    }
 }
 
 /// A readiness check given as a closure (the store decides; HTTP only reports).
 public struct ReadinessProbe: ReadinessCheck {
     let check: @Sendable () async -> String?
-    public init(_ check: @escaping @Sendable () async -> String?) { self.check = check }
+    let unplaced: @Sendable () async -> UnplacedPins?
+
+    public init(
+        _ check: @escaping @Sendable () async -> String?,
+        unplaced: @escaping @Sendable () async -> UnplacedPins? = { nil }
+    ) {
+        self.check = check
+        self.unplaced = unplaced
+    }
+
     public func notReadyReason() async -> String? { await check() }
+    public func unplacedPins() async -> UnplacedPins? { await unplaced() }
 }
 
 /// A readiness answer reused for `maxAge` (by the injected clock), so probes cost the database
@@ -52,18 +80,29 @@ public struct OperationsController: Sendable {
             Self.json(.ok, #"{"status":"ok"}"#)
         }
         router.get("v1/ready") { _, _ in
-            if let reason = await readiness.notReadyReason() {
-                var w = JSONWriter(capacity: 64)
+            let reason = await readiness.notReadyReason()
+            let unplaced = await readiness.unplacedPins()
+            if reason == nil, unplaced == nil { return Self.json(.ok, #"{"status":"ready"}"#) }
+            var w = JSONWriter(capacity: 128)
+            if let reason {
                 w.raw("{\"status\":\"not_ready\",\"reason\":")
                 w.string(reason)
-                w.raw("}")
-                return Response(
-                    status: .serviceUnavailable,
-                    headers: [.contentType: "application/json"],
-                    body: .init(byteBuffer: w.buffer)
-                )
+            } else {
+                w.raw("{\"status\":\"ready\"")
             }
-            return Self.json(.ok, #"{"status":"ready"}"#)
+            if let unplaced {
+                w.raw(",\"unplaced\":{\"count\":")
+                w.int(unplaced.count)
+                w.raw(",\"since\":")
+                w.string(unplaced.since.rfc3339)
+                w.raw("}")
+            }
+            w.raw("}")
+            return Response(
+                status: reason == nil ? .ok : .serviceUnavailable,
+                headers: [.contentType: "application/json"],
+                body: .init(byteBuffer: w.buffer)
+            )
         }
     }
 

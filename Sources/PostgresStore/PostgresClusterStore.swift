@@ -492,4 +492,38 @@ extension PostgresClusterStore {
         }
         return out
     }
+
+    // MARK: retiring nodes (admin)
+
+    /// Placements on `node` that still hold (or will hold) a pin, and failed ones kept as records.
+    public func holdings(of node: TypeID) async throws -> (holding: Int, failed: Int) {
+        let rows = try await client.query(
+            """
+            SELECT count(*) FILTER (WHERE status <> 'failed')::int8, count(*) FILTER (WHERE status = 'failed')::int8
+            FROM placements WHERE node_id = \(node.uuid)
+            """,
+            logger: logger
+        )
+        for try await (holding, failed) in rows.decode((Int64, Int64).self) { return (Int(holding), Int(failed)) }
+        return (0, 0)
+    }
+
+    /// Forgets a node that holds nothing any more: its row, its failed placements (records of
+    /// pins since placed elsewhere) and its queued Kubo unpins. Refused (false) while it still
+    /// holds a placement, checked in the same transaction.
+    public func remove(node: TypeID) async throws -> Bool {
+        try await client.withTransaction(logger: logger) { conn in
+            let locked = try await conn.query("SELECT 1 FROM nodes WHERE id = \(node.uuid) FOR UPDATE", logger: logger).collect()
+            guard !locked.isEmpty else { throw ClusterStoreError.unknownNode(node.description) }
+            let holding = try await conn.query(
+                "SELECT 1 FROM placements WHERE node_id = \(node.uuid) AND status <> 'failed' LIMIT 1",
+                logger: logger
+            ).collect()
+            guard holding.isEmpty else { return false }
+            try await conn.query("DELETE FROM placements WHERE node_id = \(node.uuid)", logger: logger)
+            try await conn.query("DELETE FROM kubo_unpins WHERE node_id = \(node.uuid)", logger: logger)
+            try await conn.query("DELETE FROM nodes WHERE id = \(node.uuid)", logger: logger)
+            return true
+        }
+    }
 }

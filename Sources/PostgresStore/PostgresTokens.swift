@@ -117,6 +117,7 @@ public struct PostgresAdmin: Sendable {
     public struct TokenInfo: Sendable {
         public var id: TypeID
         public var org: TypeID
+        public var orgName: String
         public var name: String?
         public var kid: String
         public var created: Timestamp
@@ -220,7 +221,9 @@ public struct PostgresAdmin: Sendable {
             "UPDATE signing_keys SET retired_at = \(clock.now()) WHERE kid = \(kid) AND retired_at IS NULL RETURNING kid",
             logger: logger
         ).collect()
-        guard !rows.isEmpty else { throw DatabaseError.notFound("no active signing key \"\(kid)\"") }
+        guard !rows.isEmpty else {
+            throw DatabaseError.notFound("no active signing key \"\(kid)\" (unknown or already retired; `anchorage admin list-keys` lists them)")
+        }
     }
 
     public func keys() async throws -> [KeyInfo] {
@@ -280,18 +283,20 @@ public struct PostgresAdmin: Sendable {
         var out: [TokenInfo] = []
         let rows = try await client.query(
             """
-            SELECT org_id, id, name, kid, created_at, expires_at, revoked_at FROM api_tokens
-            WHERE \(org?.uuid)::uuid IS NULL OR org_id = \(org?.uuid) ORDER BY created_at
+            SELECT t.org_id, o.name, t.id, t.name, t.kid, t.created_at, t.expires_at, t.revoked_at
+            FROM api_tokens t JOIN orgs o ON o.id = t.org_id
+            WHERE \(org?.uuid)::uuid IS NULL OR t.org_id = \(org?.uuid) ORDER BY t.created_at
             """,
             logger: logger
         )
-        for try await (o, id, name, kid, created, expires, revoked) in rows.decode(
-            (UUID, UUID, String?, String, Timestamp, Timestamp, Timestamp?).self
+        for try await (o, orgName, id, name, kid, created, expires, revoked) in rows.decode(
+            (UUID, String, UUID, String?, String, Timestamp, Timestamp, Timestamp?).self
         ) {
             out.append(
                 TokenInfo(
                     id: TypeID(prefix: IDPrefix.token, uuid: id),
                     org: TypeID(prefix: IDPrefix.org, uuid: o),
+                    orgName: orgName,
                     name: name,
                     kid: kid,
                     created: created,
@@ -313,7 +318,9 @@ public struct PostgresAdmin: Sendable {
             )
             var found: (UUID, Timestamp)?
             for try await row in rows.decode((UUID, Timestamp).self) { found = row }
-            guard let (org, expires) = found else { throw DatabaseError.notFound("no token \(tokenID)") }
+            guard let (org, expires) = found else {
+                throw DatabaseError.notFound("no token \(tokenID) exists; `anchorage admin list-tokens` lists them")
+            }
             try await conn.query(
                 """
                 INSERT INTO token_denylist (jti, revoked_at, expires_at) VALUES (\(tokenID.uuid), \(now), \(expires))

@@ -27,6 +27,21 @@ public enum DurationText {
     public static func seconds(_ text: String) -> Int64? {
         microseconds(text).map { $0 / 1_000_000 }
     }
+
+    /// Whole seconds as configuration and command-line flags take them: a duration (`90s`,
+    /// `1h30m`) or a bare number of seconds (`90`). Nil when malformed; a leading `-` is
+    /// malformed too (callers say "must be > 0" for it, see ``isNegative(_:)``).
+    public static func operatorSeconds(_ text: String) -> Int64? {
+        let t = text.trimmingSpaces
+        if let plain = Int64(t), plain >= 0 { return plain }
+        return seconds(t)
+    }
+
+    /// `-5m`, `-30`: a negative duration, told apart from a malformed one for a clearer error.
+    public static func isNegative(_ text: String) -> Bool {
+        let t = text.trimmingSpaces
+        return t.hasPrefix("-") && operatorSeconds(String(t.dropFirst())) != nil
+    }
 }
 
 extension String {

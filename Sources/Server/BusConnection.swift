@@ -48,7 +48,9 @@ extension NATSBus: BusHealth {
 struct EmbeddedNATSService: Service {
     let embedded: EmbeddedNATS
 
-    init(settings: Settings, logger: Logger) throws {
+    /// `nodeID` is the resolved one (config or `<dataDir>/node-id`): a JetStream cluster needs
+    /// a server name, and `node.id` is usually unset.
+    init(settings: Settings, nodeID: TypeID, logger: Logger) throws {
         let n = settings.nats
         let binary: NATSServerBinary
         if let path = n.binary {
@@ -67,7 +69,7 @@ struct EmbeddedNATSService: Service {
             host: n.host,
             port: n.port,
             storeDir: store,
-            serverName: settings.nodeID,
+            serverName: nodeID.description,
             cluster: cluster
         )
         // The credential the node's own client presents is the one its server demands.

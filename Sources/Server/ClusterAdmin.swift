@@ -23,20 +23,16 @@ struct ClusterContext: Sendable {
         needsBus: Bool = true,
         _ body: @Sendable (ClusterContext) async throws -> T
     ) async throws -> T {
-        let settings = try Settings(try await common.reader())
-        let clock = SystemWallClock()
-        let logger = LogSetup.bootstrap(level: settings.logLevel == "info" ? "warning" : settings.logLevel, format: settings.logFormat, clock: clock)
-        let client = PostgresClient(configuration: try settings.opsURL().clientConfiguration(maxConnections: 2), backgroundLogger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
+        try await Admin.withOpsDatabase(common) { settings, client, clock, logger in
             let store = PostgresClusterStore(client: client, entropy: SystemEntropy(), minReplicas: settings.cluster.minReplicas, logger: logger)
             var bus: (any ClusterBus)?
             if needsBus {
                 do {
                     bus = try await BusConnection.connect(settings, logger: logger)
                 } catch {
-                    throw ValidationError("cannot reach NATS at \(settings.nats.clientURLs.joined(separator: ",")): \(error)")
+                    throw CommandFailure.unavailable(
+                        "cannot reach NATS at \(settings.nats.clientURLs.joined(separator: ",")): \(error) (set nats.url, ANCHORAGE_NATS_URL or --nats-url to a running server)"
+                    )
                 }
             }
             let context = ClusterContext(settings: settings, store: store, connectedBus: bus, clock: clock, logger: logger)
@@ -53,7 +49,7 @@ struct ClusterContext: Sendable {
 
     var bus: any ClusterBus {
         get throws {
-            guard let connectedBus else { throw ValidationError("this command was started without NATS") }
+            guard let connectedBus else { throw CommandFailure(status: .other, message: "this command was started without NATS") }
             return connectedBus
         }
     }
@@ -63,7 +59,7 @@ struct ClusterContext: Sendable {
         do {
             try await store.setState(node: id, to: state, now: clock.now())
         } catch ClusterStoreError.unknownNode {
-            throw ValidationError("no node \(id) is registered; `anchorage admin cluster-presences` lists them")
+            throw ClusterStoreError.unknownNode(id.description)
         }
     }
 
@@ -102,6 +98,31 @@ struct ClusterContext: Sendable {
         return table
     }
 
+    /// How recently a node showed signs of life, by the newest of its heartbeat (heard while
+    /// listening) and its `last_seen_at` in PostgreSQL (both stamped by the node's own clock).
+    func heartbeatAge(of node: NodeRecord, heartbeat: Heartbeat?, now: Timestamp) -> Int64? {
+        let newest = max(heartbeat?.sentAt ?? .min, node.lastSeen?.microseconds ?? .min)
+        guard newest != .min else { return nil }
+        return max(0, (now.microseconds - newest) / 1_000_000)
+    }
+
+    enum Liveness: String {
+        /// Heard within `cluster.liveAfter`.
+        case live
+        /// Silent past `cluster.liveAfter`: placement avoids it.
+        case down
+        /// Silent past `cluster.nodeLostAfter`: its placements are re-made elsewhere (unless maintenance is on).
+        case lost
+
+        var isLive: Bool { self == .live }
+    }
+
+    func liveness(of node: NodeRecord, heartbeat: Heartbeat?, now: Timestamp) -> Liveness {
+        guard let age = heartbeatAge(of: node, heartbeat: heartbeat, now: now) else { return .lost }
+        if age <= settings.cluster.liveAfterSeconds { return .live }
+        return age <= settings.cluster.nodeLostAfterSeconds ? .down : .lost
+    }
+
     func nodeViews(_ presence: PresenceTable) async throws -> [NodeView] {
         let now = clock.now()
         return try await store.nodes().map {
@@ -118,19 +139,46 @@ extension Admin {
     struct Drain: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract:
-                "Take a node out of rotation: /v1/ready answers 503, its consumer stops after cluster.drainGracePeriod, the rebalancer moves its placements away (reason drain)."
+                "Take a node out of rotation: /v1/ready answers 503, its consumer stops after cluster.drainGracePeriod, the rebalancer moves its placements away (reason drain).",
+            discussion:
+                "Refused when it would leave fewer live, active nodes than cluster.replicationFactor, unless --force. Draining a dead node moves its placements within one rebalance round."
         )
         @OptionGroup var common: CommonOptions
         @Argument(help: "The node ID (nod_…).") var node: String
+        @Flag(help: "Drain even if fewer live, active nodes than cluster.replicationFactor would remain.") var force = false
         @Flag(help: "Print JSON.") var json = false
 
         func run() async throws {
             let id = try ClusterContext.nodeID(node)
             try await ClusterContext.with(common, needsBus: false) { ctx in
+                let now = ctx.clock.now()
+                let nodes = try await ctx.store.nodes()
+                guard let target = nodes.first(where: { $0.id == id }) else { throw ClusterStoreError.unknownNode(id.description) }
+                if target.state != .active {
+                    let since = target.drainRequestedAt.map { " since \($0.rfc3339)" } ?? ""
+                    if json {
+                        try Admin.printJSON(["node": id.description, "state": target.state.rawValue, "changed": false])
+                    } else {
+                        print("node \(id) is already \(target.state.rawValue)\(since); nothing changed (anchorage admin uncordon \(id) restores it)")
+                    }
+                    return
+                }
+                let factor = ctx.settings.cluster.replicationFactor
+                let remaining = nodes.filter { $0.id != id && $0.state == .active && ctx.liveness(of: $0, heartbeat: nil, now: now).isLive }.count
+                if remaining < factor && !force {
+                    let left = remaining == 0 ? "no live, active node" : "\(remaining) live, active node\(remaining == 1 ? "" : "s")"
+                    let effect =
+                        remaining == 0
+                        ? "/v1/ready would answer 503 on every node and new pins would wait unplaced"
+                        : "new pins would get fewer replicas than the factor"
+                    throw CommandFailure.data(
+                        "refusing to drain \(id): it would leave \(left), fewer than cluster.replicationFactor (\(factor)); \(effect). Add --force to drain it anyway."
+                    )
+                }
                 try await ctx.setState(of: id, to: .draining)
                 await ctx.announce(NodeStateChange(node: id, state: .draining, from: "admin"))
                 if json {
-                    try Admin.printJSON(["node": id.description, "state": "draining"])
+                    try Admin.printJSON(["node": id.description, "state": "draining", "changed": true])
                 } else {
                     print(
                         "node \(id) is draining: /v1/ready answers 503; its job consumer stops after cluster.drainGracePeriod (\(ctx.settings.cluster.drainGraceSeconds)s) once in-flight jobs finish; its placements move with reason drain. Restore with: anchorage admin uncordon \(id)"
@@ -149,13 +197,82 @@ extension Admin {
         func run() async throws {
             let id = try ClusterContext.nodeID(node)
             try await ClusterContext.with(common, needsBus: false) { ctx in
+                guard let record = try await ctx.store.node(id) else { throw ClusterStoreError.unknownNode(id.description) }
+                if record.state == .active {
+                    if json {
+                        try Admin.printJSON(["node": id.description, "state": "active", "changed": false])
+                    } else {
+                        print("node \(id) is already active; nothing changed")
+                    }
+                    return
+                }
                 try await ctx.setState(of: id, to: .active)
                 await ctx.announce(NodeStateChange(node: id, state: .active, from: "admin"))
                 if json {
-                    try Admin.printJSON(["node": id.description, "state": "active"])
+                    try Admin.printJSON(["node": id.description, "state": "active", "changed": true])
                 } else {
-                    print("node \(id) is active again; new pins land on it")
+                    print("node \(id) is active again (was \(record.state.rawValue)); new pins land on it")
                 }
+            }
+        }
+    }
+
+    struct RemoveNode: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "remove-node",
+            abstract: "Retire a node for good: its placements are re-made elsewhere first (make-before-break), then it is forgotten.",
+            discussion: """
+                A live node must be drained first. A dead one is drained by this command. It waits (up to --timeout) \
+                until the rebalancer has moved every placement, then removes the node from PostgreSQL, so it no longer \
+                shows in cluster-presences. A removed node that starts again registers afresh.
+                """
+        )
+        @OptionGroup var common: CommonOptions
+        @Argument(help: "The node ID (nod_…).") var node: String
+        @Option(help: "How long to wait for its placements to move, e.g. 10m (0: do not wait).") var timeout = "10m"
+
+        func validate() throws {
+            guard let s = DurationText.operatorSeconds(timeout), s >= 0 else {
+                throw ValidationError("--timeout must be a duration like 90s or 10m (got \(timeout))")
+            }
+        }
+
+        func run() async throws {
+            let id = try ClusterContext.nodeID(node)
+            let waitSeconds = DurationText.operatorSeconds(timeout) ?? 600
+            try await ClusterContext.with(common, needsBus: false) { ctx in
+                guard let record = try await ctx.store.node(id) else { throw ClusterStoreError.unknownNode(id.description) }
+                let live = ctx.liveness(of: record, heartbeat: nil, now: ctx.clock.now()).isLive
+                if live && record.state != .drained {
+                    throw CommandFailure.data(
+                        "node \(id) is live and \(record.state.rawValue): drain it first (anchorage admin drain \(id)), wait until cluster-presences shows it drained, then remove it"
+                    )
+                }
+                if record.state == .active {
+                    // A dead node: draining it moves its placements within one rebalance round.
+                    try await ctx.setState(of: id, to: .draining)
+                    await ctx.announce(NodeStateChange(node: id, state: .draining, from: "admin"))
+                }
+                let deadline = ContinuousClock.now + .seconds(waitSeconds)
+                var holding = try await ctx.store.holdings(of: id).holding
+                var told = false
+                while holding > 0 {
+                    guard ContinuousClock.now < deadline else {
+                        throw CommandFailure.unavailable(
+                            "node \(id) still holds \(holding) placement(s) after \(timeout); it stays draining and they keep moving (is maintenance on, or no leader? anchorage admin maintenance status). Run remove-node again later."
+                        )
+                    }
+                    if !told {
+                        print("waiting for \(holding) placement(s) on \(id) to be re-made elsewhere (reason drain)…")
+                        told = true
+                    }
+                    try await Task.sleep(for: .seconds(2))
+                    holding = try await ctx.store.holdings(of: id).holding
+                }
+                guard try await ctx.store.remove(node: id) else {
+                    throw CommandFailure.unavailable("node \(id) took a new placement meanwhile; run remove-node again")
+                }
+                print("removed node \(id) (\(record.name)): it no longer shows in cluster-presences; if it starts again it registers afresh")
             }
         }
     }
@@ -171,19 +288,18 @@ extension Admin {
             static let configuration = CommandConfiguration(abstract: "Turn maintenance on (e.g. before a rolling upgrade).")
             @OptionGroup var common: CommonOptions
             @Option(help: "Why (shown in status and logs).") var reason: String
-            @Option(help: "How long until the flag expires by itself, e.g. 30m (max 24h).") var ttl: String = "1h"
+            @Option(parsing: .unconditional, help: "How long until the flag expires by itself, e.g. 30m (max 24h).") var ttl: String = "1h"
             @Flag(help: "Print JSON.") var json = false
 
             func validate() throws {
-                guard let s = DurationText.seconds(ttl), s >= 1 else { throw ValidationError("--ttl must be a duration like 30m or 2h (got \(ttl))") }
-                guard s <= MaintenanceFlag.maxTTLSeconds else { throw ValidationError("--ttl must be at most 24h") }
+                _ = try Admin.positiveSeconds("--ttl", ttl, atMost: (MaintenanceFlag.maxTTLSeconds, "24h"))
                 guard !reason.trimmingCharacters(in: .whitespaces).isEmpty, reason.utf8.count <= MaintenanceFlag.maxReasonBytes else {
                     throw ValidationError("--reason must be 1-\(MaintenanceFlag.maxReasonBytes) bytes")
                 }
             }
 
             func run() async throws {
-                let seconds = DurationText.seconds(ttl) ?? 3600
+                let seconds = try Admin.positiveSeconds("--ttl", ttl, atMost: (MaintenanceFlag.maxTTLSeconds, "24h"))
                 try await ClusterContext.with(common) { ctx in
                     let by = ProcessInfo.processInfo.environment["USER"] ?? "operator"
                     let flag = try await Maintenance(bus: ctx.bus).turnOn(reason: reason, by: by, ttlSeconds: seconds, now: ctx.clock.now())
@@ -244,7 +360,12 @@ extension Admin {
     struct ClusterPresences: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "cluster-presences",
-            abstract: "Every registered node: state, live, last heartbeat age, leader, load (listens for one heartbeat interval)."
+            abstract: "Every registered node: status, last heartbeat, address, leader, load (listens for one heartbeat interval).",
+            discussion: """
+                STATUS is the node's state (active, draining, drained) while it heartbeats; down when it has been \
+                silent past cluster.liveAfter (placement avoids it); lost past cluster.nodeLostAfter (its placements \
+                are re-made elsewhere unless maintenance is on). The state it last had follows in brackets.
+                """
         )
         @OptionGroup var common: CommonOptions
         @Flag(help: "Print JSON.") var json = false
@@ -255,37 +376,58 @@ extension Admin {
                 let now = ctx.clock.now()
                 let leader = try await ctx.bus.kvGet(ClusterKeys.leader).flatMap { ClusterJSON.decode(LeaseValue.self, $0.value) }
                 let counts = try await ctx.store.placementCounts()
+                // Pins no node could take when they were accepted (every node drained or down).
+                let unplaced = try await ctx.store.underReplicated(below: 1, limit: 1000).unplaced.count
                 var rows: [[String]] = []
                 var objects: [[String: Any]] = []
                 for n in try await ctx.store.nodes() {
                     let hb = presence.entries[n.id]?.heartbeat
-                    let ageSeconds: Int64? =
-                        hb.map { (now.microseconds - $0.sentAt) / 1_000_000 } ?? n.lastSeen.map { (now.microseconds - $0.microseconds) / 1_000_000 }
-                    let live = presence.isLive(n.id, now: now, settings: ctx.settings.cluster)
+                    let age = ctx.heartbeatAge(of: n, heartbeat: hb, now: now)
+                    let liveness = ctx.liveness(of: n, heartbeat: hb, now: now)
+                    let state = hb?.state ?? n.state
+                    let status = liveness.isLive ? state.rawValue : "\(liveness.rawValue) (\(state.rawValue))"
                     let isLeader = leader?.node == n.id.description
                     rows.append([
-                        n.id.description, n.name, n.state.rawValue, live ? "yes" : "no", ageSeconds.map { "\($0)s" } ?? "-",
+                        n.id.description, n.name, status, age.map(Self.age) ?? "never", hb?.address ?? "-",
                         isLeader ? "leader (fence \(leader?.fence ?? 0))" : "", hb.map { "\($0.inflight)" } ?? "-", "\(counts[n.id] ?? 0)",
                         hb?.version ?? "-",
                     ])
                     var o: [String: Any] = [
-                        "node": n.id.description, "name": n.name, "state": n.state.rawValue, "live": live, "leader": isLeader,
-                        "placements": counts[n.id] ?? 0,
+                        "node": n.id.description, "name": n.name, "state": state.rawValue, "live": liveness.isLive,
+                        "liveness": liveness.rawValue, "status": status, "leader": isLeader, "placements": counts[n.id] ?? 0,
                     ]
-                    if let ageSeconds { o["lastHeartbeatAgeSeconds"] = ageSeconds }
+                    if let age { o["lastHeartbeatAgeSeconds"] = age }
                     if let hb {
                         o["inflight"] = hb.inflight
                         o["version"] = hb.version
+                        if let address = hb.address { o["address"] = address }
                     }
                     if isLeader, let leader { o["fence"] = leader.fence }
                     objects.append(o)
                 }
                 if json {
-                    try Admin.printJSON(objects)
+                    try Admin.printJSON(["nodes": objects, "unplacedPins": unplaced])
                 } else {
-                    print(Table.render(["NODE", "NAME", "STATE", "LIVE", "LAST HEARTBEAT", "LEADER", "IN FLIGHT", "PLACEMENTS", "VERSION"], rows))
+                    print(
+                        Table.render(["NODE", "NAME", "STATUS", "LAST HEARTBEAT", "ADDRESS", "LEADER", "IN FLIGHT", "PLACEMENTS", "VERSION"], rows)
+                    )
+                    if leader == nil { print("no node holds the leader lease right now") }
+                    if unplaced > 0 {
+                        print(
+                            "\(unplaced == 1000 ? "1000+" : "\(unplaced)") pin(s) have no placement: no live, active node could take them; the leader places them once one is active"
+                        )
+                    }
                 }
             }
+        }
+
+        /// `4s`, `2m05s`, `3h10m`: an age an operator reads at a glance.
+        static func age(_ seconds: Int64) -> String {
+            if seconds < 60 { return "\(seconds)s ago" }
+            func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+            if seconds < 3600 { return "\(seconds / 60)m\(two(seconds % 60))s ago" }
+            if seconds < 86400 { return "\(seconds / 3600)h\(two((seconds % 3600) / 60))m ago" }
+            return "\(seconds / 86400)d ago"
         }
     }
 
@@ -306,7 +448,9 @@ extension Admin {
                     moves = try await RebalancePlanning.plan(store: ctx.store, nodes: views, settings: ctx.settings.cluster, balance: true)
                 } else {
                     guard try await ctx.bus.kvGet(ClusterKeys.leader) != nil else {
-                        throw ValidationError("no leader holds the lease right now; try again in a few seconds")
+                        throw CommandFailure.unavailable(
+                            "no node holds the leader lease: is any node running? (anchorage admin cluster-presences; a new leader is elected within cluster.leaderLeaseTTL)"
+                        )
                     }
                     let id = TypeID.make("rbl", clock: ctx.clock, entropy: SystemEntropy()).description
                     let request = RebalanceRequest(
@@ -325,9 +469,13 @@ extension Admin {
                             answer = r
                         }
                     }
-                    guard let answer else { throw ValidationError("the leader did not answer within \(timeout)s") }
+                    guard let answer else {
+                        throw CommandFailure.unavailable("the leader did not answer within \(timeout)s; try again, or check its log")
+                    }
                     if answer.skippedForMaintenance {
-                        throw ValidationError("maintenance is on: the rebalancer is paused (anchorage admin maintenance status)")
+                        throw CommandFailure.unavailable(
+                            "maintenance is on: the rebalancer is paused; nothing moved (anchorage admin maintenance status, then maintenance off)"
+                        )
                     }
                     moves = answer.moves
                 }
@@ -347,6 +495,9 @@ extension Admin {
                             moves.map { [$0.pin.description, $0.cid, $0.from?.description ?? "-", $0.to.description, $0.reason.rawValue] }
                         )
                     )
+                    if dryRun, try await Maintenance(bus: ctx.bus).status(now: ctx.clock.now()) != nil {
+                        print("maintenance is on: applying this plan is refused until anchorage admin maintenance off")
+                    }
                     print(
                         dryRun
                             ? "\(moves.count) move(s) planned (dry run: nothing changed)"

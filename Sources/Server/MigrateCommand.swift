@@ -20,7 +20,10 @@ struct Migrate: AsyncParsableCommand {
             let settings = try Settings(try await common.reader())
             let clock = SystemWallClock()
             let logger = LogSetup.bootstrap(level: settings.logLevel, format: settings.logFormat, clock: clock)
-            let applied = try await Provisioning.migrate(owner: try settings.ownerURL(), clock: clock, logger: logger)
+            let owner = try settings.ownerURL()
+            let applied = try await CommandFailure.talking(to: owner) {
+                try await Provisioning.migrate(owner: owner, clock: clock, logger: logger)
+            }
             print(
                 applied.isEmpty
                     ? "schema is up to date (version \(Migrations.latestVersion))"
@@ -39,8 +42,10 @@ struct Migrate: AsyncParsableCommand {
             let clock = SystemWallClock()
             let logger = LogSetup.bootstrap(level: settings.logLevel, format: settings.logFormat, clock: clock)
             let url = try settings.ownerURL()
-            let entries = try await url.withConnection(logger: logger) { conn in
-                try await Migrator(clock: clock, logger: logger).status(conn)
+            let entries = try await CommandFailure.talking(to: url) {
+                try await url.withConnection(logger: logger) { conn in
+                    try await Migrator(clock: clock, logger: logger).status(conn)
+                }
             }
             if json {
                 let rows = entries.map { e -> [String: Any] in
@@ -81,7 +86,7 @@ struct Migrate: AsyncParsableCommand {
             guard
                 let superuser = try superuserURL
                     ?? superuserURLFile.map({ path -> String in
-                        guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+                        guard let data = FileManager.default.contents(atPath: path) else { throw CommandFailure.data("cannot read \(path)") }
                         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
                     })
             else { throw ValidationError("give --superuser-url or --superuser-url-file") }
@@ -95,7 +100,10 @@ struct Migrate: AsyncParsableCommand {
                     passwords[role] = password
                 }
             }
-            try await Provisioning.bootstrap(superuser: try DatabaseURL(superuser), database: database, passwords: passwords, logger: logger)
+            let superuserURL = try DatabaseURL(superuser)
+            try await CommandFailure.talking(to: superuserURL) {
+                try await Provisioning.bootstrap(superuser: superuserURL, database: database, passwords: passwords, logger: logger)
+            }
             print("roles \(DatabaseRole.owner), \(DatabaseRole.api), \(DatabaseRole.ops) and database \(database) are in place")
         }
     }

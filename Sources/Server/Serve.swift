@@ -60,7 +60,7 @@ struct Serve: AsyncParsableCommand {
         let delegates = await Self.delegates(settings, logger: logger)
         let embeddedNATS =
             settings.clusterEnabled && ops != nil && settings.nats.url == nil
-            ? try EmbeddedNATSService(settings: settings, logger: Logger(label: "anchorage.nats")) : nil
+            ? try EmbeddedNATSService(settings: settings, nodeID: nodeID, logger: Logger(label: "anchorage.nats")) : nil
         // Made last: an AsyncHTTPClient must be shut down before it is released, so nothing
         // may throw between here and the group's run.
         let kubo: KuboRPCClient? =
@@ -73,7 +73,7 @@ struct Serve: AsyncParsableCommand {
         }
         var environment = NodeEnvironment(
             nodeID: nodeID,
-            nodeName: ProcessInfo.processInfo.hostName,
+            nodeName: settings.nodeName ?? "\(ProcessInfo.processInfo.hostName):\(settings.httpPort)",
             version: AnchorageVersion.current,
             clock: clock,
             entropy: entropy,
@@ -84,6 +84,7 @@ struct Serve: AsyncParsableCommand {
             delegates: delegates,
             sealer: sealer
         )
+        environment.nodeAddress = Self.address(host: settings.httpHost, port: settings.httpPort)
         environment.poolSizes = [.api: settings.dbMaxConnections]
         if ops != nil { environment.poolSizes[.ops] = opsPoolSize }
         if !sealer.isSealing {
@@ -146,6 +147,13 @@ struct Serve: AsyncParsableCommand {
 extension Serve {
     /// `api.delegates` if configured; otherwise the paired Kubo's own addresses (`id`), each
     /// ending in `/p2p/<peerID>`; otherwise a logged placeholder so that clients still parse.
+    /// The URL operators reach this node's API at: the listen address, or the host name when the
+    /// node listens on every interface.
+    static func address(host: String, port: Int) -> String {
+        let shown = ["0.0.0.0", "::", "[::]", ""].contains(host) ? ProcessInfo.processInfo.hostName : host
+        return "http://\(shown.contains(":") && !shown.hasPrefix("[") ? "[\(shown)]" : shown):\(port)"
+    }
+
     static func delegates(_ settings: Settings, logger: Logger) async -> [String] {
         if !settings.delegates.isEmpty { return settings.delegates }
         let kubo = KuboRPCClient(

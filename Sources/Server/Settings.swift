@@ -38,6 +38,12 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .customLong("owner-database-url-file"), help: "A file holding db.ownerUrl (db.ownerUrlFile).")
     var ownerDatabaseURLFile: String?
 
+    @Option(
+        name: .customLong("nats-url"),
+        help: "NATS server(s) to use instead of the local embedded one, comma-separated (nats.url)."
+    )
+    var natsURL: String?
+
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error, critical (log.level).")
     var logLevel: String?
 
@@ -58,6 +64,7 @@ struct CommonOptions: ParsableArguments {
         set("db.urlFile", databaseURLFile)
         set("db.opsUrlFile", opsDatabaseURLFile)
         set("db.ownerUrlFile", ownerDatabaseURLFile)
+        set("nats.url", natsURL)
         set("log.level", logLevel)
         set("log.format", logFormat)
         return v

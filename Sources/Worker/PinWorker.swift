@@ -194,21 +194,34 @@ public struct PinWorker: Sendable {
 
     /// Phase 2: unpins released CIDs whose last placement on this node is gone (the refcount
     /// across orgs is the store's), only pins anchorage made.
+    /// One `notice` per round that unpinned anything (moved away, deleted), with the counts.
     public func unpinReleased(into report: inout TickReport) async throws {
+        var unpinned = 0
+        var leftAlone = 0
+        var failed = 0
         for cid in try await store.releasedCIDs(node: node, limit: settings.unpinBatch) {
             do {
                 // Only pins anchorage made: a CID someone pinned in Kubo by hand (another name)
                 // is left alone; a CID no longer pinned needs nothing.
                 if let pin = try await kubo.recursivePin(cid: cid), pin.name == settings.kuboPinName {
                     try await kubo.unpin(cid: cid)
-                    report.unpinned += 1
+                    unpinned += 1
                 } else {
-                    report.leftAlone += 1
+                    leftAlone += 1
                 }
                 try await store.forgetReleased(node: node, cid: cid)
             } catch {
+                failed += 1
                 logger.warning("unpin failed; will retry", metadata: ["cid": "\(cid)", "error": "\(error)"])
             }
+        }
+        report.unpinned += unpinned
+        report.leftAlone += leftAlone
+        if unpinned > 0 {
+            logger.notice(
+                "unpinned CIDs this node no longer holds (moved away or deleted)",
+                metadata: ["count": "\(unpinned)", "leftAlone": "\(leftAlone)", "failed": "\(failed)"]
+            )
         }
     }
 

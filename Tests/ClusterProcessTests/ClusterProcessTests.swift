@@ -52,7 +52,7 @@ import Testing
             // It keeps heartbeating: presences show it live and drained.
             let (pc, presences) = try await h.admin(["cluster-presences", "--json"])
             #expect(pc == 0, "\(presences)")
-            let rows = (try JSONSerialization.jsonObject(with: Data(presences.utf8)) as? [[String: Any]]) ?? []
+            let rows = ((try JSONSerialization.jsonObject(with: Data(presences.utf8)) as? [String: Any])?["nodes"] as? [[String: Any]]) ?? []
             let row = rows.first { $0["node"] as? String == target.id.description }
             #expect(row?["live"] as? Bool == true)
             #expect(["draining", "drained"].contains(row?["state"] as? String ?? ""))

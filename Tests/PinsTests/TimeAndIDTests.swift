@@ -101,4 +101,15 @@ import Testing
     func rejectsMalformed(_ text: String) {
         #expect(DurationText.microseconds(text) == nil)
     }
+
+    /// Flags and configuration read durations alike: a bare number is seconds.
+    @Test func flagsAndConfigurationAgree() {
+        #expect(DurationText.operatorSeconds("30") == 30)
+        #expect(DurationText.operatorSeconds(" 90s ") == 90)
+        #expect(DurationText.operatorSeconds("1h30m") == 5400)
+        #expect(DurationText.operatorSeconds("0") == 0)
+        for bad in ["-30", "-5m", "soon", "", "1.5h"] { #expect(DurationText.operatorSeconds(bad) == nil, "\(bad)") }
+        #expect(DurationText.isNegative("-5m") && DurationText.isNegative("-30"))
+        #expect(!DurationText.isNegative("5m") && !DurationText.isNegative("-soon"))
+    }
 }
