@@ -295,7 +295,7 @@ let package = Package(
         .testTarget(
             name: "NATSTests",
             dependencies: [
-                "Seams", "NATS", "NATSBus", "LocalNATS",
+                "Seams", "NATS", "NATSBus", "LocalNATS", "LocalProcess",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ],

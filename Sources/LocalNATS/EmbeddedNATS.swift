@@ -25,6 +25,9 @@ public final class EmbeddedNATS: Sendable {
         public var maxRestartDelay: Duration = .seconds(30)
         /// SIGTERM → SIGKILL grace on shutdown (JetStream flushes its store on SIGTERM).
         public var stopGracePeriod: Duration = .seconds(10)
+        /// A server that exits sooner than this after starting counts as failing to start
+        /// (its restarts back off) even if its port answered meanwhile.
+        public var minimumUptime: Duration = .seconds(10)
 
         public init(
             binary: NATSServerBinary,
@@ -49,6 +52,7 @@ public final class EmbeddedNATS: Sendable {
         var waiters: [CheckedContinuation<Void, any Error>] = []
         var starts = 0
         var pid: pid_t?
+        var leftoversStopped = 0
     }
 
     public let configuration: Configuration
@@ -60,6 +64,10 @@ public final class EmbeddedNATS: Sendable {
         self.logger = logger
     }
 
+    /// The store as an absolute path: the server's command line names it, and leftovers are
+    /// found by it whatever directory their run started in.
+    var storeDir: String { URL(fileURLWithPath: configuration.storeDir).standardizedFileURL.path }
+
     /// What clients connect to.
     public var clientURL: String {
         let h = configuration.host == "0.0.0.0" ? "127.0.0.1" : configuration.host
@@ -70,6 +78,8 @@ public final class EmbeddedNATS: Sendable {
     public var starts: Int { state.withLock { $0.starts } }
     /// The running server's process id (nil between runs and after `run()` returned).
     public var pid: pid_t? { state.withLock { $0.pid } }
+    /// Servers on this store left running by an earlier run, stopped before starting.
+    public var leftoversStopped: Int { state.withLock { $0.leftoversStopped } }
 
     /// Returns once the server first accepts connections; throws if `run()` ends before.
     public func waitUntilReady() async throws {
@@ -98,7 +108,7 @@ public final class EmbeddedNATS: Sendable {
         let args = ServerArguments.make(
             host: configuration.host,
             port: configuration.port,
-            storeDir: configuration.storeDir,
+            storeDir: storeDir,
             serverName: configuration.serverName,
             cluster: configuration.cluster,
             configFile: configFile,
@@ -106,8 +116,26 @@ public final class EmbeddedNATS: Sendable {
         )
         let logPath = (configuration.storeDir as NSString).appendingPathComponent("nats-server.log")
         var failures = 0
+        var warnedNoSetpriv = false
         while !Task.isCancelled {
-            let process = try ChildProcess(configuration.binary.path, args, outputPath: logPath)
+            await stopLeftovers()
+            // Something else holds the port: a second server would fail to bind and, worse,
+            // its readiness probe would reach the other one. Say so and wait for the port.
+            if FreePort.accepts(host: configuration.host, port: configuration.port) {
+                failures += 1
+                logger.error(
+                    "another process already listens on the nats-server port; not starting a second server (stop it, or set nats.port)",
+                    metadata: ["host": "\(configuration.host)", "port": "\(configuration.port)", "retryIn": "\(restartDelay(failures))"]
+                )
+                do { try await Task.sleep(for: restartDelay(failures)) } catch { return }
+                continue
+            }
+            let started = ContinuousClock.now
+            let process = try ChildProcess(configuration.binary.path, args, outputPath: logPath, diesWithParent: true)
+            if !process.diesWithParent, !warnedNoSetpriv {
+                warnedNoSetpriv = true
+                logger.warning("setpriv (util-linux) not found: the nats-server may outlive this node if it is killed")
+            }
             ChildRegistry.add(process.pid)
             state.withLock {
                 $0.starts += 1
@@ -122,7 +150,7 @@ public final class EmbeddedNATS: Sendable {
                 logger.info("nats-server stopped")
                 return
             case .exited(let code, let wasReady):
-                failures = wasReady ? 1 : failures + 1
+                failures = wasReady && ContinuousClock.now - started >= configuration.minimumUptime ? 1 : failures + 1
                 logger.error(
                     "nats-server exited unexpectedly; restarting",
                     metadata: [
@@ -133,8 +161,55 @@ public final class EmbeddedNATS: Sendable {
                 failures += 1
                 logger.error("nats-server did not become ready; restarting", metadata: ["timeout": "\(configuration.readyTimeout)"])
             }
-            let delay = min(configuration.restartBaseDelay * Double(1 << min(failures - 1, 16)), configuration.maxRestartDelay)
-            do { try await Task.sleep(for: delay) } catch { return }
+            do { try await Task.sleep(for: restartDelay(failures)) } catch { return }
+        }
+    }
+
+    /// Doubles from `restartBaseDelay` with each failure in a row, up to `maxRestartDelay`.
+    func restartDelay(_ failures: Int) -> Duration {
+        min(configuration.restartBaseDelay * Double(1 << min(max(failures - 1, 0), 16)), configuration.maxRestartDelay)
+    }
+
+    /// Stops nats-servers running on this node's store: ones an earlier run of this node left
+    /// behind when it was killed before it could stop them (before `setpriv --pdeathsig`, or
+    /// where setpriv is missing). Two servers on one store directory can corrupt it.
+    func stopLeftovers() async {
+        for pid in Self.serverProcesses(storeDir: storeDir) {
+            logger.warning(
+                "stopping a nats-server an earlier run of this node left running on its store",
+                metadata: ["pid": "\(pid)", "store": "\(storeDir)"]
+            )
+            kill(pid, SIGTERM)
+            let deadline = ContinuousClock.now + configuration.stopGracePeriod
+            while Self.isRunning(pid), ContinuousClock.now < deadline { await ChildProcess.nap(.milliseconds(20)) }
+            if Self.isRunning(pid) { kill(pid, SIGKILL) }
+            while Self.isRunning(pid) { await ChildProcess.nap(.milliseconds(5)) }
+            state.withLock { $0.leftoversStopped += 1 }
+        }
+    }
+
+    /// Alive and not a zombie (an exited child its parent has not reaped yet holds its pid).
+    static func isRunning(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 else { return false }
+        guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat") else { return false }
+        // "pid (comm) S …": the state follows the last ')'.
+        guard let close = stat.lastIndex(of: UInt8(ascii: ")")), close + 2 < stat.endIndex else { return true }
+        return stat[close + 2] != UInt8(ascii: "Z")
+    }
+
+    /// Processes whose command line runs a nats-server with `-sd storeDir` (from /proc).
+    public static func serverProcesses(storeDir: String) -> [pid_t] {
+        let me = getpid()
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { name -> pid_t? in
+            guard let pid = pid_t(name), pid != me, isRunning(pid),
+                let data = FileManager.default.contents(atPath: "/proc/\(name)/cmdline")
+            else { return nil }
+            let args = data.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+            guard let first = args.first, first.hasSuffix("nats-server"),
+                let i = args.firstIndex(of: "-sd"), i + 1 < args.count, args[i + 1] == storeDir
+            else { return nil }
+            return pid
         }
     }
 

@@ -17,12 +17,49 @@ public final class ChildProcess: @unchecked Sendable {
     /// Starts `executable` (an absolute path; PATH is not searched) with `args`. Without
     /// `environment`, the child inherits this process's. Without `outputPath`, output goes to a
     /// new temporary file.
-    public init(_ executable: String, _ args: [String], environment: [String: String]? = nil, outputPath: String? = nil) throws {
+    ///
+    /// With `diesWithParent`, the child gets SIGTERM when this process dies, however it dies
+    /// (`kill -9` included), through `setpriv --pdeathsig` (util-linux): a supervised server
+    /// must not outlive its supervisor and hold its port and store. `diesWithParent` reads
+    /// false afterwards when setpriv is not installed.
+    public init(
+        _ executable: String,
+        _ args: [String],
+        environment: [String: String]? = nil,
+        outputPath: String? = nil,
+        diesWithParent: Bool = false
+    ) throws {
+        let setpriv = diesWithParent ? Self.setpriv : nil
+        self.diesWithParent = setpriv != nil
+        let spawned: (pid: pid_t, path: String)
+        if let setpriv {
+            let (exe, arguments) = (setpriv, ["--pdeathsig", "TERM", "--", executable] + args)
+            // The parent-death signal is tied to the *thread* that spawned the child, and the
+            // pool threads of Swift concurrency come and go: spawn from one that never exits.
+            spawned = try SpawnerThread.shared.run {
+                try Self.spawn(exe, arguments, environment: environment, outputPath: outputPath)
+            }
+        } else {
+            spawned = try Self.spawn(executable, args, environment: environment, outputPath: outputPath)
+        }
+        (self.pid, self.outputPath) = spawned
+    }
+
+    /// Whether the child is signalled when this process dies (see `init`).
+    public let diesWithParent: Bool
+
+    static let setpriv: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
+
+    private static func spawn(
+        _ executable: String,
+        _ args: [String],
+        environment: [String: String]?,
+        outputPath: String?
+    ) throws -> (pid: pid_t, path: String) {
         let path =
             outputPath
             ?? FileManager.default.temporaryDirectory
             .appendingPathComponent("anchorage-child-\(getpid())-\(UInt32.random(in: 0 ... .max)).log").path
-        self.outputPath = path
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -37,7 +74,7 @@ public final class ChildProcess: @unchecked Sendable {
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, nil, argv, envp)
         guard rc == 0 else { throw LocalProcessError("cannot run \(executable): \(String(cString: strerror(rc)))") }
-        self.pid = pid
+        return (pid, path)
     }
 
     /// Blocks until the child exits; returns its exit code (128 + signal if killed).
@@ -140,4 +177,50 @@ public enum ChildRegistry {
 public struct LocalProcessError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// One thread that lives as long as the process and runs spawn requests, so that children's
+/// parent-death signal (bound to the spawning thread) fires only when the process dies.
+final class SpawnerThread: @unchecked Sendable {
+    // @unchecked: `jobs` is guarded by `condition`.
+    static let shared = SpawnerThread()
+
+    private let condition = NSCondition()
+    private var jobs: [@Sendable () -> Void] = []
+
+    private init() {
+        let thread = Thread { [self] in loop() }
+        thread.name = "anchorage-spawner"
+        thread.start()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while jobs.isEmpty { condition.wait() }
+            let job = jobs.removeFirst()
+            condition.unlock()
+            job()
+        }
+    }
+
+    /// Runs `body` on the spawner thread and waits for it (a spawn takes a millisecond or so).
+    func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) throws -> T {
+        let box = ResultBox<T>()
+        let done = DispatchSemaphore(value: 0)
+        condition.lock()
+        jobs.append {
+            box.result = Result { try body() }
+            done.signal()
+        }
+        condition.signal()
+        condition.unlock()
+        done.wait()
+        return try box.result!.get()
+    }
+
+    private final class ResultBox<T: Sendable>: @unchecked Sendable {
+        // @unchecked: written once on the spawner thread before `done.signal()`, read after `done.wait()`.
+        var result: Result<T, any Error>?
+    }
 }

@@ -1,6 +1,7 @@
 import AnchorageTesting
 import AsyncHTTPClient
 import Foundation
+import LocalNATS
 import LocalPostgres
 import LocalProcess
 import NIOCore
@@ -151,5 +152,61 @@ import Testing
         (code, out) = try ChildProcess.run(Self.binary, ["migrate", "status", "--config", "/nonexistent.yaml"], environment: env)
         #expect(code != 0)
         #expect(out.contains("does not exist"))
+    }
+
+    /// `kill -9` of a node in embedded mode used to leave its nats-server running (parent 1),
+    /// holding the port and the JetStream store; the restarted node's server then crash-looped
+    /// on `address already in use` while the node reported ready through the orphan. Now the
+    /// server dies with its node, and a restart starts one server that stays up.
+    @Test func aKilledNodeTakesItsNATSServerWithIt() async throws {
+        try #require(FileManager.default.isExecutableFile(atPath: Self.binary), "build the anchorage executable first (swift build)")
+        let db = try await SharedPostgres.shared.freshDatabase()
+        let dataDir = FileManager.default.temporaryDirectory.appendingPathComponent("anchorage-kill-\(UInt32.random(in: 0 ... .max))").path
+        defer { try? FileManager.default.removeItem(atPath: dataDir) }
+        let store = URL(fileURLWithPath: dataDir).appendingPathComponent("nats").standardizedFileURL.path
+        var env = environment(db)
+        env["ANCHORAGE_NODE_DATA_DIR"] = dataDir
+        env["ANCHORAGE_NATS_PORT"] = "\(try FreePort.loopback())"
+        let port = try FreePort.loopback()
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = http.shutdown() }
+        func ready() async -> Bool {
+            for _ in 0..<150 {
+                if let r = try? await http.execute(HTTPClientRequest(url: "http://127.0.0.1:\(port)/v1/ready"), timeout: .seconds(2)), r.status == .ok
+                {
+                    return true
+                }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+            return false
+        }
+
+        let first = try ChildProcess(Self.binary, ["serve", "--port", "\(port)"], environment: env)
+        #expect(await ready(), "\(first.output.suffix(2000))")
+        let servers = EmbeddedNATS.serverProcesses(storeDir: store)
+        #expect(servers.count == 1, "one nats-server on the node's store: \(servers)")
+        first.signal(SIGKILL)
+        first.wait()
+        var gone = false
+        for _ in 0..<100 where !gone {
+            gone = EmbeddedNATS.serverProcesses(storeDir: store).isEmpty
+            if !gone { try await Task.sleep(for: .milliseconds(50)) }
+        }
+        #expect(gone, "the nats-server outlived its node: \(EmbeddedNATS.serverProcesses(storeDir: store))")
+
+        let second = try ChildProcess(Self.binary, ["serve", "--port", "\(port)"], environment: env)
+        defer {
+            if second.poll() == nil {
+                second.signal(SIGKILL)
+                second.wait()
+            }
+        }
+        #expect(await ready(), "\(second.output.suffix(2000))")
+        try await Task.sleep(for: .seconds(2))
+        #expect(!second.output.contains("exited unexpectedly"), "\(second.output.suffix(2000))")
+        #expect(EmbeddedNATS.serverProcesses(storeDir: store).count == 1)
+        second.signal(SIGTERM)
+        #expect(await second.waitForExit(timeout: .seconds(15)) == 0)
+        #expect(EmbeddedNATS.serverProcesses(storeDir: store).isEmpty, "a clean stop stops the server too")
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import LocalProcess
 import Logging
 import NATS
 import Testing
@@ -93,6 +94,65 @@ import Testing
         #expect(conf.contains(#""nats://anchorage-route:t%40k%22en@10.0.0.13:6222""#))
         let args = ServerArguments.make(host: "0.0.0.0", port: 4222, storeDir: "/s", serverName: nil, cluster: cluster, configFile: "/s/a.conf")
         #expect(!args.contains("--routes") && args.prefix(2) == ["-c", "/s/a.conf"])
+    }
+
+    /// A nats-server an earlier, killed run left on the node's store (it kept the port and the
+    /// store; the new server crash-looped on `address already in use` while the node reported
+    /// ready through the leftover): it is found by its store and stopped before starting.
+    @Test func aServerLeftOnTheStoreByAnEarlierRunIsStoppedFirst() async throws {
+        let binary = try NATSServerBinary.locate()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("embedded-left-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let port = try await LocalNATSServer.freePort()
+        let leftover = try ChildProcess(binary.path, ["-a", "127.0.0.1", "-p", "\(port)", "-js", "-sd", dir])
+        defer { leftover.signal(SIGKILL) }
+        #expect(await eventually { FreePort.accepts(host: "127.0.0.1", port: port) })
+        #expect(EmbeddedNATS.serverProcesses(storeDir: dir) == [leftover.pid])
+
+        var config = EmbeddedNATS.Configuration(binary: binary, port: port, storeDir: dir)
+        config.restartBaseDelay = .milliseconds(50)
+        let embedded = EmbeddedNATS(config, logger: Logger(label: "test"))
+        let runner = Task { try await embedded.run() }
+        try await embedded.waitUntilReady()
+        #expect(leftover.poll() != nil, "the leftover server was stopped")
+        #expect(embedded.leftoversStopped == 1)
+        let pid = try #require(embedded.pid)
+        #expect(pid != leftover.pid && EmbeddedNATS.serverProcesses(storeDir: dir) == [pid])
+        // It stays up: no crash loop.
+        try await Task.sleep(for: .seconds(1))
+        #expect(embedded.starts == 1 && embedded.pid == pid)
+        runner.cancel()
+        try await runner.value
+    }
+
+    /// Another process on the port (not on this store): reported and waited out, never a second
+    /// server that fails to bind while the probe reaches the other one.
+    @Test func aForeignServerOnThePortIsWaitedOutNotDoubled() async throws {
+        let binary = try NATSServerBinary.locate()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("embedded-port-\(UUID().uuidString)").path
+        let other = FileManager.default.temporaryDirectory.appendingPathComponent("embedded-other-\(UUID().uuidString)").path
+        defer {
+            try? FileManager.default.removeItem(atPath: dir)
+            try? FileManager.default.removeItem(atPath: other)
+        }
+        let port = try await LocalNATSServer.freePort()
+        let foreign = try ChildProcess(binary.path, ["-a", "127.0.0.1", "-p", "\(port)", "-js", "-sd", other])
+        defer { foreign.signal(SIGKILL) }
+        #expect(await eventually { FreePort.accepts(host: "127.0.0.1", port: port) })
+
+        var config = EmbeddedNATS.Configuration(binary: binary, port: port, storeDir: dir)
+        config.restartBaseDelay = .milliseconds(50)
+        config.maxRestartDelay = .milliseconds(400)
+        let embedded = EmbeddedNATS(config, logger: Logger(label: "test"))
+        let runner = Task { try await embedded.run() }
+        try await Task.sleep(for: .seconds(1.5))
+        #expect(embedded.starts == 0, "no server was started on a taken port")
+        #expect(foreign.poll() == nil, "the other process's server is left alone")
+        await foreign.terminate(grace: .seconds(5))
+        try await embedded.waitUntilReady()
+        #expect(embedded.starts == 1)
+        runner.cancel()
+        try await runner.value
     }
 
     @Test func startFailsClearlyWhenTheServerCannotStart() async throws {
