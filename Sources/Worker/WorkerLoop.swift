@@ -33,6 +33,11 @@ public actor WorkerLoop {
     public nonisolated let worker: PinWorker
     let hooks: Hooks
     var driver: WorkerDriver
+    /// Outcomes the store refused to record (a database error): retried at every housekeeping,
+    /// so a pin does not stay `pinning` until its claim lease (about an hour) requeues it.
+    /// Bounded; past the bound the oldest is left to its lease.
+    var unrecorded: [(claim: Claim, outcome: PinOutcome)] = []
+    var maxUnrecorded: Int { max(16, worker.settings.maxConcurrentPins * 4) }
 
     public init(worker: PinWorker, hooks: Hooks) {
         self.worker = worker
@@ -44,7 +49,7 @@ public actor WorkerLoop {
     public var isStopped: Bool { driver.isStopped }
 
     /// Feeds one event and performs every action it leads to. Store errors are logged, never
-    /// thrown: a failed claim claims nothing, a failed finish leaves the claim to its lease.
+    /// thrown: a failed claim claims nothing, a failed finish is retried at the next housekeeping.
     public func send(_ event: WorkerDriver.Event) async {
         var queue = driver.handle(event)
         // Shutting down: what is left is the next run's (its start requeues this node's claims).
@@ -64,6 +69,7 @@ public actor WorkerLoop {
                     driver.retryRecovery()
                 }
             case .housekeep:
+                await recordUnrecorded()
                 do {
                     _ = try await worker.requeueExpired()
                     var report = PinWorker.TickReport()
@@ -87,12 +93,13 @@ public actor WorkerLoop {
                     try await worker.finish(claim, outcome: outcome)
                     await hooks.recorded(claim, outcome)
                 } catch {
-                    // Each outcome is recorded on its own: this one waits for its lease, the
-                    // others are unaffected.
+                    // Each outcome is recorded on its own: this one is retried at the next
+                    // housekeeping, the others are unaffected.
                     worker.logger.warning(
-                        "recording a pin outcome failed; its lease will requeue it",
+                        "recording a pin outcome failed; retrying it at the next round",
                         metadata: ["pin": "\(claim.pin)", "error": "\(error)"]
                     )
+                    keepUnrecorded(claim, outcome)
                 }
                 queue += driver.handle(.finished(claim))
             case .ackJobs:
@@ -101,5 +108,35 @@ public actor WorkerLoop {
                 await hooks.inflight(n)
             }
         }
+    }
+
+    func keepUnrecorded(_ claim: Claim, _ outcome: PinOutcome) {
+        unrecorded.append((claim, outcome))
+        if unrecorded.count > maxUnrecorded {
+            let dropped = unrecorded.removeFirst()
+            worker.logger.warning(
+                "too many unrecorded pin outcomes; the oldest waits for its claim lease",
+                metadata: ["pin": "\(dropped.claim.pin)", "kept": "\(maxUnrecorded)"]
+            )
+        }
+    }
+
+    /// Records the outcomes earlier rounds could not, in order; those that fail again wait
+    /// for the next round.
+    func recordUnrecorded() async {
+        guard !unrecorded.isEmpty else { return }
+        var still: [(claim: Claim, outcome: PinOutcome)] = []
+        for (claim, outcome) in unrecorded {
+            do {
+                try await worker.finish(claim, outcome: outcome)
+                await hooks.recorded(claim, outcome)
+            } catch {
+                still.append((claim, outcome))
+            }
+        }
+        if still.count < unrecorded.count {
+            worker.logger.info("recorded pin outcomes an earlier round could not", metadata: ["count": "\(unrecorded.count - still.count)"])
+        }
+        unrecorded = still
     }
 }

@@ -11,6 +11,7 @@ import PinsHTTP
 import PostgresNIO
 import PostgresStore
 import Seams
+import Synchronization
 import Testing
 import Tokens
 import Worker
@@ -416,6 +417,61 @@ import Worker
                 let status = try await built.service.get(org: org.id, requestID: pin.id.description).status
                 #expect(status == (pin.id == refused ? .pinning : .pinned), "\(pin.id)")
             }
+        }
+    }
+
+    /// An outcome the database refused to record (issue 15: it then stayed `pinning` until its
+    /// claim lease ran out, about an hour) is recorded at the next round once the database
+    /// answers again. The production loop, the real store behind a refusing gate.
+    @Test func anOutcomeThatCouldNotBeRecordedIsRecordedAtTheNextRound() async throws {
+        final class Gate: Sendable {
+            let refusing = Mutex(true)
+        }
+        struct Refusing: PlacementStore {
+            let real: any PlacementStore
+            let gate: Gate
+            struct Refused: Error {}
+            func claim(node: TypeID, now: Timestamp, limit: Int, leaseUntil: Timestamp) async throws -> [Claim] {
+                try await real.claim(node: node, now: now, limit: limit, leaseUntil: leaseUntil)
+            }
+            func complete(_ claim: Claim, node: TypeID, outcome: PinOutcome, now: Timestamp) async throws {
+                if gate.refusing.withLock({ $0 }) { throw Refused() }
+                try await real.complete(claim, node: node, outcome: outcome, now: now)
+            }
+            func requeueOwnClaims(node: TypeID, now: Timestamp) async throws -> Int { try await real.requeueOwnClaims(node: node, now: now) }
+            func requeueExpired(node: TypeID, now: Timestamp) async throws -> Int { try await real.requeueExpired(node: node, now: now) }
+            func releasedCIDs(node: TypeID, limit: Int) async throws -> [String] { try await real.releasedCIDs(node: node, limit: limit) }
+            func forgetReleased(node: TypeID, cid: String) async throws { try await real.forgetReleased(node: node, cid: cid) }
+            func queueDepth(node: TypeID) async throws -> Int { try await real.queueDepth(node: node) }
+        }
+        try await withTestNode { node in
+            let kubo = FakeKuboNode(seed: 3, knobs: FakeKuboKnobs(progressIntervalMs: 20))
+            let built = node.node(id: Self.nodeID, kubo: kubo)
+            let real = built.worker!
+            let org = try await node.admin.createOrg(name: "flaky-db")
+            let pin = try await built.service.add(org: org.id, request: PinRequest(cid: CIDText.synthetic(930)))
+            let gate = Gate()
+            let worker = PinWorker(
+                node: real.node,
+                store: Refusing(real: real.store, gate: gate),
+                kubo: kubo,
+                clock: real.clock,
+                entropy: node.entropy,
+                settings: real.settings,
+                logger: real.logger
+            )
+            let started = Mutex<[Claim]>([])
+            let loop = WorkerLoop(worker: worker, hooks: WorkerLoop.Hooks(startAttempt: { claim in started.withLock { $0.append(claim) } }))
+            await loop.send(.wake(acceptsJobs: true, jobs: 0))
+            let claim = try #require(started.withLock { $0.first }, "the wake claimed the pin")
+            let outcome = await worker.attempt(claim)
+            await loop.send(.attemptEnded(claim, outcome))
+            #expect(try await built.service.get(org: org.id, requestID: pin.id.description).status == .pinning, "the database refused it")
+            #expect(await loop.inflight.isEmpty, "its slot is free all the same")
+
+            gate.refusing.withLock { $0 = false }
+            await loop.send(.wake(acceptsJobs: true, jobs: 0))
+            #expect(try await built.service.get(org: org.id, requestID: pin.id.description).status == .pinned)
         }
     }
 
