@@ -18,8 +18,9 @@ extension Admin {
                 }
             }
         } catch {
+            let reason = (error as? CommandFailure)?.message ?? CommandFailure.plainReason(error)
             FileHandle.standardError.write(
-                Data("warning: could not tell the nodes over NATS (\(error)); they \(catchUp)\n".utf8)
+                Data("warning: done in PostgreSQL, but the nodes could not be told over NATS (\(reason)); they \(catchUp)\n".utf8)
             )
         }
     }

@@ -31,7 +31,7 @@ struct ClusterContext: Sendable {
                     bus = try await BusConnection.connect(settings, logger: logger)
                 } catch {
                     throw CommandFailure.unavailable(
-                        "cannot reach NATS at \(settings.nats.clientURLs.joined(separator: ",")): \(error) (set nats.url, ANCHORAGE_NATS_URL or --nats-url to a running server)"
+                        "cannot reach NATS at \(settings.nats.clientURLs.joined(separator: ",")): \(CommandFailure.plainReason(error)); set nats.url, ANCHORAGE_NATS_URL or --nats-url to a running server"
                     )
                 }
             }

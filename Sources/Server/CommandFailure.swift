@@ -3,6 +3,7 @@ import Cluster
 import Foundation
 import PostgresNIO
 import PostgresStore
+import Seams
 
 /// How `anchorage` ends when something is wrong: one line on stderr naming what was wrong and
 /// what to do, and an exit status from sysexits(3), the same for every verb
@@ -96,6 +97,7 @@ struct CommandFailure: Error, CustomStringConvertible {
     static func plainReason(_ error: any Error) -> String {
         let text = "\(error)"
         if text.contains("Connection refused") || text.contains("connection refused") { return "connection refused (is it running on that port?)" }
+        if case BusError.timeout = error { return "no answer in time" }
         if text.contains("connectTimeout") || text.contains("timed out") { return "connection timed out" }
         if text.contains("No such host") || text.contains("unknownHost") || text.contains("Name or service not known") {
             return "unknown host"
