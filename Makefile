@@ -35,7 +35,7 @@ test: deps
 	swift test --no-parallel
 
 # schemathesis (every check) and the storage/tenancy properties against a throwaway node
-# (scripts/fuzz.sh; FUZZ_MAX_SECONDS bounds it). Installs schemathesis into .anchorage/fuzz-venv.
+# (scripts/fuzz.sh; FUZZ_MAX_EXAMPLES sizes it). Installs schemathesis into .anchorage/fuzz-venv.
 fuzz: deps
 	@scripts/fuzz.sh
 

@@ -145,5 +145,5 @@ if __name__ == "__main__":
     storage_summary(reports)
     node_errors(reports)
     if cases < min_cases:
-        print(f"fuzz: schemathesis ran {cases} cases, fewer than the {min_cases} required (raise FUZZ_MAX_SECONDS)")
+        print(f"fuzz: schemathesis ran {cases} cases, fewer than the {min_cases} required (raise FUZZ_MAX_EXAMPLES)")
         sys.exit(1)
