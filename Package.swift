@@ -152,6 +152,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // ProcessCluster: a real cluster of `anchorage serve` and `fake-kubo` processes over a
+        // throwaway PostgreSQL and nats-server, for the process-level test targets.
+        .target(
+            name: "ProcessCluster",
+            dependencies: [
+                "AnchorageTesting", "Cluster", "DeterministicSeams", "LocalNATS", "LocalPostgres", "LocalProcess", "Pins", "PostgresStore", "Seams",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOFoundationCompat", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // AnchorageNode: the one node builder (DESIGN §9): configuration + environment → router,
         // pin worker, cluster agent and the production shells that run them. Called by serve,
         // the test kit, the benchmark, the conformance targets and every simulated node.
@@ -311,15 +326,22 @@ let package = Package(
             ],
             swiftSettings: testSwiftSettings
         ),
+        // Faults survived with real processes (issue 15): kill -9, restarts, PostgreSQL and Kubo
+        // outages under a steady load; each case prints what was accepted, pinned, failed.
+        .testTarget(
+            name: "FaultTests",
+            dependencies: [
+                "ProcessCluster", "LocalPostgres", "Pins", "PostgresStore", "Seams",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+            ],
+            swiftSettings: testSwiftSettings
+        ),
         .testTarget(
             name: "ClusterProcessTests",
             dependencies: [
-                "Cluster", "Pins", "Seams", "PostgresStore", "LocalPostgres", "LocalNATS", "LocalProcess", "DeterministicSeams", "AnchorageTesting",
+                "ProcessCluster", "Cluster", "Pins", "Seams", "LocalProcess", "AnchorageTesting",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: testSwiftSettings
         ),

@@ -76,7 +76,7 @@ LAYERS = {
         "Caches", "Observability",  # node caches; the node's Prometheus families
     ],
     3: ["AnchorageNode"],  # composition: the one node builder (DESIGN §9)
-    4: ["AnchorageTesting", "Simulation"],  # kits that build nodes with it
+    4: ["AnchorageTesting", "Simulation", "ProcessCluster"],  # kits that build nodes with it, or run them as processes
     5: ["Server", "Bench", "SimCLI", "FakeKuboServer", "ConformanceCLI"],  # executables
 }
 ALLOWED_SAME_LAYER = {
@@ -87,6 +87,7 @@ ALLOWED_SAME_LAYER = {
     ("LocalPostgres", "LocalProcess"),
     ("LocalNATS", "LocalProcess"),
     ("Observability", "Caches"),
+    ("ProcessCluster", "AnchorageTesting"),  # the shared throwaway PostgreSQL
 }
 # The only products of other packages that core (L0, L1) targets may depend on: the core
 # reaches I/O (HTTP, SQL, NIO) only through the seams, never through a library.

@@ -5,8 +5,8 @@ import Seams
 import ServiceLifecycle
 
 /// The production shell of ``ClusterDriver``: joins (retrying with the driver's delays), steps
-/// the cluster agent every `cluster.tickMilliseconds` on the clock until shutdown, then gives up
-/// the leader lease so that another node takes over at once.
+/// each of the cluster agent's lanes every `cluster.tickMilliseconds` on the clock until
+/// shutdown, then gives up the leader lease so that another node takes over at once.
 struct ClusterService: Service {
     let node: Node
     let logger: Logger
@@ -23,22 +23,52 @@ struct ClusterService: Service {
         }
     }
 
-    /// Runs the driver until cancelled; returns the joined cluster, if it joined.
+    /// Runs the driver until cancelled; returns the joined cluster, if it joined. Each action
+    /// runs as a child task that ends with the event it feeds back, and only this loop touches
+    /// the driver: the two lanes' steps and timers run at the same time, so a duty that takes
+    /// minutes never delays a heartbeat or a lease renewal.
     static func drive(node: Node, logger: Logger) async -> ClusterRuntime? {
         var driver = ClusterDriver(tick: .milliseconds(node.configuration.clusterTickMilliseconds))
-        var joined: ClusterRuntime?
         var failures = JoinFailures()
-        var pending = driver.handle(.start)
-        while !pending.isEmpty, !Task.isCancelled {
-            switch pending.removeFirst() {
-            case .join:
-                do {
-                    joined = try await node.join()
+        await withTaskGroup(of: ChildEvent?.self) { group in
+            func perform(_ actions: [ClusterDriver.Action]) {
+                for action in actions {
+                    switch action {
+                    case .join:
+                        group.addTask {
+                            do {
+                                _ = try await node.join()  // sets node.runtime
+                                return .joined
+                            } catch {
+                                return Task.isCancelled ? nil : .joinFailed(error)
+                            }
+                        }
+                    case .step(let lane):
+                        group.addTask {
+                            guard let agent = node.runtime.value?.agent else { return .stepped(lane) }
+                            node.metrics.observe(cluster: await agent.step(lane))
+                            return .stepped(lane)
+                        }
+                    case .after(let delay, let event):
+                        group.addTask {
+                            do { try await Task.sleep(for: delay) } catch { return nil }
+                            return .driver(event)
+                        }
+                    case .leave:
+                        break  // run(): after the cancelled scope, so that giving up the lease completes
+                    }
+                }
+            }
+            perform(driver.handle(.start))
+            while let next = await group.next() {
+                guard let next, !Task.isCancelled else { continue }
+                switch next {
+                case .joined:
                     var metadata: Logger.Metadata = ["node": "\(node.id)"]
                     if failures.count > 0 { metadata["attempts"] = "\(failures.count + 1)" }
                     logger.info("joined the cluster", metadata: metadata)
-                    pending += driver.handle(.joined)
-                } catch {
+                    perform(driver.handle(.joined))
+                case .joinFailed(let error):
                     let now = node.environment.clock.now()
                     let level = failures.failed(at: now)
                     let retry = driver.retryDelay.components
@@ -50,20 +80,24 @@ struct ClusterService: Service {
                             "failingFor": "\(failures.seconds(at: now))s",
                         ]
                     )
-                    pending += driver.handle(.joinFailed)
+                    perform(driver.handle(.joinFailed))
+                case .stepped(let lane):
+                    perform(driver.handle(.stepped(lane)))
+                case .driver(let event):
+                    perform(driver.handle(event))
                 }
-            case .step:
-                if let agent = joined?.agent { node.metrics.observe(cluster: await agent.step()) }
-                pending += driver.handle(.stepped)
-            case .after(let delay, let event):
-                do { try await Task.sleep(for: delay) } catch { return joined }
-                pending += driver.handle(event)
-            case .leave:
-                break
             }
         }
-        return joined
+        return node.runtime.value
     }
+}
+
+/// What a child task of ``ClusterService/drive(node:logger:)`` reports back.
+private enum ChildEvent: Sendable {
+    case joined
+    case joinFailed(any Error)
+    case stepped(ClusterLane)
+    case driver(ClusterDriver.Event)
 }
 
 /// How loudly a failed join is logged. At start the embedded nats-server is still coming up,

@@ -3,9 +3,9 @@ import Seams
 
 /// One node's part in the cluster: heartbeats and presence, its own drain, the leader lease
 /// and, while it leads, the rebalancer, requeue sweeper and maintenance watchdog; on every node,
-/// the reconciler. It never sleeps and never starts tasks: `step()` does whatever is due by the
-/// clock seam and returns, so production calls it in a loop and the simulator calls it from its
-/// event loop — the same code either way.
+/// the reconciler. It never sleeps and never starts tasks: `step(lane)` does whatever of the lane
+/// is due by the clock seam and returns, so production calls it in a loop per lane and the
+/// simulator calls it from its event loop — the same code either way (``ClusterDriver``).
 public actor ClusterAgent {
     public nonisolated let node: TypeID
     public nonisolated let name: String
@@ -157,15 +157,29 @@ public actor ClusterAgent {
         nodeChanges = nil
     }
 
-    /// Does everything that is due. Errors of one duty are logged and do not stop the others.
+    /// Does whatever of `lane` is due. Errors of one duty are logged and do not stop the others.
+    /// The lanes may run at the same time (the actor interleaves them at their suspension
+    /// points): a duty reads the lease once and writes under its fence, so a term lost while
+    /// it runs makes its writes refused, never misapplied.
+    @discardableResult
+    public func step(_ lane: ClusterLane) async -> ClusterStatus {
+        switch lane {
+        case .vital:
+            await presenceStep()
+            await leaderStep()
+        case .duties:
+            await drainStep()
+            if lease != nil { await leaderDuties() }
+            await reconcileStep()
+        }
+        return status
+    }
+
+    /// Both lanes, one after the other (tests that step an agent by hand).
     @discardableResult
     public func step() async -> ClusterStatus {
-        await presenceStep()
-        await drainStep()
-        await leaderStep()
-        if lease != nil { await leaderDuties() }
-        await reconcileStep()
-        return status
+        await step(.vital)
+        return await step(.duties)
     }
 
     // MARK: what the worker and the HTTP layer ask

@@ -13,7 +13,7 @@ extension ClusterAgent {
         guard now >= nextReconcile else { return }
         nextReconcile = now.adding(seconds: settings.reconcileSeconds)
         do {
-            let ours = Set(try await kubo.recursivePins().filter { $0.name == settings.kuboPinName }.map(\.cid))
+            let ours = Set(try await kubo.recursivePins(named: settings.kuboPinName).map(\.cid))
             let placed = try await store.placedCIDs(node: node)
             let pending = try await store.pendingUnpins(node: node)
             let missing = placed.pinned.subtracting(ours).sorted().prefix(settings.reconcileMaxRepairs)
@@ -30,6 +30,8 @@ extension ClusterAgent {
             if !missing.isEmpty || !orphans.isEmpty {
                 logger.notice("reconciled Kubo with PostgreSQL", metadata: ["repinned": "\(missing.count)", "unpinned": "\(orphans.count)"])
             }
+        } catch is CancellationError {
+            return  // shutting down: the next start reconciles
         } catch {
             logger.warning("reconciler round failed", metadata: ["error": "\(error)"])
         }

@@ -30,6 +30,7 @@ public final class KuboRPCClient: KuboAPI {
     private let controlClient: HTTPClient
     private let ownsHTTPClient: Bool
     private let requestTimeout: Duration
+    private let listTimeout: Duration
     private let logger: Logger
     /// How many `swarm/connect` calls run at once.
     public static let connectParallelism = 8
@@ -40,11 +41,13 @@ public final class KuboRPCClient: KuboAPI {
     ///     `shutdown()` closes) its own two: one for pins, one for control calls.
     ///   - requestTimeout: the bound on every call except `pin` (which has its own deadline) and
     ///     `connect` (its `timeout`). Also sent to Kubo as `timeout=`.
+    ///   - listTimeout: the bound on listing every pin (`pin/ls` without arguments).
     ///   - maxConcurrentPins: the connections kept for `pin/add` (`worker.maxConcurrentPins`).
     public init(
         baseURL: String = "http://127.0.0.1:5001",
         httpClient: HTTPClient? = nil,
         requestTimeout: Duration = .seconds(30),
+        listTimeout: Duration = .seconds(600),
         maxConcurrentPins: Int = 16,
         logger: Logger
     ) {
@@ -74,6 +77,7 @@ public final class KuboRPCClient: KuboAPI {
             self.ownsHTTPClient = true
         }
         self.requestTimeout = requestTimeout
+        self.listTimeout = max(listTimeout, requestTimeout)
         self.logger = logger
     }
 
@@ -207,13 +211,26 @@ public final class KuboRPCClient: KuboAPI {
     }
 
     public func recursivePins() async throws -> [KuboPin] {
+        try await listRecursivePins(named: nil)
+    }
+
+    public func recursivePins(named name: String) async throws -> [KuboPin] {
+        try await listRecursivePins(named: name).filter { $0.name == name }
+    }
+
+    /// A streamed `pin/ls` (one line per pin, read as it arrives), bounded by `listTimeout`
+    /// rather than `requestTimeout`: listing a large pin set takes as long as Kubo needs, within
+    /// that bound, and the cluster agent runs it in its duties lane, never ahead of a heartbeat.
+    /// `name` is Kubo's substring filter (0.29+; older versions ignore it and list everything).
+    private func listRecursivePins(named name: String?) async throws -> [KuboPin] {
         struct Line: Decodable {
             var Cid: String
             var `Type`: String?
             var Name: String?
         }
-        let query = [("type", "recursive"), ("stream", "true"), ("names", "true"), ("timeout", Self.goDuration(requestTimeout))]
-        let response = try await post("pin/ls", query, timeout: requestTimeout)
+        var query = [("type", "recursive"), ("stream", "true"), ("names", "true"), ("timeout", Self.goDuration(listTimeout))]
+        if let name { query.append(("name", name)) }
+        let response = try await post("pin/ls", query, timeout: listTimeout)
         guard response.status == .ok else {
             throw commandError(status: response.status, headers: response.headers, body: try await collect(response))
         }

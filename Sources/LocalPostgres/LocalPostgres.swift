@@ -73,6 +73,16 @@ public final class LocalPostgres: Sendable {
         throw lastError ?? LocalPostgresError.failed("pg_ctl start failed")
     }
 
+    /// Restarts the server on the same port and settings. `immediate`: no checkpoint, every
+    /// connection cut (a crash, as far as clients can tell); it recovers from its WAL on start.
+    public func restart(immediate: Bool) throws {
+        try Self.runPG(
+            binDirectory + "/pg_ctl",
+            ["-D", directory + "/data", "-l", directory + "/postgres.log", "-m", immediate ? "immediate" : "fast", "-w", "-t", "60", "restart"],
+            asRoot: getuid() == 0
+        )
+    }
+
     /// Stops the server and removes its directory.
     public func stop() {
         Cleanup.unregister(self)

@@ -23,6 +23,10 @@ public protocol KuboAPI: Sendable {
     func unpin(cid: String) async throws
     /// Every recursive pin on the node, with its name when it has one.
     func recursivePins() async throws -> [KuboPin]
+    /// The recursive pins named exactly `name` (the reconciler's listing of anchorage's own
+    /// pins). Kubo (0.29+) filters by substring on its side, so a node holding millions of
+    /// other pins sends only these; the exact match is the caller's side.
+    func recursivePins(named name: String) async throws -> [KuboPin]
     /// The recursive pin of `cid`, or nil when it is not pinned (recursively) on the node.
     func recursivePin(cid: String) async throws -> KuboPin?
     /// Best-effort dials (`swarm/connect`) to at most `limit` of `addresses`; failures are
@@ -30,6 +34,12 @@ public protocol KuboAPI: Sendable {
     func connect(to addresses: [String], limit: Int, timeout: Duration) async -> Int
     /// Repository size and capacity.
     func repoStat() async throws -> KuboRepoStat
+}
+
+extension KuboAPI {
+    public func recursivePins(named name: String) async throws -> [KuboPin] {
+        try await recursivePins().filter { $0.name == name }
+    }
 }
 
 public struct KuboIdentity: Sendable, Equatable {

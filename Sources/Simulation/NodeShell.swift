@@ -155,11 +155,11 @@ extension World {
                     trace("\(node.name) could not join yet: \(error)")
                     pending += node.driver.handle(.joinFailed)
                 }
-            case .step:
-                await step(node)
-                pending += node.driver.handle(.stepped)
+            case .step(let lane):
+                await step(node, lane)
+                pending += node.driver.handle(.stepped(lane))
             case .after(let delay, let next):
-                scheduler.schedule(after: delay, label: "\(next == .tick ? "step" : "join") \(node.name)", key: "step.\(node.name)") {
+                scheduler.schedule(after: delay, label: "\(Self.label(next)) \(node.name)", key: Self.timerKey(next, node)) {
                     [unowned self] in
                     await self.tickOrWait(node, incarnation: incarnation, next)
                 }
@@ -169,12 +169,24 @@ extension World {
         }
     }
 
+    /// Each lane's timer has a key of its own, as each lane runs on its own in production; the
+    /// join's retry shares the vital lane's (there is no lane before the join).
+    static func timerKey(_ event: ClusterDriver.Event, _ node: SimNode) -> String {
+        if case .tick(let lane) = event { return "step.\(lane.rawValue).\(node.name)" }
+        return "step.vital.\(node.name)"
+    }
+
+    static func label(_ event: ClusterDriver.Event) -> String {
+        if case .tick(let lane) = event { return lane == .vital ? "step" : "duties" }
+        return "join"
+    }
+
     /// A paused process does not run: its tick waits for the pause's end.
     func tickOrWait(_ node: SimNode, incarnation: Int, _ event: ClusterDriver.Event) async {
         guard node.incarnation == incarnation, node.life != .dead else { return }
         if let until = node.pausedUntil {
             if now < until {
-                scheduler.schedule(at: until, label: "step \(node.name)", key: "step.\(node.name)") { [unowned self] in
+                scheduler.schedule(at: until, label: "\(Self.label(event)) \(node.name)", key: Self.timerKey(event, node)) { [unowned self] in
                     await self.tickOrWait(node, incarnation: incarnation, event)
                 }
                 return
@@ -204,13 +216,23 @@ extension World {
         }
     }
 
-    /// One step of the production cluster agent; the watchdog's warnings are read from its
-    /// status (a coverage mark), not from its log lines.
-    func step(_ node: SimNode) async {
+    /// One step of a lane of the production cluster agent; the watchdog's warnings are read
+    /// from its status (a coverage mark), not from its log lines. A frozen clock thaws after
+    /// the duties lane's step: on waking, both lanes run once (vital first) on the stale
+    /// clock, as a resumed process acts before its clock catches up.
+    func step(_ node: SimNode, _ lane: ClusterLane) async {
         guard let agent = node.agent else { return }
-        let status = await agent.step()
-        await node.cacheListener?.pump()
-        node.clock.unfreeze()
+        let status = await agent.step(lane)
+        switch lane {
+        case .vital:
+            await node.cacheListener?.pump()
+        case .duties:
+            node.clock.unfreeze()
+            noteWatchdog(node, status)
+        }
+    }
+
+    func noteWatchdog(_ node: SimNode, _ status: ClusterStatus) {
         if status.watchdogWarnings > node.watchdogWarningsSeen {
             node.watchdogWarningsSeen = status.watchdogWarnings
             watchdogWarnings.append(now)
@@ -311,7 +333,7 @@ extension World {
         node.heldJobs = []
         node.pausedUntil = nil
         node.deferredAttempts = []
-        scheduler.cancel(key: "step.\(node.name)")
+        for lane in ClusterLane.allCases { scheduler.cancel(key: "step.\(lane.rawValue).\(node.name)") }
         scheduler.cancel(key: "poll.\(node.name)")
         network.closeSubscriptions(of: node.name)
         if forGood {
@@ -349,7 +371,7 @@ extension World {
     }
 
     /// The process stops being scheduled for `duration` (GC pause, suspended VM). With
-    /// `freezeClock` its clock reads the pause's start until its first step after it.
+    /// `freezeClock` its clock reads the pause's start until its first steps after it.
     public func pause(_ node: SimNode, for duration: Duration, freezeClock: Bool) {
         guard node.life == .up else { return }
         node.pausedUntil = now.adding(microseconds: duration.simMicroseconds)
@@ -363,7 +385,9 @@ extension World {
         guard node.life == .up, node.pausedUntil != nil else { return }
         node.pausedUntil = now
         guard node.driver.isJoined else { return wake(node, incarnation: node.incarnation) }
-        scheduler.cancel(key: "step.\(node.name)")
-        await tickOrWait(node, incarnation: node.incarnation, .tick)
+        for lane in ClusterLane.allCases {
+            scheduler.cancel(key: "step.\(lane.rawValue).\(node.name)")
+            await tickOrWait(node, incarnation: node.incarnation, .tick(lane))
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Cluster
 import Foundation
 import Pins
+import ProcessCluster
 import Seams
 import Testing
 

@@ -2,6 +2,7 @@ import AnchorageTesting
 import AsyncHTTPClient
 import Foundation
 import LocalProcess
+import ProcessCluster
 import Seams
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import LocalProcess
+import ProcessCluster
 import Testing
 
 /// docs/operations.md is executable: every ```sh and ```console block is run, in order, against

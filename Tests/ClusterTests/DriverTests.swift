@@ -128,14 +128,19 @@ import Worker
         )
     }
 
-    @Test func joinedStepsEveryTickAndLeavesOnShutdown() {
+    @Test func joinedStepsEachLaneEveryTickAndLeavesOnShutdown() {
         var d = ClusterDriver(tick: .milliseconds(500))
         _ = d.handle(.start)
-        #expect(d.handle(.joined) == [.step])
-        #expect(d.handle(.stepped) == [.after(.milliseconds(500), .tick)])
-        #expect(d.handle(.tick) == [.step])
+        #expect(d.handle(.joined) == [.step(.vital), .step(.duties)])
+        // Each lane's timer starts when its own step ends: a long duties step (its stepped
+        // event comes late) does not move the vital lane's ticks.
+        #expect(d.handle(.stepped(.vital)) == [.after(.milliseconds(500), .tick(.vital))])
+        #expect(d.handle(.tick(.vital)) == [.step(.vital)])
+        #expect(d.handle(.stepped(.vital)) == [.after(.milliseconds(500), .tick(.vital))])
+        #expect(d.handle(.stepped(.duties)) == [.after(.milliseconds(500), .tick(.duties))])
+        #expect(d.handle(.tick(.duties)) == [.step(.duties)])
         #expect(d.handle(.shutdown) == [.leave])
-        #expect(d.handle(.tick) == [])
+        #expect(d.handle(.tick(.vital)) == [])
     }
 
     @Test func shutdownBeforeJoiningHasNothingToLeave() {

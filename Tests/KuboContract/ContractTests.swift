@@ -36,6 +36,22 @@ import Testing
         }
     }
 
+    /// The reconciler's listing: exactly the pins of that name (Kubo's `name` filter is a
+    /// substring match; a pin named `contract-other` or unnamed is not anchorage's).
+    @Test(arguments: Arm.active)
+    func pinsAreListedByExactName(arm: Arm) async throws {
+        try await arm.run { env in
+            let (ours, longer, unnamed) = (TestCID.identity(), TestCID.identity(), TestCID.identity())
+            try await env.api.pin(cid: ours, name: "contract", stallTimeout: .seconds(5), deadline: .seconds(20)) { _ in }
+            try await env.api.pin(cid: longer, name: "contract-other", stallTimeout: .seconds(5), deadline: .seconds(20)) { _ in }
+            try await env.api.pin(cid: unnamed, name: nil, stallTimeout: .seconds(5), deadline: .seconds(20)) { _ in }
+            let listed = try await env.api.recursivePins(named: "contract").map(\.cid)
+            #expect(listed.contains(ours))
+            #expect(!listed.contains(longer) && !listed.contains(unnamed), "\(listed)")
+            for cid in [ours, longer, unnamed] { try await env.api.unpin(cid: cid) }
+        }
+    }
+
     @Test(arguments: Arm.active)
     func pinningTwiceIsIdempotent(arm: Arm) async throws {
         try await arm.run { env in

@@ -8,24 +8,24 @@ import LocalPostgres
 import LocalProcess
 import Logging
 import NIOCore
+import NIOFoundationCompat
 import NIOHTTP1
 import Pins
 import PostgresNIO
 import PostgresStore
 import Seams
-import Testing
 
 /// A real cluster on one machine: one throwaway PostgreSQL database, one nats-server, and N
 /// `anchorage serve` processes, each paired with its own `fake-kubo` process, all on loopback,
 /// with short cluster timings so that drains, failovers and sweeps happen in seconds.
-final class ClusterHarness: @unchecked Sendable {
+public final class ClusterHarness: @unchecked Sendable {
     // @unchecked: `nodes` is only mutated by the test that owns the harness, sequentially.
-    static var binDir: URL { URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent() }
-    static var anchorage: String { binDir.appendingPathComponent("anchorage").path }
-    static var fakeKubo: String { binDir.appendingPathComponent("fake-kubo").path }
+    public static var binDir: URL { URL(fileURLWithPath: ProcessInfo.processInfo.arguments[0]).deletingLastPathComponent() }
+    public static var anchorage: String { binDir.appendingPathComponent("anchorage").path }
+    public static var fakeKubo: String { binDir.appendingPathComponent("fake-kubo").path }
 
     /// Timings (seconds) every node and admin command shares.
-    static let timings: [String: String] = [
+    public static let timings: [String: String] = [
         "ANCHORAGE_CLUSTER_HEARTBEAT_INTERVAL": "1s", "ANCHORAGE_CLUSTER_LIVE_AFTER": "3s",
         "ANCHORAGE_CLUSTER_NODE_LOST_AFTER": "6s", "ANCHORAGE_CLUSTER_LEADER_LEASE_TTL": "4s",
         "ANCHORAGE_CLUSTER_LEADER_RENEW_INTERVAL": "1s", "ANCHORAGE_CLUSTER_DRAIN_GRACE_PERIOD": "2s",
@@ -38,21 +38,21 @@ final class ClusterHarness: @unchecked Sendable {
         "ANCHORAGE_KUBO_MAX_RETRY_BACKOFF_SECONDS": "2", "ANCHORAGE_METRICS_COUNTS_INTERVAL": "1s",
     ]
 
-    final class Node: @unchecked Sendable {
+    public final class Node: @unchecked Sendable {
         // @unchecked: mutated only by the owning test, sequentially.
-        let index: Int
-        let id: TypeID
+        public let index: Int
+        public let id: TypeID
         /// Learnt from the processes' own logs: they bind port 0, so no other process can take
         /// the port between our choosing it and their binding it.
-        var httpPort: Int
-        var kuboPort: Int
-        let dataDir: String
-        var serve: ChildProcess?
-        var kubo: ChildProcess?
-        var url: String { "http://127.0.0.1:\(httpPort)" }
-        var kuboURL: String { "http://127.0.0.1:\(kuboPort)" }
+        public var httpPort: Int
+        public var kuboPort: Int
+        public let dataDir: String
+        public var serve: ChildProcess?
+        public var kubo: ChildProcess?
+        public var url: String { "http://127.0.0.1:\(httpPort)" }
+        public var kuboURL: String { "http://127.0.0.1:\(kuboPort)" }
 
-        init(index: Int, id: TypeID, httpPort: Int, kuboPort: Int, dataDir: String) {
+        public init(index: Int, id: TypeID, httpPort: Int, kuboPort: Int, dataDir: String) {
             self.index = index
             self.id = id
             self.httpPort = httpPort
@@ -61,14 +61,14 @@ final class ClusterHarness: @unchecked Sendable {
         }
     }
 
-    let db: LocalPostgres.Database
-    let nats: LocalNATSServer
-    let ops: PostgresClient
-    let store: PostgresClusterStore
-    let http = HTTPClient(eventLoopGroupProvider: .singleton)
-    let root: String
-    var nodes: [Node] = []
-    var token = ""
+    public let db: LocalPostgres.Database
+    public let nats: LocalNATSServer
+    public let ops: PostgresClient
+    public let store: PostgresClusterStore
+    public let http = HTTPClient(eventLoopGroupProvider: .singleton)
+    public let root: String
+    public var nodes: [Node] = []
+    public var token = ""
 
     init(db: LocalPostgres.Database, nats: LocalNATSServer, ops: PostgresClient, root: String) {
         self.db = db
@@ -79,10 +79,21 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     /// Runs `body` with a started cluster of `nodes` nodes; stops everything afterwards.
-    static func with(nodes count: Int, _ body: @Sendable (ClusterHarness) async throws -> Void) async throws {
-        try #require(FileManager.default.isExecutableFile(atPath: anchorage), "build the executables first (swift build)")
-        try #require(FileManager.default.isExecutableFile(atPath: fakeKubo), "build fake-kubo first (swift build)")
-        let db = try await SharedPostgres.shared.freshDatabase()
+    /// `postgres`: a server of the test's own (one it may restart); by default a fresh database
+    /// on the suite's shared server.
+    public static func with(
+        nodes count: Int,
+        postgres: LocalPostgres? = nil,
+        _ body: @Sendable (ClusterHarness) async throws -> Void
+    ) async throws {
+        try require(FileManager.default.isExecutableFile(atPath: anchorage), "build the executables first (swift build)")
+        try require(FileManager.default.isExecutableFile(atPath: fakeKubo), "build fake-kubo first (swift build)")
+        let db =
+            if let postgres {
+                try await postgres.createDatabase("faults", clock: VirtualWallClock(), logger: Logger(label: "harness"))
+            } else {
+                try await SharedPostgres.shared.freshDatabase()
+            }
         let nats = try await LocalNATSServer.start()
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("anchorage-cluster-\(getpid())-\(UInt32.random(in: 0 ... .max))")
             .path
@@ -99,7 +110,7 @@ final class ClusterHarness: @unchecked Sendable {
                 // other, so the tests' first pins are placed over the whole cluster.
                 try await Task.sleep(for: .seconds(2))
                 let (code, out) = try await harness.admin(["mint-token", "--org", "acme", "--create-org", "--ttl", "1h"])
-                try #require(code == 0, "\(out)")
+                try require(code == 0, "\(out)")
                 harness.token = String(out.split(separator: "\n").last ?? "")
                 do {
                     try await body(harness)
@@ -133,7 +144,7 @@ final class ClusterHarness: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: root)
     }
 
-    func dumpLogs() {
+    public func dumpLogs() {
         for n in nodes {
             let log = n.serve?.output ?? ""
             let state = n.serve.map { $0.poll().map { "exited \($0)" } ?? "running" } ?? "never started"
@@ -141,7 +152,7 @@ final class ClusterHarness: @unchecked Sendable {
         }
     }
 
-    func environment() -> [String: String] {
+    public func environment() -> [String: String] {
         var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("ANCHORAGE_") }
         env["ANCHORAGE_DB_URL"] = db.api.urlString
         env["ANCHORAGE_DB_OPS_URL"] = db.ops.urlString
@@ -154,7 +165,7 @@ final class ClusterHarness: @unchecked Sendable {
 
     /// Starts a new node (its fake Kubo first) and returns it once it answers ready.
     @discardableResult
-    func addNode() async throws -> Node {
+    public func addNode() async throws -> Node {
         let index = nodes.count
         let id = TypeID(prefix: IDPrefix.node, high: 0x0193_0000_0000_7000 | UInt64(index + 1), low: 0x8000_0000_0000_0000 | UInt64(index + 1) << 8)
         let dir = "\(root)/node\(index)"
@@ -166,7 +177,7 @@ final class ClusterHarness: @unchecked Sendable {
         return node
     }
 
-    func startKubo(_ node: Node) async throws {
+    public func startKubo(_ node: Node) async throws {
         let kubo = try ChildProcess(
             Self.fakeKubo,
             ["--listen", "127.0.0.1:0", "--seed", "\(node.index + 1)", "--state", "\(node.dataDir)/kubo.json"],
@@ -180,7 +191,7 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     /// The port a child printed after `marker` (it bound port 0).
-    static func port(in child: ChildProcess, after marker: String) async throws -> Int {
+    public static func port(in child: ChildProcess, after marker: String) async throws -> Int {
         let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             let out = child.output
@@ -194,9 +205,9 @@ final class ClusterHarness: @unchecked Sendable {
         throw ChildFailed(description: "no \"\(marker)\" within 60 s: \(child.output.suffix(2000))")
     }
 
-    struct ChildFailed: Error, CustomStringConvertible { let description: String }
+    public struct ChildFailed: Error, CustomStringConvertible { public let description: String }
 
-    func start(_ node: Node) async throws {
+    public func start(_ node: Node) async throws {
         var env = environment()
         env["ANCHORAGE_NODE_ID"] = node.id.description
         env["ANCHORAGE_NODE_DATA_DIR"] = node.dataDir
@@ -212,11 +223,11 @@ final class ClusterHarness: @unchecked Sendable {
         node.httpPort = try await Self.port(in: serve, after: "listening on 127.0.0.1:")
     }
 
-    func waitAllReady() async throws {
+    public func waitAllReady() async throws {
         for n in nodes { try await eventually("node \(n.index) ready", timeout: .seconds(60)) { try await self.ready(n) == 200 } }
     }
 
-    func shutdown() {
+    public func shutdown() {
         for n in nodes {
             for p in [n.serve, n.kubo].compactMap({ $0 }) where p.poll() == nil {
                 p.signal(SIGCONT)
@@ -228,7 +239,7 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     /// Kills a node's anchorage process (SIGKILL: no goodbye, no lease release).
-    func kill(_ node: Node) {
+    public func kill(_ node: Node) {
         guard let p = node.serve, p.poll() == nil else { return }
         p.signal(SIGKILL)
         p.wait()
@@ -236,7 +247,7 @@ final class ClusterHarness: @unchecked Sendable {
 
     // MARK: HTTP
 
-    func status(_ url: String, method: HTTPMethod = .GET) async throws -> Int {
+    public func status(_ url: String, method: HTTPMethod = .GET) async throws -> Int {
         var request = HTTPClientRequest(url: url)
         request.method = method
         let response = try await http.execute(request, timeout: .seconds(3))
@@ -244,10 +255,15 @@ final class ClusterHarness: @unchecked Sendable {
         return Int(response.status.code)
     }
 
-    func ready(_ node: Node) async throws -> Int { try await status("\(node.url)/v1/ready") }
+    public func ready(_ node: Node) async throws -> Int { try await status("\(node.url)/v1/ready") }
 
-    func api(_ node: Node, _ method: HTTPMethod, _ path: String, body: String? = nil) async throws -> (Int, [String: Any]) {
-        var request = HTTPClientRequest(url: "\(node.url)\(path)")
+    public func api(_ node: Node, _ method: HTTPMethod, _ path: String, body: String? = nil) async throws -> (Int, [String: Any]) {
+        try await api(url: node.url, method, path, body: body, token: token)
+    }
+
+    /// A Pinning API call to the node at `url` as the org of `token`.
+    public func api(url: String, _ method: HTTPMethod, _ path: String, body: String? = nil, token: String) async throws -> (Int, [String: Any]) {
+        var request = HTTPClientRequest(url: "\(url)\(path)")
         request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
         if let body {
@@ -261,24 +277,37 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     /// POSTs a pin through `node`; returns its requestid.
-    func pin(_ cid: String, via node: Node) async throws -> String {
+    public func pin(_ cid: String, via node: Node) async throws -> String {
         let (code, object) = try await api(node, .POST, "/pins", body: #"{"cid":"\#(cid)"}"#)
-        try #require(code == 202, "POST /pins answered \(code): \(object)")
-        return try #require(object["requestid"] as? String)
+        try require(code == 202, "POST /pins answered \(code): \(object)")
+        guard let id = object["requestid"] as? String else { throw HarnessFailure(description: "POST /pins: no requestid in \(object)") }
+        return id
     }
 
-    func setKuboKnobs(_ node: Node, _ json: String) async throws {
+    /// A Kubo's recursive pins with their names (`pin/ls`, one-shot), over its RPC API.
+    public func kuboPinList(kuboURL: String) async throws -> [(cid: String, name: String)] {
+        var request = HTTPClientRequest(url: "\(kuboURL)/api/v0/pin/ls?type=recursive&names=true")
+        request.method = .POST
+        let response = try await http.execute(request, timeout: .seconds(10))
+        let bytes = try await response.body.collect(upTo: 1 << 26)
+        try require(response.status == .ok, "pin/ls answered \(response.status)")
+        let object = (try? JSONSerialization.jsonObject(with: Data(buffer: bytes))) as? [String: Any] ?? [:]
+        let keys = object["Keys"] as? [String: [String: Any]] ?? [:]
+        return keys.map { ($0.key, $0.value["Name"] as? String ?? "") }
+    }
+
+    public func setKuboKnobs(_ node: Node, _ json: String) async throws {
         var request = HTTPClientRequest(url: "\(node.kuboURL)/fake/knobs")
         request.method = .POST
         request.body = .bytes(ByteBuffer(string: json))
         let response = try await http.execute(request, timeout: .seconds(3))
         _ = try await response.body.collect(upTo: 1 << 20)
-        try #require(response.status == .ok)
+        try require(response.status == .ok, "POST /fake/knobs answered \(response.status)")
     }
 
     // MARK: admin CLI
 
-    func admin(_ args: [String]) async throws -> (Int32, String) {
+    public func admin(_ args: [String]) async throws -> (Int32, String) {
         let child = try ChildProcess(Self.anchorage, ["admin"] + args, environment: environment())
         while child.poll() == nil { try await Task.sleep(for: .milliseconds(50)) }
         let out = child.output
@@ -288,13 +317,13 @@ final class ClusterHarness: @unchecked Sendable {
 
     // MARK: PostgreSQL views
 
-    struct PlacementRow: Sendable, Equatable {
-        var pin: TypeID
-        var node: TypeID
-        var status: String
+    public struct PlacementRow: Sendable, Equatable {
+        public var pin: TypeID
+        public var node: TypeID
+        public var status: String
     }
 
-    func placements() async throws -> [PlacementRow] {
+    public func placements() async throws -> [PlacementRow] {
         var out: [PlacementRow] = []
         let rows = try await ops.query("SELECT pin_id, node_id, status FROM placements ORDER BY pin_id, node_id", logger: Logger(label: "harness"))
         for try await (p, n, s) in rows.decode((UUID, UUID, String).self) {
@@ -304,7 +333,7 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     /// Pins with no pinned placement at all (must stay empty while placements move).
-    func pinsWithoutAPinnedReplica() async throws -> Int {
+    public func pinsWithoutAPinnedReplica() async throws -> Int {
         let rows = try await ops.query(
             """
             SELECT count(*)::int8 FROM pins p
@@ -316,7 +345,7 @@ final class ClusterHarness: @unchecked Sendable {
         return 0
     }
 
-    func audit(_ action: String) async throws -> [(subject: String, detail: [String: String], fence: Int64?)] {
+    public func audit(_ action: String) async throws -> [(subject: String, detail: [String: String], fence: Int64?)] {
         var out: [(String, [String: String], Int64?)] = []
         let rows = try await ops.query(
             "SELECT subject, detail::text, fence FROM audit_log WHERE action = \(action) ORDER BY at, id",
@@ -330,34 +359,47 @@ final class ClusterHarness: @unchecked Sendable {
     }
 
     /// The newest leader term: (fence, node).
-    func leaderTerm() async throws -> (fence: Int64, node: TypeID)? {
+    public func leaderTerm() async throws -> (fence: Int64, node: TypeID)? {
         let rows = try await ops.query("SELECT fence, node_id FROM leader_terms ORDER BY fence DESC LIMIT 1", logger: Logger(label: "harness"))
         for try await (f, n) in rows.decode((Int64, UUID).self) { return (f, TypeID(prefix: "nod", uuid: n)) }
         return nil
     }
 
-    func pinnedCount() async throws -> Int {
+    public func pinnedCount() async throws -> Int {
         let (code, object) = try await api(nodes.first { $0.serve?.poll() == nil } ?? nodes[0], .GET, "/pins?status=pinned&limit=1")
         return code == 200 ? (object["count"] as? Int ?? -1) : -1
     }
 }
 
 /// Polls `condition` until it holds or `timeout` passes (then records a failure and throws).
-func eventually(_ what: String, timeout: Duration, every: Duration = .milliseconds(200), _ condition: @Sendable () async throws -> Bool) async throws
-{
+public func eventually(
+    _ what: String,
+    timeout: Duration,
+    every: Duration = .milliseconds(200),
+    _ condition: @Sendable () async throws -> Bool
+) async throws {
     let deadline = ContinuousClock.now + timeout
     while ContinuousClock.now < deadline {
         if (try? await condition()) == true { return }
         try await Task.sleep(for: every)
     }
     if try await condition() { return }
-    struct Timeout: Error, CustomStringConvertible { let description: String }
-    Issue.record("timed out after \(timeout): \(what)")
-    throw Timeout(description: "timed out: \(what)")
+    throw HarnessFailure(description: "timed out after \(timeout): \(what)")
+}
+
+/// A harness step that did not hold: thrown, so the test that called it fails with this text.
+public struct HarnessFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(description: String) { self.description = description }
+}
+
+/// Throws a ``HarnessFailure`` saying `message` unless `condition` holds.
+public func require(_ condition: Bool, _ message: @autoclosure () -> String) throws {
+    if !condition { throw HarnessFailure(description: message()) }
 }
 
 /// CIDs that rendezvous places on `node` (and on `replicas` nodes in all) among `nodes`.
-func cids(placedOn node: TypeID, among nodes: [TypeID], replicas: Int, count: Int, namespace: UInt64) -> [String] {
+public func cids(placedOn node: TypeID, among nodes: [TypeID], replicas: Int, count: Int, namespace: UInt64) -> [String] {
     var out: [String] = []
     var i: UInt64 = 0
     while out.count < count {
