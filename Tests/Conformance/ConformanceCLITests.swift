@@ -24,6 +24,13 @@ import Testing
     /// The spec-faithful minimal service (required rules only) passes: exit 0; under --strict
     /// its recommended failures count: exit 1. The strict run's four reports validate.
     @Test func minimalImplementationPassesAndFailsUnderStrict() async throws {
+        // In process first, to name any required case the minimal service fails.
+        let report = try await FaultyTarget.run(nil, extras: false)
+        for r in report.results where r.outcome == .failed && r.level == .required {
+            Issue.record("minimal service fails required \(r.id) at \(r.failedStep ?? "?"): \(r.failures.joined(separator: "; "))")
+        }
+        #expect(report.tally(.recommended).failed > 0, "the minimal service has none of the recommended extras")
+
         let dir = try ConformanceExecutable.scratch("minimal")
         defer { try? FileManager.default.removeItem(at: dir) }
         let (a, b) = Self.tokens
