@@ -228,7 +228,7 @@ private struct CaseExecution {
     let options: ConformanceOptions
     var resolver: PlaceholderResolver
     var tracked: [TrackedPin] = []
-    /// Remarks that do not decide the outcome (strict-schema findings on a required case).
+    /// Remarks that do not decide the outcome (strict-schema findings).
     var notes: [String] = []
 
     init(fixture: Fixture, target: ConformanceTarget, options: ConformanceOptions, resolver: PlaceholderResolver) {
@@ -610,7 +610,7 @@ private struct CaseExecution {
         var failures: [String] = []
         /// Schema and Content-Type violations: wrong however long one polls.
         var hardFailures: [String] = []
-        /// Strict-schema findings that do not fail a required case.
+        /// Strict-schema findings: notes, not failures.
         var strictNotes: [String] = []
         var captures: [String: JSONValue]
     }
@@ -651,13 +651,9 @@ private struct CaseExecution {
                 let found = SpecSchema.validateByStrictness(parsed, as: kind)
                 hard += found.spec.map { "schema \(kind.rawValue): \($0)" }
                 // Unknown keys and empty strings break only the strict reading (the compliance
-                // suite's): a failure of a recommended case, a note on a required one.
-                let strict = found.strictOnly.map { "schema \(kind.rawValue) (strict): \($0)" }
-                if fixture.effectiveLevel == .required {
-                    verdict.strictNotes += strict
-                } else {
-                    hard += strict
-                }
+                // suite's), not the spec: a note, never a failure. Cases about strictness say
+                // so with `extra: deny`, at a level below required.
+                verdict.strictNotes += found.strictOnly.map { "schema \(kind.rawValue) (strict): \($0)" }
             }
         }
         if !response.body.isEmpty, schema != .none || expect.json != nil {

@@ -22,6 +22,9 @@ enum Defect: String, CaseIterable, Sendable, CustomTestStringConvertible {
     case oldIDSurvivesReplace = "old id survives replace"
     /// `count` is the length of the page instead of the number of matches.
     case countIsPageLength = "count is the page length"
+    /// Every PinStatus carries a vendor key the schema does not list: allowed by OpenAPI,
+    /// refused by the strict reading, so only recommended cases may fail over it.
+    case vendorKeyInPinStatus = "vendor key in PinStatus"
 
     var testDescription: String { rawValue }
 
@@ -56,6 +59,10 @@ enum Defect: String, CaseIterable, Sendable, CustomTestStringConvertible {
             return [
                 ("v1.0.0/pins-replace/replace-old-requestid-404-new-requestid-200", "status: expected 404, got 200"),
                 ("v1.0.0/compliance/06-create-and-replace-pin-cid", "status: expected 404, got 200"),
+            ]
+        case .vendorKeyInPinStatus:
+            return [
+                ("v1.0.0/pins-add/add-with-meta", "unexpected key (extra: deny)")
             ]
         case .countIsPageLength:
             return [
@@ -119,6 +126,13 @@ struct FaultyTargetTests {
                     "\(defect.rawValue): \(id) failed without \"\(message)\": \(result.failures)"
                 )
             }
+        }
+        if defect == .vendorKeyInPinStatus {
+            #expect(failed.map(\.id) == ["v1.0.0/pins-add/add-with-meta"], "a strict-only finding fails only the case that denies extra keys")
+            let noted = report.results.first { $0.id == "v1.0.0/pins-add/add-minimal-pin" }
+            #expect(noted?.outcome == .passed)
+            #expect(noted?.notes.contains { $0.contains("(strict): $: unknown key \"vendor\"") } == true, "\(noted?.notes ?? [])")
+            #expect(report.isSuccess(strict: false) && !report.isSuccess(strict: true), "add-with-meta is recommended")
         }
         // The report names the failing cases in the per-rule table as well.
         let table = report.perRuleTable()

@@ -292,6 +292,7 @@ actor InMemoryPinningService: ConformanceTransport {
             "pin": .object(body), "delegates": .array([.string(Self.delegate)]),
         ]
         if defect == .nullOptionalFields { status["info"] = .null }
+        if defect == .vendorKeyInPinStatus { status["vendor"] = .string("in-memory") }
         return .object(status)
     }
 
