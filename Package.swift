@@ -42,6 +42,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", exact: "2.101.3"),
         .package(url: "https://github.com/apple/swift-system.git", exact: "1.8.1"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", exact: "2.4.1"),
+        // Yams: already resolved for swift-configuration's YAML trait; the conformance CLI reads its targets file with it.
+        .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
     ],
     targets: [
         // Seams: the protocols through which all core logic reaches time and randomness,
@@ -274,6 +276,7 @@ let package = Package(
             dependencies: [
                 "ConformanceKit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -397,7 +400,7 @@ let package = Package(
             name: "Conformance",
             dependencies: [
                 "AnchorageNode", "Pins", "Tokens", "PinsHTTP", "PostgresStore", "Seams", "AnchorageTesting",
-                "ConformanceKit", "Worker", "FakeKubo",
+                "ConformanceKit", "Worker", "FakeKubo", "LocalProcess",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],

@@ -11,6 +11,10 @@ public struct Fixture: Codable, Sendable {
     public var description: String
     /// Free-form notes for maintainers.
     public var comment: String?
+    /// How binding the case is; nil only in a fixture the lint rejects (then run as `required`).
+    public var level: ConformanceLevel?
+    /// The spec line range or RFC section the case checks.
+    public var clause: Clause?
     /// The spec operations and rules the case checks; at least one.
     public var spec: [SpecReference]
     /// Labels such as `core`, `optional`, `compliance`, `kubo`.
@@ -30,12 +34,14 @@ public struct Fixture: Codable, Sendable {
     public var sourcePath: String?
 
     enum CodingKeys: String, CodingKey {
-        case id, description, comment, spec, tags, requires, supersedes, setup, steps, cleanup
+        case id, description, level, clause, comment, spec, tags, requires, supersedes, setup, steps, cleanup
     }
 
     public init(
         id: String,
         description: String,
+        level: ConformanceLevel? = .required,
+        clause: Clause? = nil,
         comment: String? = nil,
         spec: [SpecReference],
         tags: [String]? = nil,
@@ -48,6 +54,8 @@ public struct Fixture: Codable, Sendable {
     ) {
         self.id = id
         self.description = description
+        self.level = level
+        self.clause = clause
         self.comment = comment
         self.spec = spec
         self.tags = tags
@@ -59,10 +67,8 @@ public struct Fixture: Codable, Sendable {
         self.sourcePath = sourcePath
     }
 
-    /// Whether the case checks SHOULD/MAY behaviour (tag `optional` or the `optional/` directory).
-    public var isOptional: Bool {
-        (tags ?? []).contains("optional") || id.split(separator: "/").contains("optional")
-    }
+    /// The level the runner applies: a fixture without one counts as `required`.
+    public var effectiveLevel: ConformanceLevel { level ?? .required }
 
     /// The directory part of the id (`v1.0.0/pins-add`), used to group results.
     public var group: String {
@@ -400,7 +406,8 @@ enum DurationText {
 }
 
 extension Duration {
-    var secondsDouble: Double {
+    /// The duration in seconds, as a floating-point number.
+    public var secondsDouble: Double {
         let c = components
         return Double(c.seconds) + Double(c.attoseconds) / 1e18
     }

@@ -74,9 +74,10 @@ public enum FixtureLoader {
     /// (JWTs, `Bearer …`, an `Authorization` header) outside descriptions and comments; every
     /// placeholder is defined (generators are well-formed, captures come from earlier steps);
     /// matcher keywords and `$type` names exist; `tenantB` is used only with `requires.tenants: 2`;
-    /// `optional/` cases carry the `optional` tag and no other case does; `supersedes` names a case.
-    public static func lint(_ fixtures: [Fixture], schemaErrors: [String] = []) -> [String] {
-        var problems = schemaErrors
+    /// `optional/` cases carry the `optional` tag and no other case does; `supersedes` names a case;
+    /// every case has a level and a clause whose quote is found in `spec` (``ClauseCheck``).
+    public static func lint(_ fixtures: [Fixture], schemaErrors: [String] = [], spec: String? = nil) -> [String] {
+        var problems = schemaErrors + ClauseCheck.problems(fixtures, spec: spec)
         var ids: [String: Int] = [:]
         var descriptions: [String: String] = [:]
         let allIDs = Set(fixtures.map(\.id))
@@ -353,7 +354,7 @@ public enum FixtureLoader {
         else { return [] }
         var files: [URL] = []
         for case let url as URL in enumerator {
-            guard url.pathExtension == "json", url.lastPathComponent != "fixture.schema.json" else { continue }
+            guard url.pathExtension == "json", !url.lastPathComponent.hasSuffix(".schema.json") else { continue }
             if url.pathComponents.contains("expectations") { continue }
             files.append(url)
         }
@@ -458,15 +459,19 @@ struct StructureChecker {
             let o = object(
                 v,
                 "$",
-                required: ["id", "description", "spec", "steps"],
+                required: ["id", "description", "level", "clause", "spec", "steps"],
                 allowed: [
-                    "$schema", "id", "description", "comment", "spec", "tags", "requires", "supersedes", "setup",
+                    "$schema", "id", "description", "level", "clause", "comment", "spec", "tags", "requires", "supersedes", "setup",
                     "steps", "cleanup",
                 ]
             )
         else { return }
         string(o["id"], "$.id")
         string(o["description"], "$.description")
+        string(o["level"], "$.level", oneOf: Set(ConformanceLevel.allCases.map(\.rawValue)))
+        if let c = object(o["clause"], "$.clause", required: ["ref", "quote"], allowed: ["ref", "quote", "note"]) {
+            for key in ["ref", "quote", "note"] { string(c[key], "$.clause.\(key)") }
+        }
         string(o["comment"], "$.comment")
         string(o["supersedes"], "$.supersedes")
         string(o["cleanup"], "$.cleanup", oneOf: ["auto"])

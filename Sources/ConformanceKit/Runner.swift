@@ -51,6 +51,10 @@ public struct ConformanceOptions: Sendable {
     public var now: @Sendable () -> Date
     /// How the runner waits between `eventually` attempts (real time by default).
     public var sleep: @Sendable (Duration) async throws -> Void
+    /// Every pin created and not yet deleted, journalled for `--cleanup-only`.
+    public var ledger: PinLedger?
+    /// Set to stop the run early (no new request; the current case still cleans up).
+    public var stop: StopSignal?
 
     public init(
         namePrefix: String = "conformance",
@@ -62,7 +66,9 @@ public struct ConformanceOptions: Sendable {
         transcriptLimit: Int = 16 * 1024,
         maxEventuallyWait: Duration? = nil,
         now: @escaping @Sendable () -> Date = { Date() },
-        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) }
+        sleep: @escaping @Sendable (Duration) async throws -> Void = { try await Task.sleep(for: $0) },
+        ledger: PinLedger? = nil,
+        stop: StopSignal? = nil
     ) {
         self.namePrefix = namePrefix
         self.seed = seed
@@ -74,6 +80,8 @@ public struct ConformanceOptions: Sendable {
         self.maxEventuallyWait = maxEventuallyWait
         self.now = now
         self.sleep = sleep
+        self.ledger = ledger
+        self.stop = stop
     }
 }
 
@@ -98,10 +106,40 @@ public struct ConformanceRunner: Sendable {
         only: String? = nil,
         progress: (@Sendable (CaseResult) -> Void)? = nil
     ) async -> ConformanceReport {
-        let started = options.now()
         var seedSource = SystemRandomNumberGenerator()
         var rng = SplitMix64(seed: options.seed ?? seedSource.next())
-        let runID = Generators.hex(&rng, count: 4)
+        return await run(fixtures, runID: Generators.hex(&rng, count: 4), rng: rng, only: only, progress: progress)
+    }
+
+    /// A run with a run id chosen by the caller (8 lowercase hex digits, so that it can name
+    /// the journal before the run starts); otherwise as ``run(_:only:progress:)``.
+    public func run(
+        _ fixtures: [Fixture],
+        runID: String,
+        only: String? = nil,
+        progress: (@Sendable (CaseResult) -> Void)? = nil
+    ) async -> ConformanceReport {
+        var seedSource = SystemRandomNumberGenerator()
+        let rng = SplitMix64(seed: options.seed ?? seedSource.next())
+        return await run(fixtures, runID: runID, rng: rng, only: only, progress: progress)
+    }
+
+    /// A fresh run id: 8 lowercase hex digits.
+    public static func newRunID() -> String {
+        var rng = SystemRandomNumberGenerator()
+        return String(format: "%08x", UInt32.random(in: 0...UInt32.max, using: &rng))
+    }
+
+    private func run(
+        _ fixtures: [Fixture],
+        runID: String,
+        rng seeded: SplitMix64,
+        only: String?,
+        progress: (@Sendable (CaseResult) -> Void)?
+    ) async -> ConformanceReport {
+        let started = options.now()
+        var rng = seeded
+        var interrupted = false
         var results: [CaseResult] = []
         var leftovers: [TrackedPin] = []
 
@@ -110,6 +148,10 @@ public struct ConformanceRunner: Sendable {
 
         for fixture in fixtures {
             if let only, !Glob.matchesID(only, fixture.id) { continue }
+            if options.stop?.isRequested == true {
+                interrupted = true
+                break
+            }
             if let newer = supersededBy[fixture.id] {
                 var result = CaseResult(fixture: fixture)
                 result.outcome = .skipped
@@ -140,7 +182,7 @@ public struct ConformanceRunner: Sendable {
         var notes: [String] = []
         if options.cleanup, !leftovers.isEmpty {
             for pin in leftovers {
-                if let problem = await CaseExecution.deletePin(pin, target: target, options: options) {
+                if let problem = await PinDeletion.delete(pin, target: target, options: options) {
                     notes.append("leftover \(pin.requestID) (\(pin.tenant.rawValue)): \(problem)")
                 }
             }
@@ -156,19 +198,13 @@ public struct ConformanceRunner: Sendable {
             startedAt: started,
             finishedAt: options.now(),
             results: results,
-            cleanupNotes: notes
+            cleanupNotes: notes,
+            interrupted: interrupted || options.stop?.isRequested == true
         )
     }
 }
 
 // MARK: - Execution of one case
-
-/// A pin the runner created, and with which tenant's token.
-struct TrackedPin: Hashable, Sendable {
-    enum Tenant: String, Sendable { case tenantA, tenantB }
-    var requestID: String
-    var tenant: Tenant
-}
 
 /// Why a step failed: the messages and the exchange that showed it.
 private struct StepFailure: Error {
@@ -192,6 +228,8 @@ private struct CaseExecution {
     let options: ConformanceOptions
     var resolver: PlaceholderResolver
     var tracked: [TrackedPin] = []
+    /// Remarks that do not decide the outcome (strict-schema findings).
+    var notes: [String] = []
 
     init(fixture: Fixture, target: ConformanceTarget, options: ConformanceOptions, resolver: PlaceholderResolver) {
         self.fixture = fixture
@@ -219,7 +257,10 @@ private struct CaseExecution {
                 }
             }
         }
-        if let (stepName, error) = failure {
+        if failure != nil, options.stop?.isRequested == true {
+            result.outcome = .skipped
+            result.reason = "interrupted (the run was asked to stop)"
+        } else if let (stepName, error) = failure {
             result.outcome = .failed
             result.failedStep = stepName
             result.failures = error.messages
@@ -228,10 +269,11 @@ private struct CaseExecution {
         } else {
             result.outcome = .passed
         }
+        result.notes += notes
         var remaining: [TrackedPin] = []
         if options.cleanup {
             for pin in tracked {
-                if let problem = await CaseExecution.deletePin(pin, target: target, options: options) {
+                if let problem = await PinDeletion.delete(pin, target: target, options: options) {
                     result.notes.append("cleanup of \(pin.requestID): \(problem)")
                     remaining.append(pin)
                 }
@@ -293,6 +335,7 @@ private struct CaseExecution {
                 if !verdict.failures.isEmpty {
                     throw StepFailure(messages: verdict.failures, exchange: exchange)
                 }
+                note(verdict.strictNotes)
                 resolver.captures = verdict.captures
             }
         }
@@ -320,6 +363,7 @@ private struct CaseExecution {
             exchange.attempts = attempt
             let verdict = evaluate(expect, built: built, response: response)
             if verdict.failures.isEmpty {
+                note(verdict.strictNotes)
                 resolver.captures = verdict.captures
                 return
             }
@@ -347,6 +391,10 @@ private struct CaseExecution {
                 throw StepFailure(messages: ["\(label): cancelled while polling"], exchange: exchange)
             }
         }
+    }
+
+    mutating func note(_ lines: [String]) {
+        for line in lines where !notes.contains(line) { notes.append(line) }
     }
 
     func pollContinues(_ poll: PollCondition, response: ConformanceResponse) -> Bool {
@@ -470,6 +518,9 @@ private struct CaseExecution {
             error: nil
         )
         let response: ConformanceResponse
+        if options.stop?.isRequested == true {
+            throw StepFailure(messages: ["interrupted before sending"], exchange: nil)
+        }
         do {
             response = try await target.transport.send(built.request)
         } catch {
@@ -481,7 +532,7 @@ private struct CaseExecution {
             headers: response.headers.map { [$0.0, $0.1] },
             body: CaseExecution.clip(response.body, options.transcriptLimit)
         )
-        track(built, response)
+        await track(built, response)
         return (response, exchange)
     }
 
@@ -510,7 +561,7 @@ private struct CaseExecution {
     }
 
     /// Remembers pins this run created, so that only those are deleted afterwards.
-    mutating func track(_ built: BuiltRequest, _ response: ConformanceResponse) {
+    mutating func track(_ built: BuiltRequest, _ response: ConformanceResponse) async {
         guard (200..<300).contains(response.status) else { return }
         let tenant: TrackedPin.Tenant?
         switch built.auth {
@@ -526,31 +577,19 @@ private struct CaseExecution {
             {
                 let pin = TrackedPin(requestID: rid, tenant: tenant)
                 if !tracked.contains(pin) { tracked.append(pin) }
+                await options.ledger?.record(pin)
+            }
+            // A replace deletes the old pin object.
+            if built.operation == "replacePinByRequestId", let old = built.pathRequestID {
+                await options.ledger?.forget(TrackedPin(requestID: old, tenant: tenant))
             }
         case "deletePinByRequestId":
             if let rid = built.pathRequestID {
                 tracked.removeAll { $0.requestID == rid && $0.tenant == tenant }
+                await options.ledger?.forget(TrackedPin(requestID: rid, tenant: tenant))
             }
         default:
             break
-        }
-    }
-
-    /// Deletes one tracked pin; returns a problem description, or nil when it is gone.
-    static func deletePin(_ pin: TrackedPin, target: ConformanceTarget, options: ConformanceOptions) async -> String? {
-        let token = pin.tenant == .tenantA ? target.tokenA : target.tokenB
-        guard let token else { return "no token for \(pin.tenant.rawValue)" }
-        let request = ConformanceRequest(
-            method: "DELETE",
-            path: "/pins/" + PercentEncoding.pathSegment(pin.requestID),
-            headers: [("User-Agent", options.userAgent), ("Authorization", "Bearer \(token)")]
-        )
-        do {
-            let response = try await target.transport.send(request)
-            if (200..<300).contains(response.status) || response.status == 404 { return nil }
-            return "DELETE answered \(response.status)"
-        } catch {
-            return "DELETE failed: \(error)"
         }
     }
 
@@ -571,6 +610,8 @@ private struct CaseExecution {
         var failures: [String] = []
         /// Schema and Content-Type violations: wrong however long one polls.
         var hardFailures: [String] = []
+        /// Strict-schema findings: notes, not failures.
+        var strictNotes: [String] = []
         var captures: [String: JSONValue]
     }
 
@@ -607,7 +648,12 @@ private struct CaseExecution {
             } else if let parseError {
                 hard.append("body: not valid JSON (\(parseError)), expected \(kind.rawValue)")
             } else if let parsed {
-                hard += SpecSchema.validate(parsed, as: kind).map { "schema \(kind.rawValue): \($0)" }
+                let found = SpecSchema.validateByStrictness(parsed, as: kind)
+                hard += found.spec.map { "schema \(kind.rawValue): \($0)" }
+                // Unknown keys and empty strings break only the strict reading (the compliance
+                // suite's), not the spec: a note, never a failure. Cases about strictness say
+                // so with `extra: deny`, at a level below required.
+                verdict.strictNotes += found.strictOnly.map { "schema \(kind.rawValue) (strict): \($0)" }
             }
         }
         if !response.body.isEmpty, schema != .none || expect.json != nil {

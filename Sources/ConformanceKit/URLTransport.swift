@@ -61,6 +61,8 @@ public final class URLTransport: ConformanceTransport {
     public let isRemote: Bool
     private let configuration: Configuration
     private let minInterval: Duration
+    /// The time kept between two requests (`--max-rps`).
+    public var minimumInterval: Duration { minInterval }
     private let client: HTTPClient
     private let pacer = Pacer()
 

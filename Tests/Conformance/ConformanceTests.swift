@@ -48,6 +48,11 @@ enum FixtureSuite {
 
     static func fixtures() throws -> [Fixture] { try FixtureLoader.load(from: directory) }
 
+    /// The repository's copy of the spec (upstream text under a two-line header).
+    static func spec() throws -> String {
+        try String(contentsOf: directory.deletingLastPathComponent().appendingPathComponent("spec/ipfs-pinning-service.yaml"), encoding: .utf8)
+    }
+
     static func expectAllPass(_ report: ConformanceReport, _ label: String) {
         for result in report.results where result.outcome == .failed {
             Issue.record("\(label): \(result.id) failed at \(result.failedStep ?? "?"): \(result.failures.joined(separator: "; "))")
@@ -85,7 +90,11 @@ enum FixtureSuite {
     @Test func fixturesLintClean() throws {
         let fixtures = try FixtureSuite.fixtures()
         #expect(fixtures.count > 100)
-        let problems = FixtureLoader.lint(fixtures, schemaErrors: FixtureLoader.schemaProblems(in: FixtureSuite.directory))
+        let problems = FixtureLoader.lint(
+            fixtures,
+            schemaErrors: FixtureLoader.schemaProblems(in: FixtureSuite.directory),
+            spec: try FixtureSuite.spec()
+        )
         #expect(problems.isEmpty, "\(problems.joined(separator: "\n"))")
         #expect(Set(fixtures.map(\.id)).count == fixtures.count)
     }
