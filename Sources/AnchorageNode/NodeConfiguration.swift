@@ -204,6 +204,7 @@ public struct NodeConfiguration: Sendable {
         l.maxQueryBytes = c.int(forKey: "limits.maxQueryBytes", default: l.maxQueryBytes)
         l.maxResponseBytes = c.int(forKey: "limits.maxResponseBytes", default: l.maxResponseBytes)
         l.maxConcurrentListsPerToken = c.int(forKey: "limits.maxConcurrentListsPerToken", default: l.maxConcurrentListsPerToken)
+        l.maxInFlightRequests = c.int(forKey: "limits.maxInFlightRequests", default: l.maxInFlightRequests)
         l.requestsPerSecond = c.int(forKey: "limits.requestsPerSecond", default: l.requestsPerSecond)
         l.requestBurst = c.int(forKey: "limits.requestBurst", default: l.requestBurst)
         l.maxPinsPerOrg = c.int(forKey: "limits.maxPinsPerOrg", default: l.maxPinsPerOrg)
@@ -230,6 +231,7 @@ public struct NodeConfiguration: Sendable {
         try check(limits.maxCidsPerQuery >= 10, "limits.maxCidsPerQuery must be at least 10 (the spec's own limit)")
         try check(limits.maxResponseBytes >= 64 * 1024, "limits.maxResponseBytes must be at least 65536")
         try check(limits.maxConcurrentListsPerToken >= 0, "limits.maxConcurrentListsPerToken must not be negative (0: no limit)")
+        try check(limits.maxInFlightRequests >= 0, "limits.maxInFlightRequests must not be negative (0: no limit)")
         try check(limits.requestsPerSecond >= 0, "limits.requestsPerSecond must not be negative (0: no limit)")
         try check(limits.requestBurst >= 1, "limits.requestBurst must be at least 1")
         try check(limits.maxPinsPerOrg >= 0, "limits.maxPinsPerOrg must not be negative (0: no quota)")
@@ -396,6 +398,7 @@ extension NodeConfiguration {
             ("limits.defaultListLimit", "\(limits.defaultListLimit)"),
             ("limits.maxResponseBytes", "\(limits.maxResponseBytes)"),
             ("limits.maxConcurrentListsPerToken", "\(limits.maxConcurrentListsPerToken)"),
+            ("limits.maxInFlightRequests", "\(limits.maxInFlightRequests)"),
             ("limits.requestsPerSecond", "\(limits.requestsPerSecond)"),
             ("limits.requestBurst", "\(limits.requestBurst)"),
             ("limits.maxPinsPerOrg", "\(limits.maxPinsPerOrg)"),

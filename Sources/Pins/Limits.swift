@@ -29,6 +29,11 @@ public struct Limits: Sendable, Equatable {
     public var maxResponseBytes: Int = 4 * 1024 * 1024
     /// `GET /pins` requests in flight per API token; more are a 429 (`limits.maxConcurrentListsPerToken`, 0: no limit).
     public var maxConcurrentListsPerToken: Int = 4
+    /// `/pins` requests in flight on this node, all tokens together; past it a `503` with
+    /// `Retry-After`, answered at once before any database work (`limits.maxInFlightRequests`,
+    /// 0: no limit). It bounds what waits for a database connection: when PostgreSQL is slow
+    /// or the pool is exhausted, the node sheds load instead of queueing without bound.
+    public var maxInFlightRequests: Int = 512
     /// Sustained `/pins` requests per second per API token; more are a 429 with `Retry-After`
     /// (`limits.requestsPerSecond`, 0: no limit).
     public var requestsPerSecond: Int = 100

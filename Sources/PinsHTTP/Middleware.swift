@@ -3,6 +3,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import Pins
+import Seams
 import Tokens
 
 /// Turns every error into the spec's `Failure` body with `Content-Type: application/json`:
@@ -130,6 +131,36 @@ public struct AuthMiddleware: RouterMiddleware {
         context.claims = claims
         context.logger[metadataKey: "org"] = "\(claims.org)"
         return try await next(request, context)
+    }
+}
+
+/// `limits.maxInFlightRequests` on the whole node: a request past it is a `503` in the spec's
+/// error body with `Retry-After: 1`, answered before authentication and any database work, so
+/// an overloaded node (a slow PostgreSQL, an exhausted pool) sheds load at once rather than
+/// queueing requests until they time out. Clients retry, or go to another node.
+public struct NodeAdmissionMiddleware: RouterMiddleware {
+    public typealias Context = AppRequestContext
+    let gate: ConcurrencyGate
+    /// The gate's one key: the node.
+    static let node = TypeID(prefix: "node", high: 0, low: 0)
+
+    public init(limit: Int) { self.gate = ConcurrencyGate(limit: limit) }
+
+    public func handle(
+        _ request: Request,
+        context: Context,
+        next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        guard let response = try await gate.run(Self.node, { try await next(request, context) }) else {
+            throw PinsError(
+                status: 503,
+                reason: "SERVICE_UNAVAILABLE",
+                details:
+                    "this node has \(gate.limit) requests in flight (limits.maxInFlightRequests); retry after Retry-After seconds, or use another node",
+                retryAfter: 1
+            )
+        }
+        return response
     }
 }
 

@@ -47,6 +47,7 @@ public func makeRouter<Store: PinStore>(_ deps: HTTPDependencies<Store>) -> Rout
     deps.metrics?.register(on: router)
     let limits = deps.service.limits
     let pins = router.group()
+        .add(middleware: NodeAdmissionMiddleware(limit: limits.maxInFlightRequests))
         .add(middleware: AuthMiddleware(verifier: deps.verifier))
         .add(
             middleware: RequestRateMiddleware(

@@ -742,7 +742,7 @@ public enum Migrations {
             """
     )
 
-    static let createLockSpace = 0x7069_6E73  // "pins"
+    public static let createLockSpace = 0x7069_6E73  // "pins"
     /// The SQLSTATE `anchorage_create_pin` raises when an org is at its quota.
     static let quotaSQLState = "AQ409"
 }

@@ -6,6 +6,7 @@ import Logging
 import Pins
 import PinsHTTP
 import PostgresNIO
+import PostgresStore
 import Seams
 import Testing
 
@@ -176,6 +177,46 @@ import Testing
             #expect(try await client.add(try await node.token(org: "other"), cid: cidA).status == 202)
             #expect(try await client.call(.delete, "/pins/\(ids[1])", token: token).status == 202)
             #expect(try await client.add(token, cid: cidA).status == 202)
+        }
+    }
+
+    /// `limits.maxInFlightRequests` on the node (issue 15, overload): while the database holds
+    /// a request (here the org's create lock, held by another session, as a slow PostgreSQL or
+    /// an exhausted pool would), the next request is a 503 with `Retry-After`, answered at once
+    /// in the spec's error body instead of queueing; once the first completes, requests are
+    /// admitted again and the held one succeeds.
+    @Test func aNodeAtItsInFlightLimitShedsWithA503() async throws {
+        var limits = Limits()
+        limits.maxInFlightRequests = 1
+        try await withAPI(limits: limits) { node, client in
+            let token = try await node.token(org: "acme")
+            let org = try #require(try await node.admin.org(named: "acme")).id
+            let logger = Logger(label: "test")
+            let lock = "\(Int32(Migrations.createLockSpace)), hashtext('\(org.uuid.uuidString.lowercased())')"
+            try await node.opsClient.withConnection { conn in
+                _ = try await conn.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_lock(\(lock))"), logger: logger).collect()
+                async let held = client.add(token, cid: cidA)
+                var waiting = 0
+                for _ in 0..<200 where waiting == 0 {
+                    try await Task.sleep(for: .milliseconds(20))
+                    let rows = try await node.opsClient.query(
+                        "SELECT count(*)::int8 FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                        logger: logger
+                    )
+                    for try await n in rows.decode(Int64.self) { waiting = Int(n) }
+                }
+                #expect(waiting == 1, "the POST waits for the org's create lock")
+                let started = ContinuousClock.now
+                let shed = try await client.call(.get, "/pins", token: token)
+                #expect(ContinuousClock.now - started < .seconds(1), "shed at once, not queued")
+                #expect(shed.status == 503)
+                #expect(shed.reason == "SERVICE_UNAVAILABLE")
+                #expect(shed.headers[.retryAfter] == "1")
+                Strict.failure(shed, status: 503)
+                _ = try await conn.query(PostgresQuery(unsafeSQL: "SELECT pg_advisory_unlock(\(lock))"), logger: logger).collect()
+                #expect(try await held.status == 202, "the held request completes")
+            }
+            #expect(try await client.call(.get, "/pins", token: token).status == 200, "admitted again")
         }
     }
 
