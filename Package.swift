@@ -334,7 +334,7 @@ let package = Package(
         .testTarget(
             name: "FaultTests",
             dependencies: [
-                "ProcessCluster", "LocalPostgres", "Pins", "PostgresStore", "Seams",
+                "ProcessCluster", "LocalNATS", "LocalPostgres", "Pins", "PostgresStore", "Seams",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
             ],

@@ -46,6 +46,10 @@ public final class ClusterHarness: @unchecked Sendable {
         /// the port between our choosing it and their binding it.
         public var httpPort: Int
         public var kuboPort: Int
+        /// The embedded nats-server's client port (``ClusterHarness/embeddedNATS``), kept across restarts.
+        public var natsPort = 0
+        /// The embedded nats-server's JetStream store.
+        public var natsStore: String { URL(fileURLWithPath: dataDir).appendingPathComponent("nats").standardizedFileURL.path }
         public let dataDir: String
         public var serve: ChildProcess?
         public var kubo: ChildProcess?
@@ -70,7 +74,12 @@ public final class ClusterHarness: @unchecked Sendable {
     public var nodes: [Node] = []
     public var token = ""
 
-    init(db: LocalPostgres.Database, nats: LocalNATSServer, ops: PostgresClient, root: String) {
+    /// Each node runs its own embedded nats-server (`nats.url` unset) instead of joining the
+    /// harness's: for a single node whose server the test kills.
+    public let embeddedNATS: Bool
+
+    init(db: LocalPostgres.Database, nats: LocalNATSServer, ops: PostgresClient, root: String, embeddedNATS: Bool) {
+        self.embeddedNATS = embeddedNATS
         self.db = db
         self.nats = nats
         self.ops = ops
@@ -84,6 +93,7 @@ public final class ClusterHarness: @unchecked Sendable {
     public static func with(
         nodes count: Int,
         postgres: LocalPostgres? = nil,
+        embeddedNATS: Bool = false,
         _ body: @Sendable (ClusterHarness) async throws -> Void
     ) async throws {
         try require(FileManager.default.isExecutableFile(atPath: anchorage), "build the executables first (swift build)")
@@ -99,7 +109,7 @@ public final class ClusterHarness: @unchecked Sendable {
             .path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let ops = PostgresClient(configuration: db.ops.clientConfiguration(maxConnections: 4), backgroundLogger: Logger(label: "harness"))
-        let harness = ClusterHarness(db: db, nats: nats, ops: ops, root: root)
+        let harness = ClusterHarness(db: db, nats: nats, ops: ops, root: root, embeddedNATS: embeddedNATS)
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await ops.run() }
@@ -157,7 +167,7 @@ public final class ClusterHarness: @unchecked Sendable {
         env["ANCHORAGE_DB_URL"] = db.api.urlString
         env["ANCHORAGE_DB_OPS_URL"] = db.ops.urlString
         env["ANCHORAGE_DB_OWNER_URL"] = db.owner.urlString
-        env["ANCHORAGE_NATS_URL"] = nats.url
+        if !embeddedNATS { env["ANCHORAGE_NATS_URL"] = nats.url }
         env["ANCHORAGE_LOG_LEVEL"] = "info"
         for (k, v) in Self.timings { env[k] = v }
         return env
@@ -209,6 +219,10 @@ public final class ClusterHarness: @unchecked Sendable {
 
     public func start(_ node: Node) async throws {
         var env = environment()
+        if embeddedNATS {
+            if node.natsPort == 0 { node.natsPort = try FreePort.loopback() }
+            env["ANCHORAGE_NATS_PORT"] = "\(node.natsPort)"
+        }
         env["ANCHORAGE_NODE_ID"] = node.id.description
         env["ANCHORAGE_NODE_DATA_DIR"] = node.dataDir
         env["ANCHORAGE_HTTP_PORT"] = "0"

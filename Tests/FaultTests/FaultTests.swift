@@ -1,4 +1,5 @@
 import Foundation
+import LocalNATS
 import LocalPostgres
 import ProcessCluster
 import Testing
@@ -48,6 +49,25 @@ import Testing
         }
     }
 
+    /// (d) The embedded nats-server of a single node killed: the node's supervisor starts it
+    /// again on the same port and store, the node reconnects, and pins go on.
+    @Test func theEmbeddedNATSServerKilledMidLoad() async throws {
+        try await Self.underLoad("(d) kill -9 of a node's embedded nats-server", namespace: 0xFA04, nodes: 1, embeddedNATS: true) { harness, _ in
+            let node = harness.nodes[0]
+            let before = EmbeddedNATS.serverProcesses(storeDir: node.natsStore)
+            guard before.count == 1, let pid = before.first else { throw HarnessFailure(description: "nats-servers on the store: \(before)") }
+            let killedAt = ContinuousClock.now
+            kill(pid, SIGKILL)
+            try await eventually("the supervisor starts another nats-server", timeout: .seconds(60), every: .milliseconds(100)) {
+                let now = EmbeddedNATS.serverProcesses(storeDir: node.natsStore)
+                return now.count == 1 && now.first != pid
+            }
+            let restarted = ContinuousClock.now - killedAt
+            try await eventually("the node is ready", timeout: .seconds(60)) { try await harness.ready(node) == 200 }
+            return "pid \(pid); a new nats-server after \(Self.seconds(restarted)) s"
+        }
+    }
+
     /// (e) PostgreSQL restarted with `pg_ctl restart -m immediate` (every connection cut, crash
     /// recovery from the WAL) mid-load, on a durable server of the test's own.
     @Test func postgresRestartedImmediatelyMidLoad() async throws {
@@ -80,16 +100,20 @@ import Testing
 
     // MARK: the run
 
-    /// A fresh 3-node cluster under load: 4 s of steady state, then `fault` (which returns once
+    /// A fresh cluster (3 nodes unless `nodes` says otherwise) under load: 4 s of steady state, then `fault` (which returns once
     /// the fault is over and says what it did), 5 s more of load, then the verdict, polled until
     /// it holds (at most 120 s).
     static func underLoad(
         _ title: String,
         namespace: UInt64,
+        nodes: Int = 3,
         postgres: LocalPostgres? = nil,
+        embeddedNATS: Bool = false,
         _ fault: @escaping @Sendable (ClusterHarness, Load) async throws -> String
     ) async throws {
-        try await ClusterHarness.with(nodes: 3, postgres: postgres) { harness in
+        // With one node, every pin is placed once (the factor is capped by the eligible nodes).
+        let factor = min(Self.factor, nodes)
+        try await ClusterHarness.with(nodes: nodes, postgres: postgres, embeddedNATS: embeddedNATS) { harness in
             let (code, out) = try await harness.admin(["mint-token", "--org", "globex", "--create-org", "--ttl", "1h"])
             try require(code == 0, out)
             let orgs = [
