@@ -11,6 +11,9 @@ if [ -z "$pg_bin" ] || [ ! -x "$pg_bin/initdb" ]; then need+=(postgresql postgre
 if [ -n "$pg_bin" ] && [ ! -f "$(dirname "$pg_bin")/lib/pg_trgm.so" ]; then need+=(postgresql-contrib); fi
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v python3 >/dev/null 2>&1 || need+=(python3 python3-venv)
+# The conformance report tests validate JUnit XML with xmllint and JSON with python3-jsonschema.
+command -v xmllint >/dev/null 2>&1 || need+=(libxml2-utils)
+python3 -c 'import jsonschema' >/dev/null 2>&1 || need+=(python3-jsonschema)
 
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

@@ -97,9 +97,12 @@ extension ClusterAgent {
             status.leaderFence = fence
             status.isLeader = true
             status.leaseAcquisitions += 1
-            // A new leader looks at the cluster right away.
+            // A new leader looks at the cluster right away, pins short of their factor included:
+            // a previous leader's rounds (or this node's own, in an earlier term) may have missed
+            // the moment a node's pins were placed on fewer nodes (a liveness blip, a clock step).
             nextSweep = now
             nextRebalance = now
+            nextReplicateScan = now
             observeLeader(value, log: false)
             logger.notice("elected leader", metadata: ["node": "\(node)", "fence": "\(fence)"])
         } catch {

@@ -78,8 +78,19 @@ public final class ClusterHarness: @unchecked Sendable {
     /// harness's: for a single node whose server the test kills.
     public let embeddedNATS: Bool
 
-    init(db: LocalPostgres.Database, nats: LocalNATSServer, ops: PostgresClient, root: String, embeddedNATS: Bool) {
+    /// Extra environment for each node's `serve` process (a stepped clock, for instance).
+    let nodeEnvironment: (@Sendable (Node) -> [String: String])?
+
+    init(
+        db: LocalPostgres.Database,
+        nats: LocalNATSServer,
+        ops: PostgresClient,
+        root: String,
+        embeddedNATS: Bool,
+        nodeEnvironment: (@Sendable (Node) -> [String: String])?
+    ) {
         self.embeddedNATS = embeddedNATS
+        self.nodeEnvironment = nodeEnvironment
         self.db = db
         self.nats = nats
         self.ops = ops
@@ -94,6 +105,7 @@ public final class ClusterHarness: @unchecked Sendable {
         nodes count: Int,
         postgres: LocalPostgres? = nil,
         embeddedNATS: Bool = false,
+        nodeEnvironment: (@Sendable (Node) -> [String: String])? = nil,
         _ body: @Sendable (ClusterHarness) async throws -> Void
     ) async throws {
         try require(FileManager.default.isExecutableFile(atPath: anchorage), "build the executables first (swift build)")
@@ -109,7 +121,7 @@ public final class ClusterHarness: @unchecked Sendable {
             .path
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         let ops = PostgresClient(configuration: db.ops.clientConfiguration(maxConnections: 4), backgroundLogger: Logger(label: "harness"))
-        let harness = ClusterHarness(db: db, nats: nats, ops: ops, root: root, embeddedNATS: embeddedNATS)
+        let harness = ClusterHarness(db: db, nats: nats, ops: ops, root: root, embeddedNATS: embeddedNATS, nodeEnvironment: nodeEnvironment)
         do {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask { await ops.run() }
@@ -223,6 +235,7 @@ public final class ClusterHarness: @unchecked Sendable {
             if node.natsPort == 0 { node.natsPort = try FreePort.loopback() }
             env["ANCHORAGE_NATS_PORT"] = "\(node.natsPort)"
         }
+        for (key, value) in nodeEnvironment?(node) ?? [:] { env[key] = value }
         env["ANCHORAGE_NODE_ID"] = node.id.description
         env["ANCHORAGE_NODE_DATA_DIR"] = node.dataDir
         env["ANCHORAGE_HTTP_PORT"] = "0"

@@ -29,8 +29,16 @@ struct Serve: AsyncParsableCommand {
         if let host { extra[["http", "host"]] = ConfigValue(.string(host), isSecret: false) }
         if let port { extra[["http", "port"]] = ConfigValue(.int(port), isSecret: false) }
         let settings = try Settings(try await common.reader(extraFlags: extra))
-        let clock = SystemWallClock()
+        // Fault tests step one node's wall clock through a file (docs/reliability.md, case g).
+        let steppedClock = ProcessInfo.processInfo.environment["ANCHORAGE_FAULT_CLOCK_OFFSET_FILE"].map { SteppedWallClock(offsetFile: $0) }
+        let clock: any WallClock = steppedClock ?? SystemWallClock()
         let logger = LogSetup.bootstrap(level: settings.logLevel, format: settings.logFormat, clock: clock)
+        if let steppedClock {
+            logger.warning(
+                "the wall clock reads the system clock plus the offset in a file (fault testing only)",
+                metadata: ["file": "\(steppedClock.offsetFile)"]
+            )
+        }
         let entropy = SystemEntropy()
         let sealer = try settings.secretSealer()
         let nodeID = try NodeIdentity.resolve(settings, clock: clock, entropy: entropy)

@@ -15,6 +15,8 @@ struct Verdict: Sendable, CustomStringConvertible {
     var failed: [String: Int] = [:]
     /// Pins neither pinned on their factor nor failed.
     var unsettled = 0
+    /// A few of them, to report.
+    var unsettledPins: [TypeID] = []
     /// CIDs a Kubo holds under anchorage's pin name that no placement on its node wants.
     var orphans = 0
 
@@ -24,6 +26,26 @@ struct Verdict: Sendable, CustomStringConvertible {
         let reasons = failed.sorted { $0.key < $1.key }.map { "\($0.value)× \($0.key)" }.joined(separator: "; ")
         return
             "accepted \(accepted), live \(alive), lost \(lost.count), pinned \(pinned), failed \(failed.values.reduce(0, +))\(reasons.isEmpty ? "" : " (\(reasons))"), unsettled \(unsettled), orphans in Kubo \(orphans)"
+    }
+
+    /// What PostgreSQL says of an unsettled pin: its status and each placement (node index,
+    /// status, attempts, updated_at), for the failure message.
+    static func explain(_ pin: TypeID, harness: ClusterHarness) async throws -> String {
+        var out = "\(pin):"
+        let rows = try await harness.ops.query(
+            """
+            SELECT p.status, p.cid, pl.node_id, pl.status, pl.attempts, pl.updated_at::text
+            FROM pins p LEFT JOIN placements pl ON pl.org_id = p.org_id AND pl.pin_id = p.id
+            WHERE p.id = \(pin.uuid)
+            """,
+            logger: Logger(label: "faults")
+        )
+        for try await (status, cid, node, placement, attempts, at) in rows.decode((String, String, UUID?, String?, Int32?, String?).self) {
+            let index = node.flatMap { n in harness.nodes.first { $0.id == TypeID(prefix: IDPrefix.node, uuid: n) }?.index }
+            out +=
+                " pin \(status) \(cid); placement node \(index.map(String.init) ?? "-") \(placement ?? "-") attempts \(attempts ?? 0) at \(at ?? "-");"
+        }
+        return out
     }
 
     /// Reads the verdict: every pin row must be pinned on `factor` nodes or failed; every
@@ -49,6 +71,7 @@ struct Verdict: Sendable, CustomStringConvertible {
                 verdict.pinned += 1
             } else {
                 verdict.unsettled += 1
+                if verdict.unsettledPins.count < 5 { verdict.unsettledPins.append(TypeID(prefix: IDPrefix.pin, uuid: id)) }
             }
         }
         verdict.lost = snapshot.alive.keys.filter { !ids.contains($0) }.sorted()
